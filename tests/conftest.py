@@ -1,0 +1,90 @@
+"""Shared fixtures: real servers, and the `req` marker's traceability matrix.
+
+`pytest --req-matrix` prints, for each specification ID (UT-INFRA-02.2, ...), the tests that
+verify it, then exits without running them.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+
+import pytest
+
+from tests.servers import BlackHole, PostgresServer, RedisServer
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--req-matrix",
+        action="store_true",
+        help="print the specification-ID -> tests traceability matrix and exit",
+    )
+
+
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    if not config.getoption("--req-matrix"):
+        return
+    matrix: dict[str, list[str]] = defaultdict(list)
+    for item in items:
+        for marker in item.iter_markers("req"):
+            for req_id in marker.args:
+                matrix[req_id].append(item.nodeid)
+    lines = ["Traceability matrix (specification ID -> tests)"]
+    for req_id in sorted(matrix):
+        lines.append(f"{req_id}  ({len(matrix[req_id])} tests)")
+        lines.extend(f"    {nodeid}" for nodeid in sorted(set(matrix[req_id])))
+    print("\n" + "\n".join(lines))
+    items.clear()
+
+
+# -- real servers --------------------------------------------------------------------------
+# Session-scoped servers are shared by tests that only read and write data; tests that
+# stop, kill or fill a server take a function-scoped one of their own.
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def fresh_postgres() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def fresh_redis() -> Iterator[RedisServer]:
+    server = RedisServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def black_hole() -> Iterator[BlackHole]:
+    hole = BlackHole()
+    try:
+        yield hole
+    finally:
+        hole.close()

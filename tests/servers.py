@@ -1,0 +1,334 @@
+"""Real PostgreSQL and Redis servers for tests, started in temporary directories.
+
+Each server runs on a free loopback port and can be stopped, killed with SIGKILL and
+restarted on the same port and data, so tests inject real faults. `close()` always stops
+whatever is running: fixtures call it in teardown even when a test failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+
+def free_port() -> int:
+    """A loopback TCP port that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.02)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def _pg_bindir() -> Path:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not found:
+        raise RuntimeError("PostgreSQL server binaries not found: run scripts/bootstrap")
+    return Path(found[-1]).parent
+
+
+def _process_gone(pid: int) -> bool:
+    """True once `pid` is gone or a zombie (a zombie still answers kill(pid, 0))."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+class PostgresServer:
+    """A PostgreSQL cluster owned by the test run, with password (SCRAM) authentication."""
+
+    user = "app"
+    password = "app-test-password"  # a throwaway cluster on loopback
+    database = "app"
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.bindir = _pg_bindir()
+        self.root = Path(root or tempfile.mkdtemp(prefix="pg-test-"))
+        self.datadir = self.root / "data"
+        self.sockdir = self.root / "sock"
+        self.port = free_port()
+        # PostgreSQL refuses to run as root: run it as the `postgres` system user then.
+        self._run_as = "postgres" if os.geteuid() == 0 else None
+        self._initdb()
+
+    # -- helpers -------------------------------------------------------------------------
+    def _cmd(self, *args: str) -> list[str]:
+        prefix = ["runuser", "-u", self._run_as, "--"] if self._run_as else []
+        return [*prefix, *args]
+
+    def _chown(self, path: Path) -> None:
+        if self._run_as:
+            entry = pwd.getpwnam(self._run_as)
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+
+    def _initdb(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.chmod(0o755)
+        self.sockdir.mkdir(exist_ok=True)
+        self._chown(self.root)
+        self._chown(self.sockdir)
+        pwfile = self.root / "superuser.pw"
+        pwfile.write_text("postgres-test-password\n")
+        self._chown(pwfile)
+        subprocess.run(
+            self._cmd(
+                str(self.bindir / "initdb"),
+                "-D",
+                str(self.datadir),
+                "-U",
+                "postgres",
+                "--pwfile",
+                str(pwfile),
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ),
+            check=True,
+            capture_output=True,
+        )
+        with open(self.datadir / "postgresql.conf", "a") as conf:
+            conf.write(
+                "\nlisten_addresses = '127.0.0.1'\n"
+                f"port = {self.port}\n"
+                f"unix_socket_directories = '{self.sockdir}'\n"
+                "fsync = off\nfull_page_writes = off\n"
+                "max_connections = 200\n"
+                "logging_collector = off\n"
+            )
+        self.start()
+        self.psql(f"CREATE ROLE {self.user} LOGIN PASSWORD '{self.password}' CREATEDB")
+        self.psql(f"CREATE DATABASE {self.database} OWNER {self.user}")
+
+    @property
+    def dsn(self) -> str:
+        return f"postgresql://{self.user}:{self.password}@127.0.0.1:{self.port}/{self.database}"
+
+    def conninfo(self, **overrides: Any) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "host": "127.0.0.1",
+            "port": self.port,
+            "user": self.user,
+            "password": self.password,
+            "dbname": self.database,
+        }
+        info.update(overrides)
+        return info
+
+    def psql(self, sql: str, database: str = "postgres") -> str:
+        """Run SQL as the superuser over the Unix socket; return psql's unaligned output."""
+        result = subprocess.run(
+            self._cmd(
+                str(self.bindir / "psql"),
+                "-h",
+                str(self.sockdir),
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-d",
+                database,
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-XAtq",
+                "-c",
+                sql,
+            ),
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"psql failed on {sql!r}: {result.stderr.strip()}")
+        return result.stdout
+
+    def _pg_ctl(self, *args: str) -> None:
+        subprocess.run(
+            self._cmd(str(self.bindir / "pg_ctl"), "-D", str(self.datadir), *args),
+            check=True,
+            capture_output=True,
+        )
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def postmaster_pid(self) -> int | None:
+        pidfile = self.datadir / "postmaster.pid"
+        try:
+            return int(pidfile.read_text().split("\n", 1)[0])
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def is_running(self) -> bool:
+        pid = self.postmaster_pid()
+        return pid is not None and not _process_gone(pid)
+
+    def start(self) -> None:
+        self._pg_ctl("-w", "-t", "30", "-l", str(self.root / "server.log"), "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        if self.is_running():
+            self._pg_ctl("-w", "-t", "30", "-m", mode, "stop")
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def kill9(self) -> None:
+        """SIGKILL the postmaster and its children (a crash), and clear what they leave behind."""
+        pid = self.postmaster_pid()
+        if pid is None:
+            return
+        children = subprocess.run(
+            ["pgrep", "-P", str(pid)], capture_output=True, text=True
+        ).stdout.split()
+        for victim in [pid, *map(int, children)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while not all(_process_gone(p) for p in [pid, *map(int, children)]):
+            if time.monotonic() > deadline:
+                raise TimeoutError("PostgreSQL processes survived SIGKILL")
+            time.sleep(0.02)
+        # An unreaped zombie still answers kill(pid, 0): remove the stale pid and lock files.
+        (self.datadir / "postmaster.pid").unlink(missing_ok=True)
+        for lock in self.sockdir.glob(".s.PGSQL.*"):
+            lock.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.stop("immediate")
+        with contextlib.suppress(Exception):
+            self.kill9()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class RedisServer:
+    """A redis-server owned by the test run: no persistence, password required."""
+
+    password = "redis-test-password"  # a throwaway server on loopback
+
+    def __init__(self, root: Path | None = None, extra_args: tuple[str, ...] = ()) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server not found: run scripts/bootstrap")
+        self.binary = binary
+        self.root = Path(root or tempfile.mkdtemp(prefix="redis-test-"))
+        self.port = free_port()
+        self.extra_args = extra_args
+        self.process: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            return
+        self.process = subprocess.Popen(
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.root),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--requirepass",
+                self.password,
+                "--logfile",
+                str(self.root / "redis.log"),
+                *self.extra_args,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port)
+
+    def cli(self, *args: str) -> str:
+        result = subprocess.run(
+            ["redis-cli", "-p", str(self.port), "--no-auth-warning", "-a", self.password, *args],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return result.stdout.strip()
+
+    def is_running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill9(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.kill9()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class BlackHole:
+    """A TCP listener that accepts connections and never answers (a hung server)."""
+
+    def __init__(self) -> None:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(128)
+        self.port = int(self._sock.getsockname()[1])
+        self._accepted: list[socket.socket] = []
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        self._sock.settimeout(0.1)
+        while not self._closed.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except (TimeoutError, OSError):
+                continue
+            self._accepted.append(conn)
+
+    @property
+    def connections_accepted(self) -> int:
+        return len(self._accepted)
+
+    def close(self) -> None:
+        self._closed.set()
+        self._thread.join(2)
+        for conn in self._accepted:
+            conn.close()
+        self._sock.close()
