@@ -1,0 +1,1 @@
+"""The stack: one ComponentResource per service, a platform that runs them, rendered files."""

@@ -1,0 +1,657 @@
+"""The stack's typed configuration: one table of settings, parsed and validated once.
+
+`SETTINGS` is the single source of truth for every key: its type, default, description and
+rule. `Pulumi.yaml`'s `config:` schema and the README's configuration reference are checked
+against it by the tests. A bad value stops the program with one message that names each bad
+key, its value and what is allowed (a `pulumi.RunError`, so no stack trace).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pulumi
+from croniter import croniter
+
+PROJECT = "data-platform"
+
+Kind = Literal["string", "integer", "boolean", "array"]
+
+REDIS_EVICTION_POLICIES = (
+    "noeviction",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+)
+RESTART_POLICIES = ("unless-stopped", "always", "on-failure")
+TLS_MODES = ("self-signed", "provided")
+
+_SIZE = re.compile(r"^([1-9][0-9]*)(b|kb|mb|gb)$")
+_SIZE_FACTORS = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
+_IMAGE = re.compile(
+    r"^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"
+)
+_HOST_PORT = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?:([0-9]{1,5})$")
+_DOMAIN = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
+_DURATION = re.compile(r"^[1-9][0-9]*(s|m|h|d|w|y)$")
+
+
+class ConfigError(pulumi.RunError):
+    """Invalid stack configuration; the message lists every bad key, value and rule."""
+
+
+# -- rules: each returns None when the value is fine, else what is allowed -------------------
+
+
+def _at_least(minimum: int) -> Callable[[Any], str | None]:
+    return lambda v: None if v >= minimum else f"an integer >= {minimum}"
+
+
+def _between(low: int, high: int) -> Callable[[Any], str | None]:
+    return lambda v: None if low <= v <= high else f"an integer from {low} to {high}"
+
+
+def _one_of(choices: tuple[str, ...]) -> Callable[[Any], str | None]:
+    return lambda v: None if v in choices else "one of " + ", ".join(choices)
+
+
+def _size(v: str) -> str | None:
+    return None if _SIZE.match(v) else "a size like 512mb (a positive number then b, kb, mb or gb)"
+
+
+def _cron(v: str) -> str | None:
+    ok = len(v.split()) == 5 and croniter.is_valid(v)
+    return None if ok else "a 5-field cron expression such as '0 2 * * *'"
+
+
+def _pinned_image(v: str) -> str | None:
+    if not _IMAGE.match(v) or (":" not in v.rsplit("/", 1)[-1] and "@sha256:" not in v):
+        return "an image pinned to a tag or digest, like 'postgres:15.13-alpine'"
+    if v.rsplit("/", 1)[-1].split("@")[0].endswith(":latest"):
+        return "a pinned tag, not ':latest'"
+    return None
+
+
+def _host_port(v: str) -> str | None:
+    match = _HOST_PORT.match(v)
+    ok = match is not None and 1 <= int(match.group(2)) <= 65535
+    return None if ok else "host:port, like 'backend:8000'"
+
+
+def _domain(v: str) -> str | None:
+    return None if _DOMAIN.match(v) else "a DNS name like 'platform.example.com'"
+
+
+def _duration(v: str) -> str | None:
+    return None if _DURATION.match(v) else "a Prometheus duration like 15d"
+
+
+def _workers(v: str) -> str | None:
+    ok = v == "auto" or (v.isdigit() and 1 <= int(v) <= 256)
+    return None if ok else "'auto' or an integer from 1 to 256"
+
+
+def _cidrs(v: list[str]) -> str | None:
+    try:
+        for item in v:
+            ipaddress.ip_network(item)
+    except ValueError:
+        return "a list of CIDR blocks like ['10.0.0.0/8']"
+    return None if v else "a non-empty list of CIDR blocks"
+
+
+def _webhook(v: str) -> str | None:
+    ok = v == "" or v.startswith(("https://", "http://"))
+    return None if ok else "an http(s):// URL, or empty for no webhook"
+
+
+def _pem(marker: str) -> Callable[[str], str | None]:
+    return lambda v: None if v == "" or marker in v else f"a PEM block containing '{marker}'"
+
+
+def _always(_: Any) -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One configuration key: how to read it, its default and its rule."""
+
+    key: str
+    kind: Kind
+    default: Any
+    description: str
+    rule: Callable[[Any], str | None] = _always
+    secret: bool = False
+
+
+SETTINGS: tuple[Setting, ...] = (
+    # Endpoints and TLS
+    Setting("domain", "string", "localhost", "Public DNS name nginx serves.", _domain),
+    Setting(
+        "nginxHttpPort",
+        "integer",
+        80,
+        "Host port for HTTP (redirects to HTTPS).",
+        _between(1, 65535),
+    ),
+    Setting("nginxHttpsPort", "integer", 443, "Host port for HTTPS.", _between(1, 65535)),
+    Setting(
+        "nginxWorkerProcesses",
+        "string",
+        "auto",
+        "nginx worker_processes: 'auto' or a count.",
+        _workers,
+    ),
+    Setting(
+        "rateLimitRps",
+        "integer",
+        20,
+        "Requests per second per client IP before nginx answers 429.",
+        _at_least(1),
+    ),
+    Setting(
+        "rateLimitBurst", "integer", 40, "Requests a client may burst above the rate.", _at_least(0)
+    ),
+    Setting(
+        "backendUpstream",
+        "string",
+        "backend:8000",
+        "Application API upstream (host:port), proxied at /api/.",
+        _host_port,
+    ),
+    Setting(
+        "frontendUpstream",
+        "string",
+        "frontend:3000",
+        "Application web upstream (host:port), proxied at /.",
+        _host_port,
+    ),
+    Setting(
+        "adminAllowCidrs",
+        "array",
+        ["127.0.0.1/32", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"],
+        "Client networks allowed to reach /prometheus/ (Prometheus has no login).",
+        _cidrs,
+    ),
+    Setting(
+        "tlsMode",
+        "string",
+        "self-signed",
+        "'self-signed' (generated by pulumi-tls) or 'provided' (tlsCertificate + tlsPrivateKey).",
+        _one_of(TLS_MODES),
+    ),
+    Setting(
+        "tlsCertificate",
+        "string",
+        "",
+        "PEM certificate chain when tlsMode is 'provided'.",
+        _pem("BEGIN CERTIFICATE"),
+    ),
+    Setting(
+        "tlsPrivateKey",
+        "string",
+        "",
+        "PEM private key when tlsMode is 'provided' (set with --secret).",
+        _pem("PRIVATE KEY"),
+        secret=True,
+    ),
+    Setting(
+        "exposeDataPorts",
+        "boolean",
+        False,
+        "Publish PostgreSQL and Redis on 127.0.0.1 of the host (dev convenience).",
+    ),
+    # Database and pool
+    Setting("dbName", "string", "app", "Application database name.", _domain),
+    Setting("dbUser", "string", "app", "Application database role.", _domain),
+    Setting(
+        "dbPoolSize",
+        "integer",
+        10,
+        "Connections each application pool keeps open (DB_POOL_SIZE).",
+        _at_least(1),
+    ),
+    Setting(
+        "dbMaxOverflow",
+        "integer",
+        20,
+        "Extra connections a pool may open under load (DB_MAX_OVERFLOW).",
+        _at_least(0),
+    ),
+    Setting(
+        "dbPoolTimeout",
+        "integer",
+        30,
+        "Seconds a request waits for a pooled connection (DB_POOL_TIMEOUT).",
+        _at_least(1),
+    ),
+    Setting(
+        "dbStatementTimeoutMs",
+        "integer",
+        5000,
+        "statement_timeout for pooled connections, in ms (0 = none).",
+        _at_least(0),
+    ),
+    Setting(
+        "postgresMaxConnections",
+        "integer",
+        100,
+        "PostgreSQL max_connections; must exceed dbPoolSize + dbMaxOverflow.",
+        _between(10, 10000),
+    ),
+    # Cache
+    Setting("redisMaxMemory", "string", "512mb", "Redis maxmemory (REDIS_MAX_MEMORY).", _size),
+    Setting(
+        "redisEvictionPolicy",
+        "string",
+        "allkeys-lru",
+        "Redis maxmemory-policy (REDIS_EVICTION_POLICY).",
+        _one_of(REDIS_EVICTION_POLICIES),
+    ),
+    Setting(
+        "cacheDefaultTtl",
+        "integer",
+        300,
+        "Default cache entry TTL in seconds; bounds cross-process staleness.",
+        _at_least(1),
+    ),
+    # Backups
+    Setting(
+        "backupSchedule",
+        "string",
+        "0 2 * * *",
+        "Cron schedule of backups (BACKUP_SCHEDULE).",
+        _cron,
+    ),
+    Setting(
+        "backupRetentionDays",
+        "integer",
+        30,
+        "Days backups are kept (BACKUP_RETENTION_DAYS).",
+        _at_least(1),
+    ),
+    Setting("backupMinKeep", "integer", 3, "Backups always kept whatever their age.", _at_least(1)),
+    # Monitoring and operations
+    Setting(
+        "monitoringInterval",
+        "integer",
+        60,
+        "Seconds between runtime metric collections (MONITORING_INTERVAL).",
+        _at_least(1),
+    ),
+    Setting(
+        "alertCooldown",
+        "integer",
+        300,
+        "Seconds before an identical alert is sent again (ALERT_COOLDOWN).",
+        _at_least(0),
+    ),
+    Setting(
+        "alertWebhookUrl",
+        "string",
+        "",
+        "Alertmanager webhook receiver URL (set with --secret; empty = none).",
+        _webhook,
+        secret=True,
+    ),
+    Setting(
+        "scrapeIntervalSeconds",
+        "integer",
+        15,
+        "Prometheus scrape and rule evaluation interval.",
+        _between(1, 300),
+    ),
+    Setting(
+        "prometheusRetention", "string", "15d", "How long Prometheus keeps samples.", _duration
+    ),
+    Setting(
+        "healthCheckTimeout",
+        "integer",
+        60,
+        "Seconds `pulumi up` waits for each container to turn healthy (HEALTH_CHECK_TIMEOUT).",
+        _between(5, 3600),
+    ),
+    Setting(
+        "healthCheckInterval",
+        "integer",
+        10,
+        "Seconds between container health probes.",
+        _between(1, 300),
+    ),
+    Setting(
+        "restartPolicy",
+        "string",
+        "unless-stopped",
+        "Docker restart policy for every container.",
+        _one_of(RESTART_POLICIES),
+    ),
+    Setting(
+        "restartAttempts",
+        "integer",
+        3,
+        "Restarts before giving up when restartPolicy is on-failure (SERVICE_RESTART_ATTEMPTS).",
+        _at_least(1),
+    ),
+    Setting(
+        "protectDataVolumes",
+        "boolean",
+        True,
+        "Protect data volumes so `pulumi destroy` cannot delete them without an unprotect.",
+    ),
+    Setting(
+        "grafanaAdminUser",
+        "string",
+        "admin",
+        "Grafana administrator login (password is generated).",
+        _domain,
+    ),
+    # Images (pinned) and memory limits (MB)
+    Setting("postgresImage", "string", "postgres:15.13-alpine", "PostgreSQL image.", _pinned_image),
+    Setting("redisImage", "string", "redis:7.4.2-alpine", "Redis image.", _pinned_image),
+    Setting("nginxImage", "string", "nginx:1.27.4-alpine", "nginx image.", _pinned_image),
+    Setting(
+        "prometheusImage", "string", "prom/prometheus:v2.55.1", "Prometheus image.", _pinned_image
+    ),
+    Setting(
+        "alertmanagerImage",
+        "string",
+        "prom/alertmanager:v0.27.0",
+        "Alertmanager image.",
+        _pinned_image,
+    ),
+    Setting("grafanaImage", "string", "grafana/grafana:11.3.1", "Grafana image.", _pinned_image),
+    Setting(
+        "postgresMemoryMb",
+        "integer",
+        1024,
+        "PostgreSQL container memory limit (MB).",
+        _at_least(64),
+    ),
+    Setting(
+        "redisMemoryMb",
+        "integer",
+        768,
+        "Redis container memory limit (MB); must exceed redisMaxMemory.",
+        _at_least(32),
+    ),
+    Setting("nginxMemoryMb", "integer", 128, "nginx container memory limit (MB).", _at_least(16)),
+    Setting(
+        "prometheusMemoryMb",
+        "integer",
+        1024,
+        "Prometheus container memory limit (MB).",
+        _at_least(128),
+    ),
+    Setting(
+        "alertmanagerMemoryMb",
+        "integer",
+        128,
+        "Alertmanager container memory limit (MB).",
+        _at_least(32),
+    ),
+    Setting(
+        "grafanaMemoryMb", "integer", 512, "Grafana container memory limit (MB).", _at_least(128)
+    ),
+)
+
+SETTINGS_BY_KEY: Mapping[str, Setting] = {s.key: s for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Every setting of one stack, typed. Attribute names are the keys in snake_case."""
+
+    stack: str
+    domain: str
+    nginx_http_port: int
+    nginx_https_port: int
+    nginx_worker_processes: str
+    rate_limit_rps: int
+    rate_limit_burst: int
+    backend_upstream: str
+    frontend_upstream: str
+    admin_allow_cidrs: tuple[str, ...]
+    tls_mode: str
+    tls_certificate: str
+    tls_private_key: pulumi.Output[str] | None
+    expose_data_ports: bool
+    db_name: str
+    db_user: str
+    db_pool_size: int
+    db_max_overflow: int
+    db_pool_timeout: int
+    db_statement_timeout_ms: int
+    postgres_max_connections: int
+    redis_max_memory: str
+    redis_eviction_policy: str
+    cache_default_ttl: int
+    backup_schedule: str
+    backup_retention_days: int
+    backup_min_keep: int
+    monitoring_interval: int
+    alert_cooldown: int
+    alert_webhook_url: pulumi.Output[str] | None
+    scrape_interval_seconds: int
+    prometheus_retention: str
+    health_check_timeout: int
+    health_check_interval: int
+    restart_policy: str
+    restart_attempts: int
+    protect_data_volumes: bool
+    grafana_admin_user: str
+    postgres_image: str
+    redis_image: str
+    nginx_image: str
+    prometheus_image: str
+    alertmanager_image: str
+    grafana_image: str
+    postgres_memory_mb: int
+    redis_memory_mb: int
+    nginx_memory_mb: int
+    prometheus_memory_mb: int
+    alertmanager_memory_mb: int
+    grafana_memory_mb: int
+
+
+def snake(key: str) -> str:
+    return re.sub(r"(?<!^)([A-Z])", r"_\1", key).lower()
+
+
+def size_in_bytes(size: str) -> int:
+    """`512mb` -> 536870912 (Redis units: k/m/g are powers of 1024)."""
+    match = _SIZE.match(size)
+    if match is None:
+        raise ValueError(f"not a size: {size!r}")
+    return int(match.group(1)) * _SIZE_FACTORS[match.group(2)]
+
+
+def _parse(setting: Setting, raw: Any) -> Any:
+    """Turn the CLI's string (or a YAML-typed value) into the setting's kind; ValueError if not."""
+    if setting.kind == "string":
+        if not isinstance(raw, str):
+            raise ValueError
+        return raw
+    if setting.kind == "integer":
+        if isinstance(raw, bool):
+            raise ValueError
+        if isinstance(raw, int):
+            return raw
+        if isinstance(raw, str) and re.fullmatch(r"-?[0-9]+", raw.strip()):
+            return int(raw)
+        raise ValueError
+    if setting.kind == "boolean":
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.lower() in ("true", "false"):
+            return raw.lower() == "true"
+        raise ValueError
+    value = json.loads(raw) if isinstance(raw, str) else raw
+    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+        raise ValueError
+    return value
+
+
+_KIND_TEXT = {
+    "string": "a string",
+    "integer": "an integer",
+    "boolean": "true or false",
+    "array": "a JSON list of strings",
+}
+
+
+def _shown(setting: Setting, raw: Any) -> str:
+    return "[secret]" if setting.secret else repr(raw)
+
+
+def parse_config(
+    raw: Mapping[str, Any], stack: str, secrets: Mapping[str, pulumi.Output[str]] | None = None
+) -> StackConfig:
+    """Build a `StackConfig` from raw values keyed without the project prefix.
+
+    `secrets` carries secret settings as `Output`s so they stay secret; their plain values in
+    `raw` are only used to validate them. Raises `ConfigError` listing every problem.
+    """
+    problems: list[str] = []
+    values: dict[str, Any] = {}
+    for key in sorted(set(raw) - set(SETTINGS_BY_KEY)):
+        problems.append(
+            f"{PROJECT}:{key}: unknown key (value {raw[key]!r}); allowed keys are listed in "
+            "Pulumi.yaml and the README's configuration reference"
+        )
+    for setting in SETTINGS:
+        value = setting.default
+        if setting.key in raw:
+            given = raw[setting.key]
+            try:
+                value = _parse(setting, given)
+            except (ValueError, json.JSONDecodeError):
+                problems.append(
+                    f"{PROJECT}:{setting.key}: got {_shown(setting, given)}; "
+                    f"allowed: {_KIND_TEXT[setting.kind]}"
+                )
+                continue
+        allowed = setting.rule(value)
+        if allowed is not None:
+            problems.append(
+                f"{PROJECT}:{setting.key}: got {_shown(setting, value)}; allowed: {allowed}"
+            )
+        values[snake(setting.key)] = tuple(value) if setting.kind == "array" else value
+    if not problems:
+        problems.extend(_cross_field_problems(values))
+    if problems:
+        raise ConfigError("invalid stack configuration:\n  " + "\n  ".join(problems))
+
+    secrets = secrets or {}
+    for setting in SETTINGS:
+        if setting.secret:
+            name = snake(setting.key)
+            plain = values[name]
+            values[name] = secrets.get(setting.key) or (
+                pulumi.Output.secret(plain) if plain else None
+            )
+    return StackConfig(stack=stack, **values)
+
+
+def _cross_field_problems(v: Mapping[str, Any]) -> list[str]:
+    problems = []
+    pooled = v["db_pool_size"] + v["db_max_overflow"]
+    if v["postgres_max_connections"] <= pooled:
+        problems.append(
+            f"{PROJECT}:postgresMaxConnections: got {v['postgres_max_connections']}; allowed: "
+            f"more than dbPoolSize + dbMaxOverflow ({pooled}) so admin and exporter "
+            "connections still fit"
+        )
+    limit = v["redis_memory_mb"] * 1024**2
+    if size_in_bytes(v["redis_max_memory"]) >= limit:
+        problems.append(
+            f"{PROJECT}:redisMaxMemory: got {v['redis_max_memory']!r}; allowed: less than the "
+            f"container limit redisMemoryMb ({v['redis_memory_mb']} MB), leaving room for "
+            "Redis's own overhead (about 75% of it is a good value)"
+        )
+    if v["tls_mode"] == "provided" and not (v["tls_certificate"] and v["tls_private_key"]):
+        problems.append(
+            f"{PROJECT}:tlsCertificate/tlsPrivateKey: not set; allowed: with tlsMode "
+            "'provided' both are required (pulumi config set tlsCertificate < cert.pem; "
+            "pulumi config set --secret tlsPrivateKey < key.pem)"
+        )
+    if v["nginx_http_port"] == v["nginx_https_port"]:
+        problems.append(
+            f"{PROJECT}:nginxHttpsPort: got {v['nginx_https_port']}; allowed: a port "
+            "different from nginxHttpPort"
+        )
+    return problems
+
+
+def load_stack_config() -> StackConfig:
+    """Read this stack's configuration from the Pulumi engine (CLI or test mocks)."""
+    # pulumi.Config cannot list keys; the runtime's config map can, and unknown keys must fail.
+    from pulumi.runtime import config as runtime_config
+
+    prefix = f"{PROJECT}:"
+    known: dict[str, Any] = dict(runtime_config.get_config_env())
+    known.update(runtime_config.CONFIG.get())
+    raw = {k[len(prefix) :]: v for k, v in known.items() if k.startswith(prefix)}
+    secret_keys = set(runtime_config.get_config_secret_keys_env())
+    secret_keys.update(k for k in known if runtime_config.is_config_secret(k))
+    stored_plain = [
+        s.key for s in SETTINGS if s.secret and raw.get(s.key) and prefix + s.key not in secret_keys
+    ]
+    if stored_plain:
+        raise ConfigError(
+            "invalid stack configuration:\n  "
+            + "\n  ".join(
+                f"{prefix}{key}: stored in plain text; allowed: a secret value "
+                f"(pulumi config set --secret {key} ...)"
+                for key in stored_plain
+            )
+        )
+    config = pulumi.Config(PROJECT)
+    secrets = {s.key: config.require_secret(s.key) for s in SETTINGS if s.secret and raw.get(s.key)}
+    return parse_config(raw, stack=pulumi.get_stack(), secrets=secrets)
+
+
+# -- documentation generated from SETTINGS (tests keep Pulumi.yaml and the README in sync) ----
+
+
+def pulumi_yaml_config() -> dict[str, dict[str, Any]]:
+    """The `config:` block of Pulumi.yaml: every key typed, described and defaulted."""
+    block: dict[str, dict[str, Any]] = {}
+    for s in SETTINGS:
+        entry: dict[str, Any] = {"type": s.kind, "description": s.description, "default": s.default}
+        if s.kind == "array":
+            entry["items"] = {"type": "string"}
+        block[s.key] = entry
+    return block
+
+
+def markdown_reference() -> str:
+    """The README's configuration reference table."""
+    rows = ["| key | type | default | description |", "|---|---|---|---|"]
+    for s in SETTINGS:
+        default = json.dumps(s.default) if s.kind == "array" else f"`{s.default}`"
+        if s.default == "":
+            default = "(unset)"
+        secret = " **Secret.**" if s.secret else ""
+        rows.append(f"| `{s.key}` | {s.kind} | {default} | {s.description}{secret} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    import sys
+
+    import yaml
+
+    if sys.argv[1:] == ["--markdown"]:
+        print(markdown_reference())
+    else:
+        print(yaml.safe_dump({"config": pulumi_yaml_config()}, sort_keys=False, width=100))

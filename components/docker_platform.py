@@ -1,0 +1,140 @@
+"""How services run on one Docker host: networks, images, volumes and containers.
+
+The platform is itself a component owning the two networks; every service's image, volumes
+and container are created as children of that service's component (`parent=`), so
+`pulumi stack` shows them under the service that asked for them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from components.spec import ConfigFile, RuntimePolicy, ServiceSpec
+
+# Docker's json-file driver grows without bound unless told otherwise.
+LOG_OPTIONS = {"max-size": "10m", "max-file": "5"}
+
+
+@dataclass(frozen=True)
+class DockerService:
+    """The container a dependent waits on, plus its image and volumes."""
+
+    container: docker.Container
+    image: docker.RemoteImage
+    volumes: tuple[docker.Volume, ...]
+
+    @property
+    def workload(self) -> pulumi.Resource:
+        return self.container
+
+
+class DockerPlatform(pulumi.ComponentResource):
+    """Runs `ServiceSpec`s as containers on a backend (internal) and an edge network."""
+
+    def __init__(
+        self,
+        name: str,
+        policy: RuntimePolicy,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("infra:docker:DockerPlatform", name, None, opts)
+        self.name = name
+        self.policy = policy
+        child = pulumi.ResourceOptions(parent=self)
+        # internal=True: no route off the host; only services also on `edge` can reach out
+        # or be reached (nginx, and the egress of Grafana and Alertmanager).
+        self.backend = docker.Network(f"{name}-backend", internal=True, driver="bridge", opts=child)
+        self.edge = docker.Network(f"{name}-edge", internal=False, driver="bridge", opts=child)
+        self.register_outputs(
+            {"backend_network": self.backend.name, "edge_network": self.edge.name}
+        )
+
+    def deploy(self, spec: ServiceSpec, parent: pulumi.ComponentResource) -> DockerService:
+        prefix = f"{self.name}-{spec.name}"
+        child = pulumi.ResourceOptions(parent=parent)
+        image = docker.RemoteImage(
+            f"{prefix}-image", name=spec.image, keep_locally=True, opts=child
+        )
+        volumes = tuple(
+            # protect: `pulumi destroy` refuses to delete the data until it is unprotected.
+            docker.Volume(
+                f"{prefix}-{v.name}",
+                opts=child.merge(pulumi.ResourceOptions(protect=self.policy.protect_data)),
+            )
+            for v in spec.volumes
+        )
+        networks = set(spec.networks)
+        if spec.published:
+            # Docker publishes no port of a container attached only to internal networks.
+            networks.add("edge")
+        container = docker.Container(
+            prefix,
+            image=image.image_id,
+            command=list(spec.command) if spec.command is not None else None,
+            envs=[pulumi.Output.concat(k, "=", v) for k, v in spec.env.items()] or None,
+            user=spec.user,
+            networks_advanced=[
+                docker.ContainerNetworksAdvancedArgs(
+                    name=(self.backend if n == "backend" else self.edge).name,
+                    aliases=[spec.name],
+                )
+                for n in sorted(networks)
+            ],
+            ports=[
+                docker.ContainerPortArgs(
+                    internal=p.container_port, external=p.host_port, ip=p.host_ip
+                )
+                for p in spec.published
+            ]
+            or None,
+            volumes=[
+                docker.ContainerVolumeArgs(volume_name=vol.name, container_path=v.mount_path)
+                for vol, v in zip(volumes, spec.volumes, strict=True)
+            ]
+            or None,
+            uploads=[_upload(f) for f in spec.files] or None,
+            healthcheck=docker.ContainerHealthcheckArgs(
+                tests=["CMD", *spec.health.command],
+                interval=f"{self.policy.health_interval_seconds}s",
+                timeout=f"{spec.health.timeout_seconds}s",
+                retries=spec.health.retries,
+                start_period=f"{spec.health.start_period_seconds}s",
+                start_interval="1s",
+            ),
+            wait=True,
+            wait_timeout=self.policy.startup_timeout_seconds,
+            restart=self.policy.restart_policy,
+            max_retry_count=(
+                self.policy.restart_attempts if self.policy.restart_policy == "on-failure" else None
+            ),
+            memory=spec.memory_mb,
+            memory_swap=spec.memory_mb,  # equal to memory: no swap, so the limit is real
+            log_driver="json-file",
+            log_opts=LOG_OPTIONS,
+            security_opts=["no-new-privileges:true"],
+            destroy_grace_seconds=spec.stop_grace_seconds,
+            stop_timeout=spec.stop_grace_seconds,
+            labels=[
+                docker.ContainerLabelArgs(label="org.opencontainers.image.title", value=spec.name),
+                docker.ContainerLabelArgs(label="platform.stack", value=pulumi.get_stack()),
+            ],
+            opts=child.merge(pulumi.ResourceOptions(depends_on=list(spec.depends_on))),
+        )
+        return DockerService(container=container, image=image, volumes=volumes)
+
+
+def _upload(file: ConfigFile) -> docker.ContainerUploadArgs:
+    """A file for the container; its hash makes a content change replace the container."""
+    content = pulumi.Output.from_input(file.content)
+    if file.secret:
+        content = pulumi.Output.secret(content)
+    digest = content.apply(lambda text: hashlib.sha256(text.encode()).hexdigest())
+    return docker.ContainerUploadArgs(
+        file=file.path,
+        content=content,
+        source_hash=pulumi.Output.secret(digest) if file.secret else digest,
+    )

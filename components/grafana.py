@@ -1,0 +1,99 @@
+"""Grafana: dashboards over Prometheus, provisioned from files, behind nginx at /grafana/."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+
+from components.render.grafana_provisioning import (
+    DASHBOARDS_DIR,
+    render_dashboard_provider,
+    render_datasources,
+)
+from components.secrets import generated_password
+from components.spec import ConfigFile, DataVolume, HealthProbe, Platform, ScrapeTarget, ServiceSpec
+
+PORT = 3000
+CREDENTIAL_FILE = "/run/secrets/grafana-admin-password"
+PROVISIONING = "/etc/grafana/provisioning"
+
+
+@dataclass(frozen=True)
+class GrafanaArgs:
+    image: str
+    memory_mb: int
+    admin_user: str
+    root_url: str
+    prometheus_url: str
+    scrape_interval_seconds: int
+    # file name -> dashboard JSON; the monitoring issue generates these.
+    dashboards: Mapping[str, str] = field(default_factory=dict)
+    depends_on: Sequence[pulumi.Resource] = ()
+
+
+def grafana_spec(args: GrafanaArgs, admin_password: pulumi.Input[str]) -> ServiceSpec:
+    return ServiceSpec(
+        name="grafana",
+        image=args.image,
+        port=PORT,
+        env={
+            "GF_SECURITY_ADMIN_USER": args.admin_user,
+            "GF_SECURITY_ADMIN_PASSWORD__FILE": CREDENTIAL_FILE,
+            "GF_SERVER_ROOT_URL": args.root_url,
+            "GF_SERVER_SERVE_FROM_SUB_PATH": "false",  # nginx strips /grafana/
+            "GF_SECURITY_COOKIE_SECURE": "true",
+            "GF_SECURITY_DISABLE_GRAVATAR": "true",
+            "GF_USERS_ALLOW_SIGN_UP": "false",
+            "GF_AUTH_ANONYMOUS_ENABLED": "false",
+            # Nothing is downloaded or reported at run time.
+            "GF_ANALYTICS_REPORTING_ENABLED": "false",
+            "GF_ANALYTICS_CHECK_FOR_UPDATES": "false",
+            "GF_ANALYTICS_CHECK_FOR_PLUGIN_UPDATES": "false",
+            "GF_NEWS_NEWS_FEED_ENABLED": "false",
+        },
+        files=[
+            ConfigFile(CREDENTIAL_FILE, admin_password, secret=True),
+            ConfigFile(
+                f"{PROVISIONING}/datasources/prometheus.yml",
+                render_datasources(args.prometheus_url, args.scrape_interval_seconds),
+            ),
+            ConfigFile(f"{PROVISIONING}/dashboards/platform.yml", render_dashboard_provider()),
+            *(
+                ConfigFile(f"{DASHBOARDS_DIR}/{n}", text)
+                for n, text in sorted(args.dashboards.items())
+            ),
+        ],
+        volumes=[DataVolume("data", "/var/lib/grafana")],
+        health=HealthProbe(
+            ["wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{PORT}/api/health"],
+            start_period_seconds=60,  # first boot runs the database migrations
+        ),
+        memory_mb=args.memory_mb,
+        networks=("backend", "edge"),
+        depends_on=args.depends_on,
+    )
+
+
+class Grafana(pulumi.ComponentResource):
+    url: pulumi.Output[str]
+    admin_password: pulumi.Output[str]
+    scrape_targets: list[ScrapeTarget]
+
+    def __init__(
+        self,
+        name: str,
+        args: GrafanaArgs,
+        platform: Platform,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("infra:grafana:Grafana", name, None, opts)
+        self.admin_password = generated_password(f"{name}-admin-password", self)
+        spec = grafana_spec(args, self.admin_password)
+        self.spec = spec
+        self.service = platform.deploy(spec, parent=self)
+        self.address = spec.address
+        self.url = pulumi.Output.from_input(args.root_url)
+        self.scrape_targets = [ScrapeTarget("grafana", spec.address)]
+        self.register_outputs({"url": self.url, "admin_password": self.admin_password})

@@ -1,0 +1,75 @@
+"""nginx: the only published service; TLS termination and reverse proxy."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+
+from components.render.nginx_conf import (
+    STUB_STATUS_PORT,
+    TLS_CERT_PATH,
+    TLS_KEY_PATH,
+    NginxSettings,
+    render_nginx_conf,
+)
+from components.spec import ConfigFile, HealthProbe, Platform, PublishedPort, ServiceSpec
+
+CONF_DIR = "/etc/nginx"
+
+
+@dataclass(frozen=True)
+class NginxArgs:
+    image: str
+    memory_mb: int
+    settings: NginxSettings
+    http_port: int
+    https_port: int
+    certificate_pem: pulumi.Input[str]
+    private_key_pem: pulumi.Input[str]
+    depends_on: Sequence[pulumi.Resource] = ()
+
+
+def nginx_spec(args: NginxArgs) -> ServiceSpec:
+    return ServiceSpec(
+        name="nginx",
+        image=args.image,
+        port=443,
+        files=[
+            ConfigFile(f"{CONF_DIR}/nginx.conf", render_nginx_conf(args.settings)),
+            ConfigFile(f"{CONF_DIR}/{TLS_CERT_PATH}", args.certificate_pem),
+            ConfigFile(f"{CONF_DIR}/{TLS_KEY_PATH}", args.private_key_pem, secret=True),
+        ],
+        health=HealthProbe(
+            ["wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{STUB_STATUS_PORT}/healthz"]
+        ),
+        memory_mb=args.memory_mb,
+        networks=("backend", "edge"),
+        published=[
+            PublishedPort(80, args.http_port),
+            PublishedPort(443, args.https_port),
+        ],
+        depends_on=args.depends_on,
+    )
+
+
+class Nginx(pulumi.ComponentResource):
+    public_url: pulumi.Output[str]
+    stub_status_address: str
+
+    def __init__(
+        self,
+        name: str,
+        args: NginxArgs,
+        platform: Platform,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("infra:nginx:Nginx", name, None, opts)
+        spec = nginx_spec(args)
+        self.spec = spec
+        self.service = platform.deploy(spec, parent=self)
+        suffix = "" if args.https_port == 443 else f":{args.https_port}"
+        self.public_url = pulumi.Output.from_input(f"https://{args.settings.server_name}{suffix}")
+        self.stub_status_address = f"{spec.name}:{STUB_STATUS_PORT}"
+        self.register_outputs({"public_url": self.public_url})

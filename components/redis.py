@@ -1,0 +1,85 @@
+"""Redis: the cache, bounded by maxmemory with an eviction policy, password required."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from components.render.redis_conf import render_redis_conf
+from components.secrets import generated_password
+from components.spec import (
+    ConfigFile,
+    DataVolume,
+    HealthProbe,
+    Platform,
+    PublishedPort,
+    ServiceSpec,
+)
+
+PORT = 6379
+CONF_FILE = "/usr/local/etc/redis/redis.conf"
+CREDENTIAL_FILE = "/run/secrets/redis-password"
+
+
+@dataclass(frozen=True)
+class RedisArgs:
+    image: str
+    maxmemory: str
+    eviction_policy: str
+    memory_mb: int
+    loopback_port: int | None = None
+
+
+def redis_spec(args: RedisArgs, password: pulumi.Output[str]) -> ServiceSpec:
+    conf = password.apply(lambda pw: render_redis_conf(pw, args.maxmemory, args.eviction_policy))
+    return ServiceSpec(
+        name="redis",
+        image=args.image,
+        port=PORT,
+        command=["redis-server", CONF_FILE],
+        files=[
+            ConfigFile(CONF_FILE, conf, secret=True),
+            ConfigFile(CREDENTIAL_FILE, password, secret=True),
+        ],
+        volumes=[DataVolume("data", "/data")],
+        health=HealthProbe(
+            [
+                "sh",
+                "-c",
+                f'REDISCLI_AUTH="$(cat {CREDENTIAL_FILE})" redis-cli ping | grep -q PONG',
+            ]
+        ),
+        memory_mb=args.memory_mb,
+        published=[PublishedPort(PORT, args.loopback_port, "127.0.0.1")]
+        if args.loopback_port
+        else [],
+    )
+
+
+class Redis(pulumi.ComponentResource):
+    """A Redis server configured as a bounded cache."""
+
+    host: pulumi.Output[str]
+    port: pulumi.Output[int]
+    password: pulumi.Output[str]
+    url: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        args: RedisArgs,
+        platform: Platform,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("infra:redis:Redis", name, None, opts)
+        self.password = generated_password(f"{name}-password", self)
+        spec = redis_spec(args, self.password)
+        self.spec = spec
+        self.service = platform.deploy(spec, parent=self)
+        self.host = pulumi.Output.from_input(spec.name)
+        self.port = pulumi.Output.from_input(PORT)
+        self.url = pulumi.Output.secret(
+            pulumi.Output.format("redis://:{0}@{1}:{2}/0", self.password, spec.name, PORT)
+        )
+        self.register_outputs({"host": self.host, "port": self.port, "url": self.url})

@@ -1,0 +1,113 @@
+"""What runs: a platform-neutral description of one service.
+
+A service module (postgres.py, redis.py, ...) fills in a `ServiceSpec`; a platform module
+(docker_platform.py today, a Kubernetes one later) turns it into real resources. Nothing in
+here knows about Docker, so a second platform needs no change to any service module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import pulumi
+
+Network = Literal["backend", "edge"]
+
+
+@dataclass(frozen=True)
+class HealthProbe:
+    """A command run inside the container; exit 0 means ready (Docker: healthcheck)."""
+
+    command: Sequence[str]
+    timeout_seconds: int = 5
+    retries: int = 3
+    start_period_seconds: int = 10
+
+
+@dataclass(frozen=True)
+class PublishedPort:
+    """A container port reachable from outside the platform."""
+
+    container_port: int
+    host_port: int
+    host_ip: str = "0.0.0.0"  # noqa: S104 - the edge publishes on purpose; dev data ports say 127.0.0.1
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    """A generated file placed in the container before it starts.
+
+    `secret` files (passwords, keys, configs embedding them) stay Pulumi secrets end to end.
+    """
+
+    path: str
+    content: pulumi.Input[str]
+    secret: bool = False
+
+
+@dataclass(frozen=True)
+class DataVolume:
+    """Persistent storage that outlives the container (a named volume / a PVC)."""
+
+    name: str
+    mount_path: str
+
+
+@dataclass(frozen=True)
+class ScrapeTarget:
+    """A Prometheus scrape job this service offers (the seam for exporters and the runtime)."""
+
+    job: str
+    address: str
+    metrics_path: str = "/metrics"
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """Everything a platform needs to run one service, and nothing about how."""
+
+    name: str
+    image: str
+    port: int
+    health: HealthProbe
+    memory_mb: int
+    command: Sequence[pulumi.Input[str]] | None = None
+    env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    files: Sequence[ConfigFile] = ()
+    volumes: Sequence[DataVolume] = ()
+    networks: Sequence[Network] = ("backend",)
+    published: Sequence[PublishedPort] = ()
+    depends_on: Sequence[pulumi.Resource] = ()
+    stop_grace_seconds: int = 30
+    user: str | None = None
+
+    @property
+    def address(self) -> str:
+        """host:port other services use to reach it on the backend network."""
+        return f"{self.name}:{self.port}"
+
+
+@dataclass(frozen=True)
+class RuntimePolicy:
+    """How every service is kept running; the same for all services of a stack."""
+
+    restart_policy: str
+    restart_attempts: int
+    startup_timeout_seconds: int
+    health_interval_seconds: int
+    protect_data: bool
+
+
+class DeployedService(Protocol):
+    """What a platform hands back: the resource dependents wait on."""
+
+    @property
+    def workload(self) -> pulumi.Resource: ...
+
+
+class Platform(Protocol):
+    """Where services run. `deploy` creates the service's resources as children of `parent`."""
+
+    def deploy(self, spec: ServiceSpec, parent: pulumi.ComponentResource) -> DeployedService: ...

@@ -1,0 +1,240 @@
+"""The whole platform for one stack: services in dependency order, and what apps read.
+
+Edges (a dependent's container is created only once its dependencies are healthy, and is
+destroyed before them):
+
+    postgres, redis, alertmanager -> prometheus -> grafana -> nginx
+                                     prometheus ---------------> nginx
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+
+from components.alertmanager import Alertmanager, AlertmanagerArgs
+from components.config import StackConfig
+from components.docker_platform import DockerPlatform
+from components.grafana import PORT as GRAFANA_PORT
+from components.grafana import Grafana, GrafanaArgs
+from components.nginx import Nginx, NginxArgs
+from components.postgres import PORT as POSTGRES_PORT
+from components.postgres import Postgres, PostgresArgs
+from components.prometheus import Prometheus, PrometheusArgs
+from components.redis import PORT as REDIS_PORT
+from components.redis import Redis, RedisArgs
+from components.render.nginx_conf import NginxSettings
+from components.spec import Platform, RuntimePolicy, ScrapeTarget
+from components.tls import TlsCertificate
+
+
+class DataPlatform(pulumi.ComponentResource):
+    """PostgreSQL, Redis, Alertmanager, Prometheus, Grafana and nginx for one stack."""
+
+    app_config: pulumi.Output[dict[str, Any]]
+    endpoints: dict[str, pulumi.Output[str]]
+
+    def __init__(
+        self,
+        name: str,
+        config: StackConfig,
+        platform: Platform | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("infra:stack:DataPlatform", name, None, opts)
+        c = config
+        child = pulumi.ResourceOptions(parent=self)
+        self.platform = platform or DockerPlatform(
+            f"{name}-docker",
+            RuntimePolicy(
+                restart_policy=c.restart_policy,
+                restart_attempts=c.restart_attempts,
+                startup_timeout_seconds=c.health_check_timeout,
+                health_interval_seconds=c.health_check_interval,
+                protect_data=c.protect_data_volumes,
+            ),
+            opts=child,
+        )
+        public = f"https://{c.domain}" + (
+            "" if c.nginx_https_port == 443 else f":{c.nginx_https_port}"
+        )
+
+        self.postgres = Postgres(
+            f"{name}-postgres",
+            PostgresArgs(
+                image=c.postgres_image,
+                database=c.db_name,
+                user=c.db_user,
+                max_connections=c.postgres_max_connections,
+                memory_mb=c.postgres_memory_mb,
+                loopback_port=POSTGRES_PORT if c.expose_data_ports else None,
+            ),
+            self.platform,
+            opts=child,
+        )
+        self.redis = Redis(
+            f"{name}-redis",
+            RedisArgs(
+                image=c.redis_image,
+                maxmemory=c.redis_max_memory,
+                eviction_policy=c.redis_eviction_policy,
+                memory_mb=c.redis_memory_mb,
+                loopback_port=REDIS_PORT if c.expose_data_ports else None,
+            ),
+            self.platform,
+            opts=child,
+        )
+        self.alertmanager = Alertmanager(
+            f"{name}-alertmanager",
+            AlertmanagerArgs(
+                image=c.alertmanager_image,
+                memory_mb=c.alertmanager_memory_mb,
+                webhook_url=c.alert_webhook_url,
+            ),
+            self.platform,
+            opts=child,
+        )
+        self.prometheus = Prometheus(
+            f"{name}-prometheus",
+            PrometheusArgs(
+                image=c.prometheus_image,
+                memory_mb=c.prometheus_memory_mb,
+                stack=c.stack,
+                external_url=f"{public}/prometheus/",
+                retention=c.prometheus_retention,
+                scrape_interval_seconds=c.scrape_interval_seconds,
+                alertmanager_address=self.alertmanager.address,
+                scrape_targets=[
+                    *self.alertmanager.scrape_targets,
+                    # Grafana starts after Prometheus; its address is a fixed alias.
+                    ScrapeTarget("grafana", f"grafana:{GRAFANA_PORT}"),
+                ],
+                depends_on=[self.postgres, self.redis, self.alertmanager],
+            ),
+            self.platform,
+            opts=child,
+        )
+        self.grafana = Grafana(
+            f"{name}-grafana",
+            GrafanaArgs(
+                image=c.grafana_image,
+                memory_mb=c.grafana_memory_mb,
+                admin_user=c.grafana_admin_user,
+                root_url=f"{public}/grafana/",
+                prometheus_url=f"http://{self.prometheus.address}",
+                scrape_interval_seconds=c.scrape_interval_seconds,
+                depends_on=[self.prometheus],
+            ),
+            self.platform,
+            opts=child,
+        )
+        self.tls = TlsCertificate(
+            f"{name}-tls",
+            domain=c.domain,
+            provided_certificate=c.tls_certificate if c.tls_mode == "provided" else "",
+            provided_private_key=c.tls_private_key if c.tls_mode == "provided" else None,
+            opts=child,
+        )
+        self.nginx = Nginx(
+            f"{name}-nginx",
+            NginxArgs(
+                image=c.nginx_image,
+                memory_mb=c.nginx_memory_mb,
+                settings=NginxSettings(
+                    server_name=c.domain,
+                    https_port=c.nginx_https_port,
+                    worker_processes=c.nginx_worker_processes,
+                    rate_limit_rps=c.rate_limit_rps,
+                    rate_limit_burst=c.rate_limit_burst,
+                    backend_upstream=c.backend_upstream,
+                    frontend_upstream=c.frontend_upstream,
+                    grafana_upstream=self.grafana.address,
+                    prometheus_upstream=self.prometheus.address,
+                    admin_allow_cidrs=c.admin_allow_cidrs,
+                ),
+                http_port=c.nginx_http_port,
+                https_port=c.nginx_https_port,
+                certificate_pem=self.tls.certificate_pem,
+                private_key_pem=self.tls.private_key_pem,
+                depends_on=[self.grafana, self.prometheus],
+            ),
+            self.platform,
+            opts=child,
+        )
+
+        self.endpoints = {
+            "public_url": self.nginx.public_url,
+            "grafana_url": self.grafana.url,
+            "prometheus_url": self.prometheus.url,
+            "alertmanager_url": self.alertmanager.url,
+        }
+        self.app_config = _app_config(c, self.postgres, self.redis, self.endpoints)
+        self.register_outputs({"app_config": self.app_config, **self.endpoints})
+
+
+def _app_config(
+    c: StackConfig,
+    postgres: Postgres,
+    redis: Redis,
+    endpoints: dict[str, pulumi.Output[str]],
+) -> pulumi.Output[dict[str, Any]]:
+    """The one output applications read (docs/app_config.md); secret as a whole."""
+    database: dict[str, Any] = {
+        "host": postgres.host,
+        "port": postgres.port,
+        "name": c.db_name,
+        "user": c.db_user,
+        "password": postgres.password,
+        "dsn": postgres.dsn,
+    }
+    cache: dict[str, Any] = {
+        "host": redis.host,
+        "port": redis.port,
+        "password": redis.password,
+        "url": redis.url,
+        "maxmemory": c.redis_max_memory,
+        "eviction_policy": c.redis_eviction_policy,
+    }
+    if c.expose_data_ports:
+        database["local"] = {
+            "host": "127.0.0.1",
+            "port": POSTGRES_PORT,
+            "dsn": pulumi.Output.format(
+                "postgresql://{0}:{1}@127.0.0.1:{2}/{3}",
+                c.db_user,
+                postgres.password,
+                POSTGRES_PORT,
+                c.db_name,
+            ),
+        }
+        cache["local"] = {
+            "host": "127.0.0.1",
+            "port": REDIS_PORT,
+            "url": pulumi.Output.format("redis://:{0}@127.0.0.1:{1}/0", redis.password, REDIS_PORT),
+        }
+    config = {
+        "stack": c.stack,
+        "database": database,
+        "pool": {
+            "size": c.db_pool_size,
+            "max_overflow": c.db_max_overflow,
+            "timeout_seconds": c.db_pool_timeout,
+            "statement_timeout_ms": c.db_statement_timeout_ms,
+        },
+        "redis": cache,
+        "cache": {"default_ttl_seconds": c.cache_default_ttl},
+        "backup": {
+            "schedule": c.backup_schedule,
+            "retention_days": c.backup_retention_days,
+            "min_keep": c.backup_min_keep,
+        },
+        "monitoring": {
+            "interval_seconds": c.monitoring_interval,
+            "alert_cooldown_seconds": c.alert_cooldown,
+            "health_check_timeout_seconds": c.health_check_timeout,
+            "restart_attempts": c.restart_attempts,
+        },
+        "endpoints": endpoints,
+    }
+    return pulumi.Output.secret(pulumi.Output.from_input(config))
