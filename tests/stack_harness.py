@@ -1,0 +1,242 @@
+"""Run the Pulumi program under Pulumi's mocks and record what it registers.
+
+DESIGN.md's harness: the CLI merges Pulumi.yaml's defaults with Pulumi.<stack>.yaml and the
+mocks do not, so `load_cli_config` does that here; `RecordingMonitor` keeps what
+`MockResourceArgs` drops (parent, dependencies, protect); the program runs with
+`runpy.run_path("__main__.py")` and `preview=False`, so every `apply` really runs.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import runpy
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
+from pulumi.runtime import settings as pulumi_settings
+from pulumi.runtime.stack import wait_for_rpcs
+from pulumi.runtime.sync_await import _sync_await
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["name"]
+SECRET_SIG = rpc._special_secret_sig
+SIG_KEY = rpc._special_sig_key
+
+
+def load_cli_config(stack: str, overrides: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """The config map `pulumi up --stack <stack>` hands the program, as strings."""
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    values: dict[str, Any] = {
+        f"{PROJECT}:{key}": spec["default"]
+        for key, spec in project.get("config", {}).items()
+        if "default" in spec
+    }
+    stack_file = ROOT / f"Pulumi.{stack}.yaml"
+    if stack_file.exists():
+        values.update((yaml.safe_load(stack_file.read_text()) or {}).get("config", {}))
+    for key, value in (overrides or {}).items():
+        full = key if ":" in key else f"{PROJECT}:{key}"
+        if value is None:
+            values.pop(full, None)
+        else:
+            values[full] = value
+    return {k: _as_cli_string(v) for k, v in values.items()}
+
+
+def _as_cli_string(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | dict):
+        return json.dumps(value)
+    return str(value)
+
+
+@dataclass
+class Registration:
+    type: str
+    name: str
+    urn: str
+    parent: str
+    custom: bool
+    dependencies: list[str]
+    protect: bool
+    inputs: dict[str, Any]  # secrets stay wrapped: {SIG_KEY: SECRET_SIG, "value": ...}
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    def __init__(self, mocks: pulumi_mocks.Mocks) -> None:
+        super().__init__(mocks)
+        self.registrations: list[Registration] = []
+
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        if request.type != "pulumi:pulumi:Stack":
+            self.registrations.append(
+                Registration(
+                    type=request.type,
+                    name=request.name,
+                    urn=response.urn,
+                    parent=request.parent,
+                    custom=request.custom,
+                    dependencies=list(request.dependencies),
+                    protect=request.protect,
+                    inputs=rpc.deserialize_properties(request.object),
+                )
+            )
+        return response
+
+
+class PlatformMocks(pulumi_mocks.Mocks):
+    """Return what the providers would: image ids, names, passwords, a real key and cert."""
+
+    def __init__(self) -> None:
+        self.generated_secrets: list[str] = []
+        self._keys: dict[str, ec.EllipticCurvePrivateKey] = {}
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        outputs = dict(args.inputs)
+        digest = hashlib.sha256(f"{args.typ}/{args.name}".encode()).hexdigest()
+        if args.typ == "docker:index/remoteImage:RemoteImage":
+            outputs["imageId"] = f"sha256:{digest}"
+            outputs["repoDigest"] = f"{args.inputs['name'].split(':')[0]}@sha256:{digest}"
+        elif args.typ in ("docker:index/volume:Volume", "docker:index/network:Network"):
+            outputs["name"] = f"{args.name}-{digest[:7]}"
+        elif args.typ == "random:index/randomPassword:RandomPassword":
+            outputs["result"] = f"Pw{digest[:30]}"
+            self.generated_secrets.append(outputs["result"])
+        elif args.typ == "tls:index/privateKey:PrivateKey":
+            key = ec.generate_private_key(ec.SECP256R1())
+            pem = key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            ).decode()
+            self._keys[pem] = key
+            outputs["privateKeyPem"] = pem
+            self.generated_secrets.append(pem)
+        elif args.typ == "tls:index/selfSignedCert:SelfSignedCert":
+            outputs["certPem"] = self._self_signed(args.inputs)
+        return f"{args.name}-id", outputs
+
+    def _self_signed(self, wrapped: Mapping[str, Any]) -> str:
+        inputs = unwrap(wrapped)
+        key = self._keys[inputs["privateKeyPem"]]
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, inputs["subject"]["commonName"])])
+        now = datetime.datetime.now(datetime.UTC)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(hours=inputs["validityPeriodHours"]))
+            .add_extension(
+                x509.SubjectAlternativeName([x509.DNSName(n) for n in inputs["dnsNames"]]),
+                critical=False,
+            )
+            .sign(key, hashes.SHA256())
+        )
+        return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+    def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], None]:
+        return {}, None
+
+
+@dataclass
+class StackRun:
+    """What one run of the program registered and exported."""
+
+    stack: str
+    registrations: list[Registration]
+    outputs: dict[str, Any]
+    secret_outputs: set[str]
+    generated_secrets: list[str]
+    by_urn: dict[str, Registration] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.by_urn = {r.urn: r for r in self.registrations}
+
+    def of_type(self, type_: str) -> list[Registration]:
+        return [r for r in self.registrations if r.type == type_]
+
+    def containers(self) -> dict[str, Registration]:
+        """Containers by service name (the network alias a service is known by)."""
+        found = {}
+        for r in self.of_type("docker:index/container:Container"):
+            aliases = {a for n in r.inputs["networksAdvanced"] for a in n["aliases"]}
+            (service,) = aliases
+            found[service] = r
+        return found
+
+    def component_of(self, reg: Registration) -> str:
+        return self.by_urn[reg.parent].type if reg.parent in self.by_urn else ""
+
+    def container_dependencies(self, service: str) -> set[str]:
+        """Services whose containers this service's container directly waits on."""
+        containers = self.containers()
+        urn_to_service = {r.urn: s for s, r in containers.items()}
+        deps = containers[service].dependencies
+        return {urn_to_service[d] for d in deps if d in urn_to_service}
+
+
+def unwrap(value: Any) -> Any:
+    """Inputs with secret markers removed (for reading values, not for secrecy checks)."""
+    if isinstance(value, dict):
+        if value.get(SIG_KEY) == SECRET_SIG:
+            return unwrap(value["value"])
+        return {k: unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap(v) for v in value]
+    return value
+
+
+def plain_strings(value: Any) -> Iterator[str]:
+    """Every string in `value` that is NOT inside a secret."""
+    if isinstance(value, dict):
+        if value.get(SIG_KEY) == SECRET_SIG:
+            return
+        for k, v in value.items():
+            yield k
+            yield from plain_strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from plain_strings(v)
+    elif isinstance(value, str):
+        yield value
+
+
+def run_stack(stack: str, overrides: Mapping[str, Any] | None = None) -> StackRun:
+    """Run __main__.py for `stack` under mocks; raises what the program raises."""
+    mocks = PlatformMocks()
+    monitor = RecordingMonitor(mocks)
+    pulumi_settings.ROOT.set(None)
+    pulumi_settings.SETTINGS.rpc_manager.clear()
+    pulumi_settings.SETTINGS.outputs.clear()
+    config = load_cli_config(stack, overrides)
+    secret_keys = [k for k in config if k.split(":", 1)[1] in ("tlsPrivateKey", "alertWebhookUrl")]
+    pulumi.runtime.set_all_config(config, secret_keys)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+    try:
+        runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+    finally:
+        _sync_await(wait_for_rpcs())
+    root = pulumi_settings.get_root_resource()
+    exported: dict[str, pulumi.Output[Any]] = root.outputs  # type: ignore[union-attr]
+    outputs = {k: _sync_await(pulumi.Output.from_input(v).future()) for k, v in exported.items()}
+    secret = {
+        k for k, v in exported.items() if _sync_await(pulumi.Output.from_input(v).is_secret())
+    }
+    return StackRun(stack, monitor.registrations, outputs, secret, mocks.generated_secrets)

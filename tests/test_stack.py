@@ -1,0 +1,335 @@
+"""The stack under Pulumi's mocks: services, edges, ports, networks, secrets, bad config."""
+
+from __future__ import annotations
+
+import functools
+import re
+from graphlib import TopologicalSorter
+
+import pytest
+
+from components.config import ConfigError
+from tests.stack_harness import StackRun, plain_strings, run_stack, unwrap
+
+STACKS = ("dev", "prod")
+SERVICES = {"postgres", "redis", "alertmanager", "prometheus", "grafana", "nginx"}
+STATEFUL = {
+    "postgres": "/var/lib/postgresql/data",
+    "redis": "/data",
+    "alertmanager": "/alertmanager",
+    "prometheus": "/prometheus",
+    "grafana": "/var/lib/grafana",
+}
+# DESIGN.md's table: (dependency, dependent).
+REQUIRED_EDGES = (
+    ("postgres", "prometheus"),
+    ("redis", "prometheus"),
+    ("alertmanager", "prometheus"),
+    ("prometheus", "grafana"),
+    ("grafana", "nginx"),
+    ("prometheus", "nginx"),
+)
+
+
+@functools.cache
+def _run(stack: str) -> StackRun:
+    return run_stack(stack, _TLS_FOR_PROD if stack == "prod" else None)
+
+
+def _self_signed_pair() -> tuple[str, str]:
+    """A real certificate and key, standing in for what an operator sets on prod."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "platform.example.com")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem
+
+
+_CERT, _KEY = _self_signed_pair()
+_TLS_FOR_PROD = {
+    "tlsCertificate": _CERT,
+    "tlsPrivateKey": _KEY,
+    "alertWebhookUrl": "https://hooks.example.com/services/T000/B000/s3cr3t-token",
+}
+
+
+@pytest.fixture(params=STACKS)
+def run(request: pytest.FixtureRequest) -> StackRun:
+    return _run(request.param)
+
+
+def start_order(run: StackRun) -> list[str]:
+    graph = {s: run.container_dependencies(s) for s in run.containers()}
+    return list(TopologicalSorter(graph).static_order())
+
+
+def missing_edges(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """Required edges not present directly in `graph` (service -> its dependencies)."""
+    return [(dep, svc) for dep, svc in REQUIRED_EDGES if dep not in graph[svc]]
+
+
+# -- services -----------------------------------------------------------------------------
+
+
+@pytest.mark.req("UT-INFRA-01.1", "UT-INFRA-01.2")
+def test_every_service_runs_pinned_healthchecked_and_restarting(run: StackRun) -> None:
+    containers = run.containers()
+    assert set(containers) == SERVICES
+    images = {unwrap(r.inputs)["name"] for r in run.of_type("docker:index/remoteImage:RemoteImage")}
+    assert len(images) == len(SERVICES)
+    for image in images:
+        assert re.search(r":[\w.-]+$", image) and not image.endswith(":latest"), image
+    for service, reg in containers.items():
+        inputs = unwrap(reg.inputs)
+        assert inputs["image"].startswith("sha256:"), (
+            f"{service}: image must be RemoteImage.image_id"
+        )
+        health = inputs["healthcheck"]
+        assert health["tests"][0] == "CMD" and len(health["tests"]) > 1, service
+        assert health["retries"] >= 1 and health["timeout"].endswith("s"), service
+        assert inputs["wait"] is True, service
+        assert inputs["waitTimeout"] >= 30, service
+        assert inputs["restart"] == "unless-stopped", service
+        assert inputs["memory"] > 0 and inputs["memorySwap"] == inputs["memory"], service
+        assert inputs["logDriver"] == "json-file" and inputs["logOpts"]["max-size"], service
+        assert "no-new-privileges:true" in inputs["securityOpts"], service
+        assert inputs["destroyGraceSeconds"] >= 30, service
+
+
+def test_components_are_typed_and_own_their_children(run: StackRun) -> None:
+    expected = {
+        "postgres": "infra:postgres:Postgres",
+        "redis": "infra:redis:Redis",
+        "alertmanager": "infra:alertmanager:Alertmanager",
+        "prometheus": "infra:prometheus:Prometheus",
+        "grafana": "infra:grafana:Grafana",
+        "nginx": "infra:nginx:Nginx",
+    }
+    for service, reg in run.containers().items():
+        assert run.component_of(reg) == expected[service]
+    for reg in run.registrations:
+        if reg.custom:
+            assert reg.parent in run.by_urn, f"{reg.type} {reg.name} has no component parent"
+
+
+def test_restart_attempts_apply_with_on_failure() -> None:
+    run = run_stack("dev", {"restartPolicy": "on-failure", "restartAttempts": 5})
+    for reg in run.containers().values():
+        inputs = unwrap(reg.inputs)
+        assert (inputs["restart"], inputs["maxRetryCount"]) == ("on-failure", 5)
+
+
+# -- order of start and shutdown ------------------------------------------------------------
+
+
+@pytest.mark.req("UT-INFRA-01.1", "PT-INFRA-01.1")
+def test_start_order_follows_the_dependency_edges(run: StackRun) -> None:
+    graph = {s: run.container_dependencies(s) for s in run.containers()}
+    assert missing_edges(graph) == []
+    order = start_order(run)
+    position = {s: i for i, s in enumerate(order)}
+    for first in ("postgres", "redis", "alertmanager"):
+        assert position[first] < position["prometheus"], order
+    assert position["prometheus"] < position["grafana"] < position["nginx"], order
+
+
+@pytest.mark.parametrize("edge", REQUIRED_EDGES, ids=lambda e: f"{e[0]}->{e[1]}")
+def test_removing_any_edge_is_caught(edge: tuple[str, str]) -> None:
+    run = _run("dev")
+    graph = {s: set(run.container_dependencies(s)) for s in run.containers()}
+    graph[edge[1]].discard(edge[0])
+    assert missing_edges(graph) == [edge]
+
+
+@pytest.mark.req("UT-INFRA-01.3")
+def test_shutdown_order_is_the_reverse(run: StackRun) -> None:
+    """Pulumi deletes a resource only after everything that depends on it."""
+    stop = list(reversed(start_order(run)))
+    position = {s: i for i, s in enumerate(stop)}
+    assert position["nginx"] < position["grafana"] < position["prometheus"]
+    for last in ("postgres", "redis", "alertmanager"):
+        assert position["prometheus"] < position[last], stop
+
+
+@pytest.mark.req("PT-INFRA-01.1")
+def test_data_lives_in_named_volumes(run: StackRun) -> None:
+    volumes = {r.urn: r for r in run.of_type("docker:index/volume:Volume")}
+    for service, path in STATEFUL.items():
+        reg = run.containers()[service]
+        mounts = unwrap(reg.inputs)["volumes"]
+        assert [m["containerPath"] for m in mounts] == [path], service
+        # the volume is a resource of its own, so replacing the container keeps the data
+        assert any(v.parent == reg.parent for v in volumes.values()), service
+    assert "volumes" not in unwrap(run.containers()["nginx"].inputs)
+    protected = {v.protect for v in volumes.values()}
+    assert protected == ({False} if run.stack == "dev" else {True})
+
+
+# -- ports and networks ---------------------------------------------------------------------
+
+
+def _published(run: StackRun) -> dict[str, list[tuple[str, int, int]]]:
+    return {
+        s: [(p["ip"], p["internal"], p["external"]) for p in unwrap(r.inputs).get("ports", [])]
+        for s, r in run.containers().items()
+    }
+
+
+@pytest.mark.req("ET-INFRA-01.2")
+def test_prod_publishes_only_nginx_80_and_443() -> None:
+    published = _published(_run("prod"))
+    assert published.pop("nginx") == [("0.0.0.0", 80, 80), ("0.0.0.0", 443, 443)]
+    assert all(ports == [] for ports in published.values()), published
+
+
+@pytest.mark.req("ET-INFRA-01.2")
+def test_dev_publishes_data_ports_on_loopback_only() -> None:
+    published = _published(_run("dev"))
+    assert published.pop("postgres") == [("127.0.0.1", 5432, 5432)]
+    assert published.pop("redis") == [("127.0.0.1", 6379, 6379)]
+    assert published.pop("nginx") == [("0.0.0.0", 80, 8080), ("0.0.0.0", 443, 8443)]
+    assert all(ports == [] for ports in published.values()), published
+
+
+@pytest.mark.req("ET-INFRA-01.2")
+def test_backend_network_is_internal_and_only_the_edge_faces_out(run: StackRun) -> None:
+    networks = {
+        unwrap(r.inputs)["internal"]: r for r in run.of_type("docker:index/network:Network")
+    }
+    assert set(networks) == {True, False}
+    backend_name = f"{networks[True].name}-"
+    edge_name = f"{networks[False].name}-"
+    on: dict[str, set[str]] = {}
+    for service, reg in run.containers().items():
+        names = {n["name"] for n in unwrap(reg.inputs)["networksAdvanced"]}
+        on[service] = {"backend" for n in names if n.startswith(backend_name)} | {
+            "edge" for n in names if n.startswith(edge_name)
+        }
+        assert "backend" in on[service], service
+    published = {s for s, ports in _published(run).items() if ports}
+    egress = {"nginx", "grafana", "alertmanager"}  # nginx serves; the others send notifications
+    assert {s for s, nets in on.items() if "edge" in nets} == egress | published
+
+
+# -- secrets ------------------------------------------------------------------------------
+
+
+def test_no_generated_secret_appears_in_plain_text(run: StackRun) -> None:
+    secrets = list(run.generated_secrets)
+    if run.stack == "prod":
+        secrets += [_KEY, _TLS_FOR_PROD["alertWebhookUrl"]]
+    assert len(secrets) >= 4
+    for reg in run.registrations:
+        for text in plain_strings(reg.inputs):
+            for secret in secrets:
+                assert secret not in text, f"secret in plain text in {reg.type} {reg.name}"
+    for name, value in run.outputs.items():
+        if name in run.secret_outputs:
+            continue
+        for secret in secrets:
+            assert secret not in repr(value), f"secret in plain stack output {name}"
+    assert "app_config" in run.secret_outputs
+
+
+def test_secrets_reach_services_only_through_files(run: StackRun) -> None:
+    for service, reg in run.containers().items():
+        env = unwrap(reg.inputs).get("envs", [])
+        assert not any("PASSWORD=" in e for e in env), (service, env)
+    postgres = unwrap(run.containers()["postgres"].inputs)
+    assert "POSTGRES_PASSWORD_FILE=/run/secrets/postgres-password" in postgres["envs"]
+    grafana = unwrap(run.containers()["grafana"].inputs)
+    assert "GF_SECURITY_ADMIN_PASSWORD__FILE=/run/secrets/grafana-admin-password" in grafana["envs"]
+    # every *_FILE variable names a file that is uploaded, and its content is never plain
+    for reg in run.containers().values():
+        uploads = {u["file"]: u["content"] for u in unwrap(reg.inputs).get("uploads", [])}
+        plain = set(plain_strings(reg.inputs.get("uploads", [])))
+        for env in unwrap(reg.inputs).get("envs", []):
+            name, _, path = env.partition("=")
+            if name.endswith("_FILE"):
+                assert path in uploads, (name, path)
+                assert uploads[path] not in plain, f"{path} must be a secret"
+
+
+# -- stack outputs ------------------------------------------------------------------------
+
+
+def test_app_config_tells_an_application_everything(run: StackRun) -> None:
+    app = run.outputs["app_config"]
+    password = app["database"]["password"]
+    assert app["database"]["dsn"] == f"postgresql://app:{password}@postgres:5432/app"
+    assert app["redis"]["url"] == f"redis://:{app['redis']['password']}@redis:6379/0"
+    assert set(app["pool"]) == {"size", "max_overflow", "timeout_seconds", "statement_timeout_ms"}
+    assert app["backup"]["schedule"] == "0 2 * * *"
+    assert app["endpoints"]["grafana_url"].endswith("/grafana/")
+    assert ("local" in app["database"]) == (run.stack == "dev")
+    assert run.outputs["public_url"] == app["endpoints"]["public_url"]
+
+
+# -- bad configuration ----------------------------------------------------------------------
+
+
+@pytest.mark.req("ET-INFRA-01.1")
+@pytest.mark.parametrize(
+    ("key", "value", "allowed"),
+    [
+        ("backupSchedule", "every night", "cron expression"),
+        ("backupSchedule", "0 25 * * *", "cron expression"),
+        ("redisMaxMemory", "512", "a size like 512mb"),
+        ("redisMaxMemory", "lots", "a size like 512mb"),
+        ("dbPoolSize", "0", "an integer >= 1"),
+        ("dbPoolSize", "ten", "an integer"),
+        ("redisEvictionPolicy", "lru", "one of noeviction, allkeys-lru"),
+        ("dbPoolSzie", "10", "unknown key"),
+        ("postgresImage", "postgres:latest", "pinned tag"),
+        ("postgresImage", "postgres", "pinned to a tag or digest"),
+        ("nginxWorkerProcesses", "0", "'auto' or an integer"),
+        ("redisMaxMemory", "2gb", "less than the container limit redisMemoryMb"),
+        ("postgresMaxConnections", "10", "more than dbPoolSize + dbMaxOverflow"),
+    ],
+)
+def test_bad_config_fails_with_key_value_and_rule(key: str, value: str, allowed: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        run_stack("dev", {key: value})
+    message = str(raised.value)
+    problems = message.splitlines()[1:]
+    assert len(problems) == 1, message
+    assert f"data-platform:{key}" in problems[0]
+    assert repr(value) in problems[0] or value in problems[0]
+    assert allowed in problems[0]
+
+
+def test_prod_without_a_certificate_says_how_to_set_one() -> None:
+    with pytest.raises(ConfigError, match=r"pulumi config set --secret tlsPrivateKey"):
+        run_stack("prod")
+
+
+def test_secret_setting_stored_in_plain_text_is_refused() -> None:
+    import pulumi
+
+    from tests.stack_harness import load_cli_config
+
+    config = load_cli_config("dev", {"alertWebhookUrl": "https://hooks.example.com/x"})
+    pulumi.runtime.set_all_config(config, [])  # not marked secret
+    from components.config import load_stack_config
+
+    with pytest.raises(ConfigError, match=r"alertWebhookUrl: stored in plain text"):
+        load_stack_config()
