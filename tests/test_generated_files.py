@@ -1,0 +1,230 @@
+"""The files the stack generates, checked by the real tools that will read them.
+
+The files come from the stack run under mocks (the exact uploads `pulumi up` would place in
+the containers), written under a temporary root at their container paths.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import redis
+
+from components.render.nginx_conf import NginxSettings, render_nginx_conf
+from components.render.prometheus_yml import RULES_DIR
+from tests.servers import free_port, wait_for_port
+from tests.stack_harness import StackRun, unwrap
+from tests.test_stack import _run
+
+STACKS = ("dev", "prod")
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    assert path, f"{name} is not installed: run scripts/bootstrap"
+    return path
+
+
+def uploads(run: StackRun, service: str) -> dict[str, str]:
+    container = run.containers()[service]
+    return {u["file"]: u["content"] for u in unwrap(container.inputs)["uploads"]}
+
+
+def materialise(files: dict[str, str], root: Path) -> None:
+    for path, content in files.items():
+        target = root / path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content)
+
+
+def run_tool(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, timeout=60)
+
+
+# -- nginx ----------------------------------------------------------------------------------
+
+
+def nginx_test(conf_dir: Path) -> subprocess.CompletedProcess[str]:
+    shutil.copy("/etc/nginx/mime.types", conf_dir / "mime.types")
+    return run_tool(_tool("nginx"), "-t", "-c", str(conf_dir / "nginx.conf"), "-p", str(conf_dir))
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_nginx_accepts_the_generated_configuration(stack: str, tmp_path: Path) -> None:
+    files = uploads(_run(stack), "nginx")
+    assert "BEGIN CERTIFICATE" in files["/etc/nginx/tls/tls.crt"]
+    assert "PRIVATE KEY" in files["/etc/nginx/tls/tls.key"]
+    materialise(files, tmp_path)
+    result = nginx_test(tmp_path / "etc/nginx")
+    assert result.returncode == 0, result.stderr
+    assert "test is successful" in result.stderr
+
+
+def test_nginx_test_fails_on_a_broken_configuration(tmp_path: Path) -> None:
+    """The check above can fail: the same harness rejects a broken file."""
+    files = uploads(_run("dev"), "nginx")
+    files["/etc/nginx/nginx.conf"] = files["/etc/nginx/nginx.conf"].replace(
+        "ssl_protocols TLSv1.2 TLSv1.3;", "ssl_protocols TLSv1.2 TLSv1.3"
+    )
+    materialise(files, tmp_path)
+    assert nginx_test(tmp_path / "etc/nginx").returncode != 0
+
+
+def test_nginx_conf_follows_the_tls_and_header_policy() -> None:
+    conf = uploads(_run("prod"), "nginx")["/etc/nginx/nginx.conf"]
+    assert "ssl_protocols TLSv1.2 TLSv1.3;" in conf
+    assert "TLSv1.1" not in conf and "TLSv1 " not in conf
+    ciphers = next(line for line in conf.splitlines() if "ssl_ciphers" in line)
+    assert "DHE-" not in ciphers.replace("ECDHE-", "")
+    assert "return 308 https://$host$request_uri;" in conf
+    assert "limit_req_status 429;" in conf
+    assert "worker_processes auto;" in conf
+    for header in (
+        "Strict-Transport-Security",
+        "X-Content-Type-Options",
+        "X-Frame-Options",
+        "Referrer-Policy",
+        "Content-Security-Policy",
+    ):
+        assert f"add_header {header}" in conf
+    # upstreams through variables: nginx starts while an application is down
+    assert "proxy_pass $backend_upstream;" in conf and "resolver 127.0.0.11" in conf
+    assert "stub_status;" in conf
+
+
+def test_dev_redirect_keeps_the_nonstandard_https_port() -> None:
+    conf = uploads(_run("dev"), "nginx")["/etc/nginx/nginx.conf"]
+    assert "return 308 https://$host:8443$request_uri;" in conf
+
+
+def test_nginx_serves_tls_and_proxies_while_upstreams_are_down(tmp_path: Path) -> None:
+    """A real nginx with the generated file: starts with no upstream alive, 502s, 308s, 429s."""
+    files = uploads(_run("dev"), "nginx")
+    http, https, status = free_port(), free_port(), free_port()
+    conf = files["/etc/nginx/nginx.conf"]
+    conf = conf.replace("listen 80 default_server;", f"listen 127.0.0.1:{http} default_server;")
+    conf = conf.replace("listen 443 ssl", f"listen 127.0.0.1:{https} ssl")
+    conf = conf.replace("listen 8081;", f"listen 127.0.0.1:{status};")
+    conf = conf.replace("pid /var/run/nginx.pid;", f"pid {tmp_path}/nginx.pid;")
+    # 127.0.0.1:9 (discard) refuses connections: the upstream is down
+    conf = conf.replace("resolver 127.0.0.11", "resolver 127.0.0.1")
+    for upstream in ("backend:8000", "frontend:3000", "grafana:3000", "prometheus:9090"):
+        conf = conf.replace(f"http://{upstream};", "http://127.0.0.1:9;")
+    files["/etc/nginx/nginx.conf"] = conf
+    materialise(files, tmp_path)
+    conf_dir = tmp_path / "etc/nginx"
+    shutil.copy("/etc/nginx/mime.types", conf_dir / "mime.types")
+    process = subprocess.Popen(
+        [_tool("nginx"), "-c", str(conf_dir / "nginx.conf"), "-p", str(conf_dir),
+         "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        wait_for_port(https)
+        curl = [_tool("curl"), "-sk", "--resolve", f"localhost:{https}:127.0.0.1"]
+        site = f"https://localhost:{https}"
+        redirect = run_tool(
+            *curl, "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}",
+            "-H", "Host: localhost", f"http://127.0.0.1:{http}/x?y=1",
+        )  # fmt: skip
+        assert redirect.stdout == "308 https://localhost:8443/x?y=1"
+        api = run_tool(*curl, "-o", "/dev/null", "-D", "-", f"{site}/api/health")
+        assert api.stdout.startswith("HTTP/2 502"), api.stdout
+        assert "strict-transport-security: max-age=63072000" in api.stdout.lower()
+        tls11 = run_tool(*curl, "--tls-max", "1.1", f"{site}/")
+        assert tls11.returncode != 0, "TLS 1.1 must be refused"
+        # one curl, one connection, 100 requests: well past rate 20/s + burst 40
+        burst = run_tool(*curl, "-w", "%{http_code}\\n", *[f"{site}/", "-o", "/dev/null"] * 100)
+        codes = burst.stdout.split()
+        assert len(codes) == 100 and "429" in codes, codes
+        stub = run_tool(*curl, f"http://127.0.0.1:{status}/stub_status")
+        assert "Active connections" in stub.stdout
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_render_rejects_nothing_silently() -> None:
+    """worker_processes and the rate come straight from config into the file."""
+    conf = render_nginx_conf(
+        NginxSettings("example.org", 443, "4", 7, 3, "b:1", "f:2", "g:3", "p:4", ["10.1.0.0/16"])
+    )
+    assert "worker_processes 4;" in conf and "rate=7r/s" in conf and "burst=3" in conf
+    assert "allow 10.1.0.0/16;" in conf
+
+
+# -- prometheus and alertmanager ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_promtool_accepts_prometheus_yml(stack: str, tmp_path: Path) -> None:
+    files = uploads(_run(stack), "prometheus")
+    config = files["/etc/prometheus/prometheus.yml"]
+    (tmp_path / "rules").mkdir()
+    path = tmp_path / "prometheus.yml"
+    path.write_text(config.replace(RULES_DIR, str(tmp_path / "rules")))
+    result = run_tool(_tool("promtool"), "check", "config", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    for job in ("prometheus", "alertmanager", "grafana"):
+        assert f"job_name: {job}" in config
+
+
+def test_promtool_rejects_a_broken_prometheus_yml(tmp_path: Path) -> None:
+    config = uploads(_run("dev"), "prometheus")["/etc/prometheus/prometheus.yml"]
+    path = tmp_path / "prometheus.yml"
+    path.write_text(config.replace("scrape_interval: 15s", "scrape_interval: often"))
+    assert run_tool(_tool("promtool"), "check", "config", str(path)).returncode != 0
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_amtool_accepts_alertmanager_yml(stack: str, tmp_path: Path) -> None:
+    config = uploads(_run(stack), "alertmanager")["/etc/alertmanager/alertmanager.yml"]
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(config)
+    result = run_tool(_tool("amtool"), "check-config", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert ("webhook_configs" in config) == (stack == "prod")
+
+
+def test_amtool_rejects_a_broken_alertmanager_yml(tmp_path: Path) -> None:
+    config = uploads(_run("dev"), "alertmanager")["/etc/alertmanager/alertmanager.yml"]
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(config.replace("receiver: critical", "receiver: nobody"))
+    assert run_tool(_tool("amtool"), "check-config", str(path)).returncode != 0
+
+
+# -- redis ------------------------------------------------------------------------------------
+
+
+def test_redis_runs_with_the_generated_conf(tmp_path: Path) -> None:
+    """A real redis-server loads redis.conf: password required, maxmemory and policy applied."""
+    run = _run("dev")
+    files = uploads(run, "redis")
+    conf = tmp_path / "redis.conf"
+    # /data is the container's volume; everything else is the file as generated
+    conf.write_text(
+        files["/usr/local/etc/redis/redis.conf"].replace("dir /data", f"dir {tmp_path}")
+    )
+    port = free_port()
+    process = subprocess.Popen(
+        [_tool("redis-server"), str(conf), "--port", str(port), "--bind", "127.0.0.1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for_port(port)
+        password = files["/run/secrets/redis-password"]
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(port=port, password="wrong").ping()
+        client = redis.Redis(port=port, password=password)
+        assert client.config_get("maxmemory")["maxmemory"] == str(256 * 1024 * 1024)
+        assert client.config_get("maxmemory-policy")["maxmemory-policy"] == "allkeys-lru"
+        assert client.config_get("appendonly")["appendonly"] == "yes"
+        assert run.outputs["app_config"]["redis"]["password"] == password
+    finally:
+        process.terminate()
+        process.wait(10)
