@@ -114,6 +114,10 @@ def _webhook(v: str) -> str | None:
     return None if ok else "an http(s):// URL, or empty for no webhook"
 
 
+def _url(v: str) -> str | None:
+    return None if v.startswith(("https://", "http://")) else "an http(s):// URL"
+
+
 def _pem(marker: str) -> Callable[[str], str | None]:
     return lambda v: None if v == "" or marker in v else f"a PEM block containing '{marker}'"
 
@@ -305,6 +309,13 @@ SETTINGS: tuple[Setting, ...] = (
         secret=True,
     ),
     Setting(
+        "runbookUrl",
+        "string",
+        "https://github.com/data-platform/data-platform/blob/main/docs/runbooks.md",
+        "Where alerts' runbook_url annotations point (your copy of docs/runbooks.md).",
+        _url,
+    ),
+    Setting(
         "scrapeIntervalSeconds",
         "integer",
         15,
@@ -370,6 +381,54 @@ SETTINGS: tuple[Setting, ...] = (
         _pinned_image,
     ),
     Setting("grafanaImage", "string", "grafana/grafana:11.3.1", "Grafana image.", _pinned_image),
+    Setting(
+        "postgresExporterImage",
+        "string",
+        "quay.io/prometheuscommunity/postgres-exporter:v0.16.0",
+        "PostgreSQL exporter image.",
+        _pinned_image,
+    ),
+    Setting(
+        "redisExporterImage",
+        "string",
+        "oliver006/redis_exporter:v1.67.0-alpine",
+        "Redis exporter image (the -alpine variant has wget for its health check).",
+        _pinned_image,
+    ),
+    Setting(
+        "nginxExporterImage",
+        "string",
+        "nginx/nginx-prometheus-exporter:1.4.1",
+        "nginx exporter image.",
+        _pinned_image,
+    ),
+    Setting(
+        "nodeExporterImage",
+        "string",
+        "prom/node-exporter:v1.8.2",
+        "Host metrics exporter image.",
+        _pinned_image,
+    ),
+    Setting(
+        "cadvisorImage",
+        "string",
+        "gcr.io/cadvisor/cadvisor:v0.49.1",
+        "Container metrics (cAdvisor) image.",
+        _pinned_image,
+    ),
+    Setting(
+        "blackboxImage",
+        "string",
+        "prom/blackbox-exporter:v0.25.0",
+        "Blackbox exporter image (probes the public endpoint).",
+        _pinned_image,
+    ),
+    Setting(
+        "hostMetrics",
+        "boolean",
+        True,
+        "Run node-exporter and cAdvisor (they read the host's /, /sys and /var/lib/docker).",
+    ),
     Setting(
         "postgresMemoryMb",
         "integer",
@@ -441,6 +500,7 @@ class StackConfig:
     monitoring_interval: int
     alert_cooldown: int
     alert_webhook_url: pulumi.Output[str] | None
+    runbook_url: str
     scrape_interval_seconds: int
     prometheus_retention: str
     health_check_timeout: int
@@ -455,6 +515,13 @@ class StackConfig:
     prometheus_image: str
     alertmanager_image: str
     grafana_image: str
+    postgres_exporter_image: str
+    redis_exporter_image: str
+    nginx_exporter_image: str
+    node_exporter_image: str
+    cadvisor_image: str
+    blackbox_image: str
+    host_metrics: bool
     postgres_memory_mb: int
     redis_memory_mb: int
     nginx_memory_mb: int

@@ -92,21 +92,27 @@ class DockerPlatform(pulumi.ComponentResource):
             ]
             or None,
             volumes=[
-                docker.ContainerVolumeArgs(volume_name=vol.name, container_path=v.mount_path)
-                for vol, v in zip(volumes, spec.volumes, strict=True)
+                *(
+                    docker.ContainerVolumeArgs(volume_name=vol.name, container_path=v.mount_path)
+                    for vol, v in zip(volumes, spec.volumes, strict=True)
+                ),
+                *(
+                    docker.ContainerVolumeArgs(
+                        host_path=m.host_path, container_path=m.container_path, read_only=True
+                    )
+                    for m in spec.host_mounts
+                ),
+            ]
+            or None,
+            devices=[
+                docker.ContainerDeviceArgs(host_path=d, container_path=d, permissions="r")
+                for d in spec.devices
             ]
             or None,
             uploads=[_upload(f) for f in spec.files] or None,
-            healthcheck=docker.ContainerHealthcheckArgs(
-                tests=["CMD", *spec.health.command],
-                interval=f"{self.policy.health_interval_seconds}s",
-                timeout=f"{spec.health.timeout_seconds}s",
-                retries=spec.health.retries,
-                start_period=f"{spec.health.start_period_seconds}s",
-                start_interval="1s",
-            ),
-            wait=True,
-            wait_timeout=self.policy.startup_timeout_seconds,
+            healthcheck=self._healthcheck(spec),
+            wait=spec.health is not None,
+            wait_timeout=self.policy.startup_timeout_seconds if spec.health else None,
             restart=self.policy.restart_policy,
             max_retry_count=(
                 self.policy.restart_attempts if self.policy.restart_policy == "on-failure" else None
@@ -121,10 +127,25 @@ class DockerPlatform(pulumi.ComponentResource):
             labels=[
                 docker.ContainerLabelArgs(label="org.opencontainers.image.title", value=spec.name),
                 docker.ContainerLabelArgs(label="platform.stack", value=pulumi.get_stack()),
+                docker.ContainerLabelArgs(
+                    label="platform.health", value="docker" if spec.health else "prometheus-up"
+                ),
             ],
             opts=child.merge(pulumi.ResourceOptions(depends_on=list(spec.depends_on))),
         )
         return DockerService(container=container, image=image, volumes=volumes)
+
+    def _healthcheck(self, spec: ServiceSpec) -> docker.ContainerHealthcheckArgs | None:
+        if spec.health is None:
+            return None
+        return docker.ContainerHealthcheckArgs(
+            tests=["CMD", *spec.health.command],
+            interval=f"{self.policy.health_interval_seconds}s",
+            timeout=f"{spec.health.timeout_seconds}s",
+            retries=spec.health.retries,
+            start_period=f"{spec.health.start_period_seconds}s",
+            start_interval="1s",  # probe every second until healthy (Docker 25+)
+        )
 
 
 def _upload(file: ConfigFile) -> docker.ContainerUploadArgs:

@@ -56,12 +56,25 @@ class DataVolume:
 
 
 @dataclass(frozen=True)
+class HostMount:
+    """A read-only view of the host (only host-metrics exporters need one)."""
+
+    host_path: str
+    container_path: str
+
+
+@dataclass(frozen=True)
 class ScrapeTarget:
-    """A Prometheus scrape job this service offers (the seam for exporters and the runtime)."""
+    """A Prometheus scrape job this service offers (the seam for exporters and the runtime).
+
+    With `probe_module`, `address` is the blackbox exporter and `probe_target` what it probes.
+    """
 
     job: str
     address: str
     metrics_path: str = "/metrics"
+    probe_module: str | None = None
+    probe_target: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,7 +84,9 @@ class ServiceSpec:
     name: str
     image: str
     port: int
-    health: HealthProbe
+    # None only for images without a shell or HTTP client (scratch): Prometheus's `up` then
+    # watches the service, and the platform does not wait for it to be healthy.
+    health: HealthProbe | None
     memory_mb: int
     command: Sequence[pulumi.Input[str]] | None = None
     env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
@@ -82,6 +97,8 @@ class ServiceSpec:
     depends_on: Sequence[pulumi.Resource] = ()
     stop_grace_seconds: int = 30
     user: str | None = None
+    host_mounts: Sequence[HostMount] = ()
+    devices: Sequence[str] = ()
 
     @property
     def address(self) -> str:

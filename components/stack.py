@@ -16,8 +16,19 @@ import pulumi
 from components.alertmanager import Alertmanager, AlertmanagerArgs
 from components.config import StackConfig
 from components.docker_platform import DockerPlatform
+from components.exporters import (
+    Exporter,
+    blackbox_spec,
+    cadvisor_spec,
+    nginx_exporter_spec,
+    node_exporter_spec,
+    postgres_exporter_spec,
+    redis_exporter_spec,
+    scrape_targets,
+)
 from components.grafana import PORT as GRAFANA_PORT
 from components.grafana import Grafana, GrafanaArgs
+from components.monitoring.alerts import RULES_FILE, rules_yaml
 from components.nginx import Nginx, NginxArgs
 from components.postgres import PORT as POSTGRES_PORT
 from components.postgres import Postgres, PostgresArgs
@@ -107,9 +118,11 @@ class DataPlatform(pulumi.ComponentResource):
                 alertmanager_address=self.alertmanager.address,
                 scrape_targets=[
                     *self.alertmanager.scrape_targets,
-                    # Grafana starts after Prometheus; its address is a fixed alias.
+                    # Services started after Prometheus are found by their fixed aliases.
                     ScrapeTarget("grafana", f"grafana:{GRAFANA_PORT}"),
+                    *scrape_targets("https://nginx/", c.host_metrics),
                 ],
+                rule_files={RULES_FILE: rules_yaml(runbook_url=c.runbook_url)},
                 depends_on=[self.postgres, self.redis, self.alertmanager],
             ),
             self.platform,
@@ -163,6 +176,8 @@ class DataPlatform(pulumi.ComponentResource):
             opts=child,
         )
 
+        self.exporters = self._exporters(name, c)
+
         self.endpoints = {
             "public_url": self.nginx.public_url,
             "grafana_url": self.grafana.url,
@@ -171,6 +186,22 @@ class DataPlatform(pulumi.ComponentResource):
         }
         self.app_config = _app_config(c, self.postgres, self.redis, self.endpoints)
         self.register_outputs({"app_config": self.app_config, **self.endpoints})
+
+    def _exporters(self, name: str, c: StackConfig) -> list[Exporter]:
+        """One exporter per target, each created after (and destroyed before) its target."""
+        specs = [
+            postgres_exporter_spec(
+                c.postgres_exporter_image, c.db_name, c.db_user, self.postgres.password,
+                self.postgres,
+            ),
+            redis_exporter_spec(c.redis_exporter_image, self.redis.password, self.redis),
+            nginx_exporter_spec(c.nginx_exporter_image, self.nginx.stub_status_address, self.nginx),
+            blackbox_spec(c.blackbox_image, c.domain, c.tls_mode == "provided", self.nginx),
+        ]  # fmt: skip
+        if c.host_metrics:
+            specs += [node_exporter_spec(c.node_exporter_image), cadvisor_spec(c.cadvisor_image)]
+        child = pulumi.ResourceOptions(parent=self)
+        return [Exporter(f"{name}-{s.name}", s, self.platform, opts=child) for s in specs]
 
 
 def _app_config(

@@ -164,12 +164,16 @@ def test_render_rejects_nothing_silently() -> None:
 def test_promtool_accepts_prometheus_yml(stack: str, tmp_path: Path) -> None:
     files = uploads(_run(stack), "prometheus")
     config = files["/etc/prometheus/prometheus.yml"]
-    (tmp_path / "rules").mkdir()
+    rules = {p: text for p, text in files.items() if p.startswith(RULES_DIR)}
+    assert rules, "the alert rules are uploaded with Prometheus"
+    materialise(rules, tmp_path)
     path = tmp_path / "prometheus.yml"
-    path.write_text(config.replace(RULES_DIR, str(tmp_path / "rules")))
+    path.write_text(config.replace(RULES_DIR, f"{tmp_path}{RULES_DIR}"))
     result = run_tool(_tool("promtool"), "check", "config", str(path))
     assert result.returncode == 0, result.stdout + result.stderr
-    for job in ("prometheus", "alertmanager", "grafana"):
+    assert "rules found" in result.stdout, result.stdout
+    for job in ("prometheus", "alertmanager", "grafana", "postgres", "redis", "nginx", "node",
+                "cadvisor", "blackbox"):  # fmt: skip
         assert f"job_name: {job}" in config
 
 
@@ -228,3 +232,35 @@ def test_redis_runs_with_the_generated_conf(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(10)
+
+
+@pytest.mark.req("UT-INFRA-04.2")
+@pytest.mark.parametrize(
+    ("labels", "receiver"),
+    [
+        (("alertname=PostgresDown", "severity=critical"), "critical"),
+        (("alertname=HostHighCpu", "severity=warning"), "default"),
+        (("alertname=Watchdog", "severity=none"), "watchdog"),
+    ],
+)
+def test_amtool_routes_each_severity_to_its_receiver(
+    labels: tuple[str, ...], receiver: str, tmp_path: Path
+) -> None:
+    config = uploads(_run("prod"), "alertmanager")["/etc/alertmanager/alertmanager.yml"]
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(config)
+    result = run_tool(_tool("amtool"), "config", "routes", "test", f"--config.file={path}", *labels)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == receiver
+
+
+def test_alertmanager_inhibits_warnings_under_a_matching_critical() -> None:
+    import yaml
+
+    config = yaml.safe_load(
+        uploads(_run("dev"), "alertmanager")["/etc/alertmanager/alertmanager.yml"]
+    )
+    (rule,) = config["inhibit_rules"]
+    assert rule["source_matchers"] == ['severity="critical"']
+    assert rule["target_matchers"] == ['severity="warning"']
+    assert set(rule["equal"]) == {"job", "instance"}

@@ -12,7 +12,18 @@ from components.config import ConfigError
 from tests.stack_harness import StackRun, plain_strings, run_stack, unwrap
 
 STACKS = ("dev", "prod")
-SERVICES = {"postgres", "redis", "alertmanager", "prometheus", "grafana", "nginx"}
+CORE = {"postgres", "redis", "alertmanager", "prometheus", "grafana", "nginx"}
+EXPORTERS = {
+    "postgres-exporter",
+    "redis-exporter",
+    "nginx-exporter",
+    "node-exporter",
+    "cadvisor",
+    "blackbox",
+}
+SERVICES = CORE | EXPORTERS
+# Scratch images have no shell to run a probe in; Prometheus's `up` watches them instead.
+NO_SHELL = {"nginx-exporter"}
 STATEFUL = {
     "postgres": "/var/lib/postgresql/data",
     "redis": "/data",
@@ -28,6 +39,10 @@ REQUIRED_EDGES = (
     ("prometheus", "grafana"),
     ("grafana", "nginx"),
     ("prometheus", "nginx"),
+    ("postgres", "postgres-exporter"),
+    ("redis", "redis-exporter"),
+    ("nginx", "nginx-exporter"),
+    ("nginx", "blackbox"),
 )
 
 
@@ -103,6 +118,12 @@ def test_every_service_runs_pinned_healthchecked_and_restarting(run: StackRun) -
         assert inputs["image"].startswith("sha256:"), (
             f"{service}: image must be RemoteImage.image_id"
         )
+        labels = {x["label"]: x["value"] for x in inputs["labels"]}
+        if service in NO_SHELL:
+            assert "healthcheck" not in inputs and inputs["wait"] is False, service
+            assert labels["platform.health"] == "prometheus-up"
+            continue
+        assert labels["platform.health"] == "docker"
         health = inputs["healthcheck"]
         assert health["tests"][0] == "CMD" and len(health["tests"]) > 1, service
         assert health["retries"] >= 1 and health["timeout"].endswith("s"), service
@@ -125,7 +146,7 @@ def test_components_are_typed_and_own_their_children(run: StackRun) -> None:
         "nginx": "infra:nginx:Nginx",
     }
     for service, reg in run.containers().items():
-        assert run.component_of(reg) == expected[service]
+        assert run.component_of(reg) == expected.get(service, "infra:exporters:Exporter")
     for reg in run.registrations:
         if reg.custom:
             assert reg.parent in run.by_urn, f"{reg.type} {reg.name} has no component parent"
@@ -180,6 +201,9 @@ def test_data_lives_in_named_volumes(run: StackRun) -> None:
         # the volume is a resource of its own, so replacing the container keeps the data
         assert any(v.parent == reg.parent for v in volumes.values()), service
     assert "volumes" not in unwrap(run.containers()["nginx"].inputs)
+    for service in EXPORTERS:  # exporters keep no data; host views are read-only
+        mounts = unwrap(run.containers()[service].inputs).get("volumes", [])
+        assert all(m.get("readOnly") and m.get("hostPath") for m in mounts), service
     protected = {v.protect for v in volumes.values()}
     assert protected == ({False} if run.stack == "dev" else {True})
 

@@ -1,0 +1,93 @@
+"""Alert rules from one Python source: promtool checks them, and tests each one both ways."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from components.monitoring.alerts import (
+    ALERTS,
+    RULES_FILE,
+    promtool_tests_yaml,
+    rules_yaml,
+    runbooks_markdown,
+)
+from tests.test_generated_files import uploads
+from tests.test_stack import _run
+
+ROOT = Path(__file__).resolve().parent.parent
+EXPECTED = {
+    "Watchdog", "TargetDown", "EndpointDown", "TlsCertificateExpiringSoon", "PostgresDown",
+    "PostgresRestarted", "PostgresTooManyConnections", "PostgresDeadlocks", "RedisDown",
+    "RedisMemoryNearLimit", "RedisRejectedConnections", "NginxDown", "HostHighCpu",
+    "HostLowMemory", "HostDiskAlmostFull", "HostDiskWillFillIn24h", "ContainerOomKilled",
+    "ContainerRestarting", "BackupMissing", "BackupFailed", "PrometheusConfigReloadFailed",
+    "PrometheusRuleEvaluationFailures", "PrometheusAlertmanagerMissing",
+}  # fmt: skip
+
+
+def promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    binary = shutil.which("promtool")
+    assert binary, "promtool is not installed: run scripts/bootstrap"
+    return subprocess.run([binary, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def write(tmp_path: Path, rules: str, tests: dict[str, str]) -> list[str]:
+    (tmp_path / RULES_FILE).write_text(rules)
+    for name, text in tests.items():
+        (tmp_path / name).write_text(text)
+    return sorted(tests)
+
+
+def test_the_alert_set_covers_the_platform() -> None:
+    assert {a.name for a in ALERTS} == EXPECTED
+    for alert in ALERTS:
+        assert alert.severity in ("critical", "warning", "none")
+        assert alert.summary and alert.action
+        assert alert.quiet is not None or alert.name == "Watchdog"
+
+
+@pytest.mark.req("UT-INFRA-04.2")
+def test_promtool_checks_the_rules_the_stack_uploads(tmp_path: Path) -> None:
+    files = uploads(_run("prod"), "prometheus")
+    (tmp_path / RULES_FILE).write_text(files[f"/etc/prometheus/rules/{RULES_FILE}"])
+    result = promtool("check", "rules", RULES_FILE, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"SUCCESS: {len(ALERTS)} rules found" in result.stdout
+
+
+@pytest.mark.req("UT-INFRA-04.2")
+def test_every_alert_fires_and_stays_quiet_when_it_should(tmp_path: Path) -> None:
+    files = write(tmp_path, rules_yaml(), promtool_tests_yaml(RULES_FILE))
+    result = promtool("test", "rules", *files, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def test_the_promtool_tests_can_fail(tmp_path: Path) -> None:
+    """Rules that never fire fail each 'fires' test; rules that always fire, each quiet one."""
+    never = [replace(a, expr=f"({a.expr}) and on() absent(vector(1))") for a in ALERTS]
+    files = write(tmp_path, rules_yaml(never), promtool_tests_yaml(RULES_FILE, never))
+    result = promtool("test", "rules", *files, cwd=tmp_path)
+    assert result.returncode != 0
+    for alert in ALERTS:
+        assert f"alertname: {alert.name}," in result.stdout + result.stderr, alert.name
+
+    always = [replace(a, expr="vector(1)") for a in ALERTS]
+    files = write(tmp_path, rules_yaml(always), promtool_tests_yaml(RULES_FILE, always))
+    result = promtool("test", "rules", *files, cwd=tmp_path)
+    assert result.returncode != 0
+    for alert in ALERTS:
+        if alert.quiet is not None:
+            assert f"alertname: {alert.name}," in result.stdout + result.stderr, alert.name
+
+
+def test_runbooks_are_generated_from_the_rules() -> None:
+    assert (ROOT / "docs/runbooks.md").read_text() == runbooks_markdown(), (
+        "docs/runbooks.md is out of date: "
+        "`.venv/bin/python -m components.monitoring.alerts > docs/runbooks.md`"
+    )

@@ -1,0 +1,236 @@
+"""Every metric an alert (or, later, a dashboard) queries is one a real exporter exports.
+
+The Debian-packaged exporters run here against real PostgreSQL, Redis and nginx servers and a
+real Prometheus, with the files the stack generates for them. cAdvisor is
+not packaged: its few metric names are listed from its documentation and marked as such.
+The runtime's metrics come from the runtime's own exposition.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from components.monitoring.alerts import ALERTS, RULES_FILE
+from components.render.prometheus_yml import RULES_DIR
+from tests.servers import PostgresServer, RedisServer, free_port, wait_for_port
+from tests.test_generated_files import uploads
+from tests.test_stack import _run
+
+# Documented cAdvisor metrics (github.com/google/cadvisor/blob/master/docs/storage/prometheus.md)
+CADVISOR = {"container_oom_events_total", "container_start_time_seconds"}
+# The runtime sidecar's metrics (docs/runtime-monitoring.md).
+RUNTIME = {"runtime_backup_last_success_timestamp_seconds", "runtime_backup_failures_total"}
+
+_KEYWORDS = {
+    "and", "or", "unless", "by", "on", "without", "ignoring", "group_left", "group_right",
+    "bool", "offset",
+}  # fmt: skip
+
+
+def referenced_metrics(expr: str) -> set[str]:
+    """Metric names in a PromQL expression (function names and label names excluded)."""
+    text = re.sub(r'"[^"]*"', "", expr)
+    text = re.sub(r"\{[^}]*\}", "", text)
+    text = re.sub(r"\b(by|on|without|ignoring)\s*\([^)]*\)", "", text)
+    text = re.sub(r"\[[^\]]*\]", "", text)
+    names = set(re.findall(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\b(?!\s*\()", text))
+    return {n for n in names if n not in _KEYWORDS and not re.fullmatch(r"[0-9].*", n)}
+
+
+def test_metric_name_extraction() -> None:
+    expr = (
+        'sum by (instance, job) (pg_stat_activity_count{state="x"}) / on (instance, job) '
+        "max by (instance) (pg_settings_max_connections) > 0.8 and rate(a_total[5m]) > 0"
+    )
+    assert referenced_metrics(expr) == {
+        "pg_stat_activity_count",
+        "pg_settings_max_connections",
+        "a_total",
+    }
+
+
+def scrape(port: int, path: str = "/metrics") -> set[str]:
+    # postgres_exporter loads its version-specific metric maps during the first scrape
+    urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10).read()
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+        text = response.read().decode()
+    return sample_names(text)
+
+
+def sample_names(text: str) -> set[str]:
+    """Series names exactly as Prometheus stores them from the text format.
+
+    (prometheus-client's parser appends `_total` to counters that lack it, which Prometheus
+    itself does not, so the names are read off the sample lines directly.)
+    """
+    return {
+        re.split(r"[{\s]", line, maxsplit=1)[0]
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+
+
+def _binary(name: str) -> str:
+    path = shutil.which(name)
+    assert path, f"{name} is not installed: run scripts/bootstrap"
+    return path
+
+
+class Running:
+    def __init__(self, args: list[str], port: int, env: dict[str, str] | None = None) -> None:
+        self.process = subprocess.Popen(
+            args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        self.port = port
+        wait_for_port(port)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[set[str]]:
+    """Metric names the real exporters export, against real servers."""
+    tmp = tmp_path_factory.mktemp("exporters")
+    postgres, redis_server = PostgresServer(), RedisServer()
+    running: list[Running] = []
+    nginx = None
+    try:
+        port = free_port()
+        queries = tmp / "queries.yml"
+        queries.write_text(
+            uploads(_run("dev"), "postgres-exporter")["/etc/postgres_exporter/queries.yml"]
+        )
+        running.append(Running(
+            [_binary("prometheus-postgres-exporter"), f"--web.listen-address=127.0.0.1:{port}",
+             f"--extend.query-path={queries}"],
+            port,
+            env={"DATA_SOURCE_NAME": postgres.dsn + "?sslmode=disable", "PATH": "/usr/bin"},
+        ))  # fmt: skip
+        # the generated password file format, read by the real exporter
+        address = f"redis://127.0.0.1:{redis_server.port}"
+        secrets = tmp / "redis-passwords.json"
+        secrets.write_text(json.dumps({address: redis_server.password}))
+        port = free_port()
+        running.append(Running(
+            [_binary("prometheus-redis-exporter"), f"-redis.addr={address}",
+             f"-redis.password-file={secrets}", f"-web.listen-address=127.0.0.1:{port}"],
+            port,
+        ))  # fmt: skip
+        nginx, status_port = _start_nginx(tmp)
+        port = free_port()
+        running.append(Running(
+            [_binary("prometheus-nginx-exporter"),
+             f"-nginx.scrape-uri=http://127.0.0.1:{status_port}/stub_status",
+             f"-web.listen-address=127.0.0.1:{port}"],
+            port,
+        ))  # fmt: skip
+        port = free_port()
+        running.append(Running(
+            [_binary("prometheus-node-exporter"), f"--web.listen-address=127.0.0.1:{port}"], port
+        ))  # fmt: skip
+        port = free_port()
+        prometheus_yml = tmp / "prometheus.yml"
+        rules = tmp / "rules.yml"  # rule-group metrics exist only with rules loaded
+        rules.write_text(uploads(_run("dev"), "prometheus")[f"{RULES_DIR}/{RULES_FILE}"])
+        prometheus_yml.write_text(f"global: {{scrape_interval: 15s}}\nrule_files: [{rules}]\n")
+        running.append(Running(
+            [_binary("prometheus"), f"--config.file={prometheus_yml}",
+             f"--storage.tsdb.path={tmp / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
+            port,
+        ))  # fmt: skip
+        names: set[str] = set()
+        for exporter in running:
+            names |= scrape(exporter.port)
+        names |= _blackbox_probe(tmp)
+        assert "pg_up" in names and "redis_up" in names and "nginx_up" in names
+        yield names
+    finally:
+        for exporter in running:
+            exporter.stop()
+        if nginx is not None:
+            nginx.terminate()
+            nginx.wait(10)
+        postgres.close()
+        redis_server.close()
+
+
+def _start_nginx(tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """The generated nginx.conf, on free loopback ports."""
+    files = uploads(_run("dev"), "nginx")
+    https, status = free_port(), free_port()
+    conf = files["/etc/nginx/nginx.conf"]
+    conf = conf.replace(
+        "listen 80 default_server;", f"listen 127.0.0.1:{free_port()} default_server;"
+    )
+    conf = conf.replace("listen 443 ssl", f"listen 127.0.0.1:{https} ssl")
+    conf = conf.replace("listen 8081;", f"listen 127.0.0.1:{status};")
+    conf = conf.replace("pid /var/run/nginx.pid;", f"pid {tmp}/nginx.pid;")
+    files["/etc/nginx/nginx.conf"] = conf
+    for path, content in files.items():
+        target = tmp / path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content)
+    conf_dir = tmp / "etc/nginx"
+    shutil.copy("/etc/nginx/mime.types", conf_dir / "mime.types")
+    process = subprocess.Popen(
+        [_binary("nginx"), "-c", str(conf_dir / "nginx.conf"), "-p", str(conf_dir),
+         "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    wait_for_port(https)
+    (tmp / "https_port").write_text(str(https))
+    return process, status
+
+
+def _blackbox_probe(tmp: Path) -> set[str]:
+    """The generated blackbox config probing the real nginx over TLS."""
+    files = uploads(_run("dev"), "blackbox")
+    config = tmp / "blackbox.yml"
+    config.write_text(files["/etc/blackbox_exporter/config.yml"])
+    port = free_port()
+    exporter = Running(
+        [_binary("prometheus-blackbox-exporter"), f"--config.file={config}",
+         f"--web.listen-address=127.0.0.1:{port}"],
+        port,
+    )  # fmt: skip
+    try:
+        https = (tmp / "https_port").read_text()
+        target = f"https://127.0.0.1:{https}/"
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{port}/probe?module=https_2xx&target={target}", timeout=20
+        ) as response:
+            text = response.read().decode()
+        samples = {
+            s.name: s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+        assert samples["probe_success"] == 1.0, "the generated probe must pass against nginx"
+        assert samples["probe_ssl_earliest_cert_expiry"] > 0
+        return sample_names(text)
+    finally:
+        exporter.stop()
+
+
+@pytest.mark.req("UT-INFRA-04.1")
+def test_every_alert_queries_metrics_that_exist(exported: set[str]) -> None:
+    known = exported | CADVISOR | RUNTIME | {"up"}
+    for alert in ALERTS:
+        missing = referenced_metrics(alert.expr) - known
+        assert not missing, f"{alert.name} queries metrics no exporter exports: {missing}"
+
+
+def test_a_misspelt_metric_would_be_caught(exported: set[str]) -> None:
+    assert referenced_metrics("pg_upp == 0") - exported == {"pg_upp"}
