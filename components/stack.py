@@ -29,6 +29,7 @@ from components.exporters import (
 from components.grafana import PORT as GRAFANA_PORT
 from components.grafana import Grafana, GrafanaArgs
 from components.monitoring.alerts import RULES_FILE, rules_yaml
+from components.monitoring.dashboards import dashboard_files
 from components.nginx import Nginx, NginxArgs
 from components.postgres import PORT as POSTGRES_PORT
 from components.postgres import Postgres, PostgresArgs
@@ -137,6 +138,7 @@ class DataPlatform(pulumi.ComponentResource):
                 root_url=f"{public}/grafana/",
                 prometheus_url=f"http://{self.prometheus.address}",
                 scrape_interval_seconds=c.scrape_interval_seconds,
+                dashboards=dashboard_files(),
                 depends_on=[self.prometheus],
             ),
             self.platform,

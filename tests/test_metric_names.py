@@ -20,15 +20,31 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from components.monitoring.alerts import ALERTS, RULES_FILE
+from components.monitoring.dashboards import BOARDS
 from components.render.prometheus_yml import RULES_DIR
 from tests.servers import PostgresServer, RedisServer, free_port, wait_for_port
 from tests.test_generated_files import uploads
 from tests.test_stack import _run
 
 # Documented cAdvisor metrics (github.com/google/cadvisor/blob/master/docs/storage/prometheus.md)
-CADVISOR = {"container_oom_events_total", "container_start_time_seconds"}
+CADVISOR = {
+    "container_oom_events_total",
+    "container_start_time_seconds",
+    "container_cpu_usage_seconds_total",
+    "container_memory_working_set_bytes",
+}
 # The runtime sidecar's metrics (docs/runtime-monitoring.md).
-RUNTIME = {"runtime_backup_last_success_timestamp_seconds", "runtime_backup_failures_total"}
+RUNTIME = {
+    "runtime_backup_last_success_timestamp_seconds",
+    "runtime_backup_failures_total",
+    "runtime_backup_last_size_bytes",
+    "runtime_db_pool_connections",
+    "runtime_db_pool_max_connections",
+    "runtime_cache_requests_total",
+    "runtime_cache_breaker_open",
+}
+# Series Prometheus itself synthesises.
+SYNTHETIC = {"up", "ALERTS"}
 
 _KEYWORDS = {
     "and", "or", "unless", "by", "on", "without", "ignoring", "group_left", "group_right",
@@ -226,10 +242,19 @@ def _blackbox_probe(tmp: Path) -> set[str]:
 
 @pytest.mark.req("UT-INFRA-04.1")
 def test_every_alert_queries_metrics_that_exist(exported: set[str]) -> None:
-    known = exported | CADVISOR | RUNTIME | {"up"}
+    known = exported | CADVISOR | RUNTIME | SYNTHETIC
     for alert in ALERTS:
         missing = referenced_metrics(alert.expr) - known
         assert not missing, f"{alert.name} queries metrics no exporter exports: {missing}"
+
+
+@pytest.mark.req("UT-INFRA-04.3")
+def test_every_dashboard_queries_metrics_that_exist(exported: set[str]) -> None:
+    known = exported | CADVISOR | RUNTIME | SYNTHETIC
+    for board in BOARDS:
+        for expr in board.exprs():
+            missing = referenced_metrics(expr) - known
+            assert not missing, f"{board.uid}: {expr!r} queries unknown metrics {missing}"
 
 
 def test_a_misspelt_metric_would_be_caught(exported: set[str]) -> None:
