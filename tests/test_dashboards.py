@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
@@ -22,7 +23,7 @@ def round_trip(data: dict[str, object]) -> dict[str, object]:
     return encoded
 
 
-def panels(data: dict[str, object]) -> list[dict[str, object]]:
+def panels(data: dict[str, object]) -> list[dict[str, Any]]:
     found = data["panels"]
     assert isinstance(found, list)
     return found
