@@ -430,6 +430,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Run node-exporter and cAdvisor (they read the host's /, /sys and /var/lib/docker).",
     ),
     Setting(
+        "runtimeMemoryMb",
+        "integer",
+        256,
+        "Runtime sidecar container memory limit (MB).",
+        _at_least(64),
+    ),
+    Setting(
         "postgresMemoryMb",
         "integer",
         1024,
@@ -528,6 +535,7 @@ class StackConfig:
     prometheus_memory_mb: int
     alertmanager_memory_mb: int
     grafana_memory_mb: int
+    runtime_memory_mb: int
 
 
 def snake(key: str) -> str:

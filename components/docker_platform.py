@@ -24,7 +24,7 @@ class DockerService:
     """The container a dependent waits on, plus its image and volumes."""
 
     container: docker.Container
-    image: docker.RemoteImage
+    image: docker.RemoteImage | docker.Image
     volumes: tuple[docker.Volume, ...]
 
     @property
@@ -56,9 +56,24 @@ class DockerPlatform(pulumi.ComponentResource):
     def deploy(self, spec: ServiceSpec, parent: pulumi.ComponentResource) -> DockerService:
         prefix = f"{self.name}-{spec.name}"
         child = pulumi.ResourceOptions(parent=parent)
-        image = docker.RemoteImage(
-            f"{prefix}-image", name=spec.image, keep_locally=True, opts=child
-        )
+        image: docker.RemoteImage | docker.Image
+        if spec.build is not None:
+            image = docker.Image(
+                f"{prefix}-image",
+                image_name=spec.image,
+                build=docker.DockerBuildArgs(
+                    context=spec.build.context,
+                    dockerfile=spec.build.dockerfile,
+                ),
+                skip_push=True,  # built on the Docker host that runs it; no registry needed
+                opts=child,
+            )
+            image_ref: pulumi.Output[str] = image.image_name
+        else:
+            image = docker.RemoteImage(
+                f"{prefix}-image", name=spec.image, keep_locally=True, opts=child
+            )
+            image_ref = image.image_id
         volumes = tuple(
             # protect: `pulumi destroy` refuses to delete the data until it is unprotected.
             docker.Volume(
@@ -73,7 +88,7 @@ class DockerPlatform(pulumi.ComponentResource):
             networks.add("edge")
         container = docker.Container(
             prefix,
-            image=image.image_id,
+            image=image_ref,
             command=list(spec.command) if spec.command is not None else None,
             envs=[pulumi.Output.concat(k, "=", v) for k, v in spec.env.items()] or None,
             user=spec.user,

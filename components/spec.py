@@ -78,6 +78,18 @@ class ScrapeTarget:
 
 
 @dataclass(frozen=True)
+class ImageBuild:
+    """Build the image from this repository instead of pulling it.
+
+    `ServiceSpec.image` is then the local name, tagged with a hash of the build inputs so
+    the container is replaced exactly when the code it runs changes.
+    """
+
+    context: str
+    dockerfile: str
+
+
+@dataclass(frozen=True)
 class ServiceSpec:
     """Everything a platform needs to run one service, and nothing about how."""
 
@@ -99,6 +111,7 @@ class ServiceSpec:
     user: str | None = None
     host_mounts: Sequence[HostMount] = ()
     devices: Sequence[str] = ()
+    build: ImageBuild | None = None
 
     @property
     def address(self) -> str:

@@ -37,6 +37,8 @@ from components.prometheus import Prometheus, PrometheusArgs
 from components.redis import PORT as REDIS_PORT
 from components.redis import Redis, RedisArgs
 from components.render.nginx_conf import NginxSettings
+from components.runtime_sidecar import PORT as RUNTIME_PORT
+from components.runtime_sidecar import RuntimeSidecar, RuntimeSidecarArgs
 from components.spec import Platform, RuntimePolicy, ScrapeTarget
 from components.tls import TlsCertificate
 
@@ -122,6 +124,7 @@ class DataPlatform(pulumi.ComponentResource):
                     # Services started after Prometheus are found by their fixed aliases.
                     ScrapeTarget("grafana", f"grafana:{GRAFANA_PORT}"),
                     *scrape_targets("https://nginx/", c.host_metrics),
+                    ScrapeTarget("runtime", f"runtime:{RUNTIME_PORT}"),
                 ],
                 rule_files={RULES_FILE: rules_yaml(runbook_url=c.runbook_url)},
                 depends_on=[self.postgres, self.redis, self.alertmanager],
@@ -187,6 +190,16 @@ class DataPlatform(pulumi.ComponentResource):
             "alertmanager_url": self.alertmanager.url,
         }
         self.app_config = _app_config(c, self.postgres, self.redis, self.endpoints)
+        self.runtime = RuntimeSidecar(
+            f"{name}-runtime",
+            RuntimeSidecarArgs(
+                memory_mb=c.runtime_memory_mb,
+                app_config=self.app_config,
+                depends_on=[self.postgres, self.redis],
+            ),
+            self.platform,
+            opts=child,
+        )
         self.register_outputs({"app_config": self.app_config, **self.endpoints})
 
     def _exporters(self, name: str, c: StackConfig) -> list[Exporter]:

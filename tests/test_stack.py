@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import json
 import re
 from graphlib import TopologicalSorter
+from pathlib import Path
 
 import pytest
 
@@ -21,10 +23,11 @@ EXPORTERS = {
     "cadvisor",
     "blackbox",
 }
-SERVICES = CORE | EXPORTERS
+SERVICES = CORE | EXPORTERS | {"runtime"}
 # Scratch images have no shell to run a probe in; Prometheus's `up` watches them instead.
 NO_SHELL = {"nginx-exporter"}
 STATEFUL = {
+    "runtime": "/backups",
     "postgres": "/var/lib/postgresql/data",
     "redis": "/data",
     "alertmanager": "/alertmanager",
@@ -43,6 +46,8 @@ REQUIRED_EDGES = (
     ("redis", "redis-exporter"),
     ("nginx", "nginx-exporter"),
     ("nginx", "blackbox"),
+    ("postgres", "runtime"),
+    ("redis", "runtime"),
 )
 
 
@@ -110,14 +115,19 @@ def test_every_service_runs_pinned_healthchecked_and_restarting(run: StackRun) -
     containers = run.containers()
     assert set(containers) == SERVICES
     images = {unwrap(r.inputs)["name"] for r in run.of_type("docker:index/remoteImage:RemoteImage")}
+    (built,) = run.of_type("docker:index/image:Image")  # the runtime sidecar, from this repo
+    images.add(unwrap(built.inputs)["imageName"])
     assert len(images) == len(SERVICES)
     for image in images:
         assert re.search(r":[\w.-]+$", image) and not image.endswith(":latest"), image
     for service, reg in containers.items():
         inputs = unwrap(reg.inputs)
-        assert inputs["image"].startswith("sha256:"), (
-            f"{service}: image must be RemoteImage.image_id"
-        )
+        if service == "runtime":
+            assert re.fullmatch(r"data-platform-runtime:[0-9a-f]{16}", inputs["image"])
+        else:
+            assert inputs["image"].startswith("sha256:"), (
+                f"{service}: image must be RemoteImage.image_id"
+            )
         labels = {x["label"]: x["value"] for x in inputs["labels"]}
         if service in NO_SHELL:
             assert "healthcheck" not in inputs and inputs["wait"] is False, service
@@ -146,6 +156,7 @@ def test_components_are_typed_and_own_their_children(run: StackRun) -> None:
         "nginx": "infra:nginx:Nginx",
     }
     for service, reg in run.containers().items():
+        expected["runtime"] = "infra:runtime:RuntimeSidecar"
         assert run.component_of(reg) == expected.get(service, "infra:exporters:Exporter")
     for reg in run.registrations:
         if reg.custom:
@@ -250,7 +261,8 @@ def test_backend_network_is_internal_and_only_the_edge_faces_out(run: StackRun) 
         }
         assert "backend" in on[service], service
     published = {s for s, ports in _published(run).items() if ports}
-    egress = {"nginx", "grafana", "alertmanager"}  # nginx serves; the others send notifications
+    # nginx serves; the others send notifications (and the runtime ships backups to S3)
+    egress = {"nginx", "grafana", "alertmanager", "runtime"}
     assert {s for s, nets in on.items() if "edge" in nets} == egress | published
 
 
@@ -357,3 +369,35 @@ def test_secret_setting_stored_in_plain_text_is_refused() -> None:
 
     with pytest.raises(ConfigError, match=r"alertWebhookUrl: stored in plain text"):
         load_stack_config()
+
+
+# -- the runtime sidecar ------------------------------------------------------------------
+
+
+def test_the_sidecar_runs_this_repositorys_runtime_with_the_app_config(run: StackRun) -> None:
+    (image,) = run.of_type("docker:index/image:Image")
+    build = unwrap(image.inputs)
+    assert build["build"] == {"context": ".", "dockerfile": "runtime/Dockerfile"}
+    assert build["skipPush"] is True
+    sidecar = unwrap(run.containers()["runtime"].inputs)
+    assert sidecar["command"] == ["serve", "--port", "9400"]
+    assert "APP_CONFIG_FILE=/run/secrets/app_config.json" in sidecar["envs"]
+    files = {u["file"]: u["content"] for u in sidecar["uploads"]}
+    assert json.loads(files["/run/secrets/app_config.json"]) == run.outputs["app_config"]
+    prometheus = {
+        u["file"]: u["content"] for u in unwrap(run.containers()["prometheus"].inputs)["uploads"]
+    }
+    assert "runtime:9400" in prometheus["/etc/prometheus/prometheus.yml"]
+
+
+def test_the_sidecar_image_tag_follows_its_inputs(tmp_path: Path) -> None:
+    from components.runtime_sidecar import source_hash
+
+    (tmp_path / "runtime").mkdir()
+    (tmp_path / "runtime/Dockerfile").write_text("FROM python:3.11-slim\n")
+    (tmp_path / "runtime/requirements.txt").write_text("redis==8.1.0\n")
+    (tmp_path / "runtime/cache.py").write_text("x = 1\n")
+    first = source_hash(tmp_path)
+    assert source_hash(tmp_path) == first
+    (tmp_path / "runtime/cache.py").write_text("x = 2\n")
+    assert source_hash(tmp_path) != first

@@ -1,0 +1,108 @@
+"""The runtime sidecar: this repository's `runtime` package running inside the stack.
+
+It serves /metrics (pool, cache, backup and host series) and /healthz, runs the scheduled
+backups and the in-process alert loop. Its image is built from `runtime/Dockerfile` on the
+Docker host; the tag is a hash of everything that goes into the image, so `pulumi up`
+rebuilds and replaces it exactly when the runtime's code or requirements change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+
+from components.spec import (
+    ConfigFile,
+    DataVolume,
+    HealthProbe,
+    ImageBuild,
+    Platform,
+    ScrapeTarget,
+    ServiceSpec,
+)
+
+PORT = 9400
+REPOSITORY = Path(__file__).resolve().parent.parent
+DOCKERFILE = "runtime/Dockerfile"
+APP_CONFIG_FILE = "/run/secrets/app_config.json"
+BACKUP_DIR = "/backups"
+
+
+def source_hash(root: Path = REPOSITORY) -> str:
+    """A digest of the image's inputs: the Dockerfile, requirements and the runtime's code."""
+    digest = hashlib.sha256()
+    files = [root / DOCKERFILE, root / "runtime/requirements.txt"]
+    files += sorted(p for p in (root / "runtime").rglob("*.py") if "__pycache__" not in p.parts)
+    for path in files:
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class RuntimeSidecarArgs:
+    memory_mb: int
+    app_config: pulumi.Output[dict[str, Any]]
+    depends_on: Sequence[pulumi.Resource] = ()
+
+
+def runtime_sidecar_spec(args: RuntimeSidecarArgs) -> ServiceSpec:
+    return ServiceSpec(
+        name="runtime",
+        image=f"data-platform-runtime:{source_hash()}",
+        # relative to the project directory, where `pulumi up` runs the program
+        build=ImageBuild(context=".", dockerfile=DOCKERFILE),
+        port=PORT,
+        command=["serve", "--port", str(PORT)],
+        # The same settings applications read: the stack's app_config, as a secret file.
+        env={"APP_CONFIG_FILE": APP_CONFIG_FILE, "BACKUP_DIR": BACKUP_DIR},
+        files=[
+            ConfigFile(
+                APP_CONFIG_FILE,
+                args.app_config.apply(lambda c: json.dumps(c, indent=2, sort_keys=True)),
+                secret=True,
+            )
+        ],
+        volumes=[DataVolume("backups", BACKUP_DIR)],
+        health=HealthProbe(
+            [
+                "python",
+                "-c",
+                "import urllib.request; "
+                f"urllib.request.urlopen('http://127.0.0.1:{PORT}/healthz', timeout=3)",
+            ]
+        ),
+        memory_mb=args.memory_mb,
+        # edge: egress to S3-compatible backup storage and alert webhooks; nothing published
+        networks=("backend", "edge"),
+        depends_on=args.depends_on,
+        stop_grace_seconds=60,  # let a running backup finish or abort cleanly on SIGTERM
+    )
+
+
+class RuntimeSidecar(pulumi.ComponentResource):
+    """Backups, metrics and alert evaluation next to the database and the cache."""
+
+    url: pulumi.Output[str]
+    scrape_targets: list[ScrapeTarget]
+
+    def __init__(
+        self,
+        name: str,
+        args: RuntimeSidecarArgs,
+        platform: Platform,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("infra:runtime:RuntimeSidecar", name, None, opts)
+        spec = runtime_sidecar_spec(args)
+        self.spec = spec
+        self.service = platform.deploy(spec, parent=self)
+        self.url = pulumi.Output.from_input(f"http://{spec.address}")
+        self.scrape_targets = [ScrapeTarget("runtime", spec.address)]
+        self.register_outputs({"url": self.url})
