@@ -82,6 +82,9 @@ class ServiceSpec:
     depends_on: Sequence[pulumi.Resource] = ()
     stop_grace_seconds: int = 30
     user: str | None = None
+    # Every Linux capability is dropped; these are added back because the image's entrypoint
+    # needs them (chown of its data directory, then a switch to an unprivileged user).
+    capabilities: Sequence[str] = ()
 
     @property
     def address(self) -> str:
