@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -296,3 +297,12 @@ def _replace_strings(value: Any, old: str, new: str) -> Any:
     if isinstance(value, list):
         return [_replace_strings(v, old, new) for v in value]
     return value.replace(old, new) if isinstance(value, str) else value
+
+
+def test_docs_list_every_rule_with_its_level() -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "ci.md").read_text()
+    rows = re.findall(r"^\| `([a-z-]+)` \| (mandatory|advisory) \|", text, re.MULTILINE)
+    assert dict(rows) == {rule.name: rule.enforcement for rule in rules.RULES}
+    assert len(rows) == len(rules.RULES)

