@@ -28,7 +28,7 @@ from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
 import rules
 from tests.stack_harness import Registration, StackRun, unwrap
-from tests.test_policy import BREAKAGES, _prod_pinned_to_digests, _stack_run
+from tests.test_policy import _prod_pinned_to_digests, _stack_run, breakage_params
 from tests.test_stack import _run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -126,7 +126,6 @@ def test_the_pack_declares_every_rule_with_its_enforcement_level(pack: Any) -> N
     assert declared == expected
 
 
-@pytest.mark.req("ET-INFRA-01.2")
 def test_dev_and_prod_with_digests_pass_the_real_pack(pack: Any) -> None:
     assert analyze_stack(pack, _run("dev")) == []
     assert analyze_stack(pack, _prod_pinned_to_digests()) == []
@@ -139,9 +138,7 @@ def test_prod_with_tags_only_gets_advisories_that_do_not_block(pack: Any) -> Non
 
 
 @pytest.mark.parametrize(
-    ("rule", "which", "type_", "suffix", "mutate", "expected"),
-    BREAKAGES,
-    ids=[f"{b[0]}-{b[1]}-{b[3].strip('-')}" for b in BREAKAGES],
+    ("rule", "which", "type_", "suffix", "mutate", "expected"), breakage_params()
 )
 def test_the_real_pack_reports_each_broken_copy(
     pack: Any, rule: str, which: str, type_: str, suffix: str, mutate: Any, expected: str
