@@ -2,7 +2,7 @@
 
 No Pulumi CLI can run here, so this test plays the engine's part: it starts the pack the way
 the CLI's `pulumi-analyzer-policy-python` does (`<venv>/bin/python -u -m pulumi.policy
-<engine> <pack dir>`, the pack prints its gRPC port) in the pack's own virtualenv
+<engine> .` in the pack's folder; the pack prints its gRPC port) in the pack's own virtualenv
 (policy/venv, from policy/requirements.txt, as PulumiPolicy.yaml names it), then sends each
 resource the program registers under mocks as an `Analyze` request and reads the
 diagnostics. This checks what the unit tests of `rules` cannot: that pack.py builds a valid
@@ -61,7 +61,8 @@ def pack() -> Iterator[analyzer_pb2_grpc.AnalyzerStub]:
     env = {**os.environ, "PULUMI_PROJECT": "data-platform", "PULUMI_STACK": "dev"}
     env["PULUMI_DRY_RUN"] = "true"
     server = subprocess.Popen(
-        [str(python), "-u", "-m", "pulumi.policy", "127.0.0.1:1", str(PACK)],
+        # as the CLI's script does: <engine address> "." with the pack folder as working dir
+        [str(python), "-u", "-m", "pulumi.policy", "127.0.0.1:1", "."],
         cwd=PACK,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
