@@ -137,6 +137,9 @@ class DockerPlatform(pulumi.ComponentResource):
             log_driver="json-file",
             log_opts=LOG_OPTIONS,
             security_opts=["no-new-privileges:true"],
+            capabilities=docker.ContainerCapabilitiesArgs(
+                drops=["ALL"], adds=sorted(spec.capabilities) or None
+            ),
             destroy_grace_seconds=spec.stop_grace_seconds,
             stop_timeout=spec.stop_grace_seconds,
             labels=[

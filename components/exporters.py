@@ -137,6 +137,8 @@ def cadvisor_spec(image: str) -> ServiceSpec:
             HostMount("/dev/disk", "/dev/disk"),
         ],
         devices=["/dev/kmsg"],
+        # every container's /proc entries and Docker's state, read as root
+        capabilities=("DAC_READ_SEARCH", "SYS_PTRACE"),
         health=_http_probe(8080, "/healthz"),
         memory_mb=256,
     )

@@ -51,6 +51,8 @@ def nginx_spec(args: NginxArgs) -> ServiceSpec:
             PublishedPort(443, args.https_port),
         ],
         depends_on=args.depends_on,
+        # The master binds 80/443 and chowns its cache as root; workers run as user nginx.
+        capabilities=("CHOWN", "NET_BIND_SERVICE", "SETGID", "SETUID"),
     )
 
 

@@ -63,6 +63,9 @@ def postgres_spec(args: PostgresArgs, password: pulumi.Input[str]) -> ServiceSpe
         if args.loopback_port
         else [],
         stop_grace_seconds=60,  # a fast shutdown checkpoints; never cut it short
+        # The entrypoint, as root, walks PGDATA (mode 0700, owned by postgres), chowns and
+        # chmods it, then drops to the postgres user with su-exec.
+        capabilities=("CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"),
     )
 
 

@@ -54,6 +54,9 @@ def redis_spec(args: RedisArgs, password: pulumi.Output[str]) -> ServiceSpec:
         published=[PublishedPort(PORT, args.loopback_port, "127.0.0.1")]
         if args.loopback_port
         else [],
+        # The entrypoint, as root, chowns /data (its files are 0600/0700, owned by redis),
+        # then drops to the redis user with su-exec.
+        capabilities=("CHOWN", "DAC_OVERRIDE", "SETGID", "SETUID"),
     )
 
 

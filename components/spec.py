@@ -112,6 +112,9 @@ class ServiceSpec:
     host_mounts: Sequence[HostMount] = ()
     devices: Sequence[str] = ()
     build: ImageBuild | None = None
+    # Every Linux capability is dropped; these are added back because the image's entrypoint
+    # needs them (chown of its data directory, then a switch to an unprivileged user).
+    capabilities: Sequence[str] = ()
 
     @property
     def address(self) -> str:

@@ -34,6 +34,15 @@ STATEFUL = {
     "prometheus": "/prometheus",
     "grafana": "/var/lib/grafana",
 }
+# Capabilities each image's entrypoint needs back after every one is dropped: postgres and
+# redis chown their data as root then switch user; nginx binds 80/443 and its workers switch
+# user; prometheus, alertmanager and grafana run as non-root users and need none.
+ADDED_CAPABILITIES = {
+    "postgres": ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"],
+    "redis": ["CHOWN", "DAC_OVERRIDE", "SETGID", "SETUID"],
+    "nginx": ["CHOWN", "NET_BIND_SERVICE", "SETGID", "SETUID"],
+    "cadvisor": ["DAC_READ_SEARCH", "SYS_PTRACE"],
+}  # every other service (prometheus, grafana, exporters, the runtime...) adds none
 # DESIGN.md's table: (dependency, dependent).
 REQUIRED_EDGES = (
     ("postgres", "prometheus"),
@@ -144,6 +153,15 @@ def test_every_service_runs_pinned_healthchecked_and_restarting(run: StackRun) -
         assert inputs["logDriver"] == "json-file" and inputs["logOpts"]["max-size"], service
         assert "no-new-privileges:true" in inputs["securityOpts"], service
         assert inputs["destroyGraceSeconds"] >= 30, service
+
+
+def test_containers_drop_every_capability_and_add_back_only_what_the_image_needs(
+    run: StackRun,
+) -> None:
+    for service, reg in run.containers().items():
+        capabilities = unwrap(reg.inputs)["capabilities"]
+        assert capabilities["drops"] == ["ALL"], service
+        assert capabilities.get("adds", []) == ADDED_CAPABILITIES.get(service, []), service
 
 
 def test_components_are_typed_and_own_their_children(run: StackRun) -> None:
