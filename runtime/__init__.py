@@ -18,3 +18,29 @@ __all__ = [
     "MetricsData",
     "ServiceStatus",
 ]
+
+# Pool, cache, settings and typed errors (issue 3).
+from runtime.database import DatabaseManager, DatabasePool
+from runtime.errors import (
+    CacheError,
+    ConfigError,
+    DatabaseUnavailable,
+    PlatformError,
+    PoolTimeout,
+    StatementTimeout,
+)
+from runtime.settings import Secret, Settings, load_settings
+
+__all__ += [
+    "CacheError",
+    "ConfigError",
+    "DatabaseManager",
+    "DatabasePool",
+    "DatabaseUnavailable",
+    "PlatformError",
+    "PoolTimeout",
+    "Secret",
+    "Settings",
+    "StatementTimeout",
+    "load_settings",
+]
