@@ -20,6 +20,7 @@ __all__ = [
 ]
 
 # Pool, cache, settings and typed errors (issue 3).
+from runtime.cache import CacheClient, CacheStats, JsonSerializer, RedisManager, Serializer
 from runtime.database import DatabaseManager, DatabasePool
 from runtime.errors import (
     CacheError,
@@ -32,14 +33,19 @@ from runtime.errors import (
 from runtime.settings import Secret, Settings, load_settings
 
 __all__ += [
+    "CacheClient",
     "CacheError",
+    "CacheStats",
     "ConfigError",
     "DatabaseManager",
     "DatabasePool",
     "DatabaseUnavailable",
+    "JsonSerializer",
     "PlatformError",
     "PoolTimeout",
+    "RedisManager",
     "Secret",
+    "Serializer",
     "Settings",
     "StatementTimeout",
     "load_settings",
