@@ -21,6 +21,7 @@ front of a database needs when Redis misbehaves (DESIGN.md's measured facts):
 from __future__ import annotations
 
 import builtins
+import contextlib
 import json
 import logging
 import threading
@@ -156,6 +157,8 @@ class CacheClient:
     def get_or_load(self, key: str, loader: Callable[[], T], ttl: int | None = None) -> T:
         """The cached value of `key`, or `loader()`'s (stored for `ttl` seconds, default
         CACHE_DEFAULT_TTL). Redis failures never reach the caller: it gets `loader()`."""
+        if self._closed and time.monotonic() >= self._gen_due:
+            self._maybe_refresh_generation()  # may open the breaker: re-checked below
         if self._closed:
             if self._near is not None:
                 found, near_value = self._near.get(self._prefix + key)
@@ -163,8 +166,6 @@ class CacheClient:
                     self._stats.near_hits += 1
                     self._stats.hits += 1
                     return near_value  # type: ignore[no-any-return]
-            if time.monotonic() >= self._gen_due:
-                self._maybe_refresh_generation()
             full = self._prefix + key
             token = self._near.begin(full) if self._near is not None else 0
             try:
@@ -354,7 +355,10 @@ class CacheClient:
     def _probe_loop(self) -> None:
         opened = time.monotonic()
         while not self._stopping.wait(self.probe_interval):
-            replayed = self._recover()
+            try:
+                replayed = self._recover()
+            except Exception:  # whatever went wrong, Redis is not usable yet
+                replayed = None
             if replayed is not None:
                 self.breaker_log.transition(
                     "closed",
@@ -393,7 +397,10 @@ class CacheClient:
 
     def _replay(self, keys: builtins.set[str], prefixes: builtins.set[str], overflow: bool) -> None:
         if overflow:
-            self._redis.incr(self._gen_key)
+            try:
+                self._redis.incr(self._gen_key)
+            except OutOfMemoryError:  # cannot bump it: delete the generation's keys instead
+                self._unlink_prefix(self._prefix)
             self._refresh_generation()
             return
         ordered = list(keys)
@@ -405,8 +412,11 @@ class CacheClient:
     def _refresh_generation(self) -> None:
         """Read the key generation; a Redis that lost its data gets a new one (time-based),
         so entries restored from an old snapshot cannot be mistaken for current ones."""
-        self._redis.set(self._gen_key, time.time_ns(), nx=True)
         gen = self._redis.get(self._gen_key)
+        if gen is None:
+            with contextlib.suppress(OutOfMemoryError):  # then generation 0 it is
+                self._redis.set(self._gen_key, time.time_ns(), nx=True)
+            gen = self._redis.get(self._gen_key)
         self._prefix = f"{self.namespace}:{int(gen or 0)}:"
         self._gen_due = time.monotonic() + self.probe_interval
 

@@ -679,3 +679,27 @@ def test_database_pool_and_cache_together_survive_redis_loss(
         assert values == [i % 5 for i in range(60)]
     finally:
         pool.close()
+
+
+@pytest.mark.req("ET-INFRA-03.1")
+def test_recovery_and_replay_work_while_redis_is_out_of_memory(
+    fresh_redis: RedisServer, managers: list[RedisManager]
+) -> None:
+    admin = raw(fresh_redis)
+    admin.config_set("maxmemory-policy", "noeviction")
+    forwarder = Proxy(fresh_redis.port)
+    try:
+        manager = manager_for(forwarder.port, probe_interval=0.1)
+        managers.append(manager)
+        cache = manager.get_cache_client()
+        db = {"k": "v1"}
+        assert cache.get_or_load("k", lambda: db["k"]) == "v1"
+        admin.config_set("maxmemory", 1)  # every write is refused from now on
+        forwarder.cut()
+        db["k"] = "v2"
+        cache.invalidate("k")
+        forwarder.restore()
+        wait_until(lambda: cache.breaker_state == "closed")
+        assert cache.get_or_load("k", lambda: db["k"]) == "v2"
+    finally:
+        forwarder.close()
