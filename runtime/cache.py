@@ -90,7 +90,8 @@ class _Flight:
 
     def __init__(self, epoch: int) -> None:
         self.epoch = epoch
-        self.done = threading.Event()
+        self.done = threading.Lock()  # held by the leader until the load ends (cheaper than
+        self.done.acquire()  # an Event, which matters on the Redis-down path)
         self.value: Any = None
         self.error: BaseException | None = None
 
@@ -198,7 +199,8 @@ class CacheClient:
                 flight = self._flights[key] = _Flight(epoch)
         assert flight is not None
         if not leader:
-            flight.done.wait()
+            with flight.done:
+                pass
             if flight.error is not None:
                 raise flight.error
             return flight.value  # type: ignore[no-any-return]
@@ -215,7 +217,7 @@ class CacheClient:
             with self._flights_lock:
                 if self._flights.get(key) is flight:
                     del self._flights[key]
-            flight.done.set()
+            flight.done.release()
 
     def _encode(self, key: str, value: Any) -> bytes:
         try:

@@ -73,6 +73,7 @@ class DatabasePool:
         self._lock = threading.Lock()
         self._probe_lock = threading.Lock()
         self._active = 0
+        self._errors_seen = 0
         self._down_since: float | None = None
         self._closed = threading.Event()
         self._healer: threading.Thread | None = None
@@ -96,7 +97,6 @@ class DatabasePool:
         `StatementTimeout` when a statement outlives DB_STATEMENT_TIMEOUT_MS."""
         self._fail_fast()
         wait = self._settings.timeout_seconds if timeout is None else timeout
-        errors_before = self._connection_errors()
         try:
             with self._pool.connection(wait) as conn:
                 with self._lock:
@@ -109,8 +109,8 @@ class DatabasePool:
         except psycopg_pool.TooManyRequests:
             raise PoolTimeout(0.0, self.max_connections) from None
         except psycopg_pool.PoolTimeout:
-            if self._down_since is None and self._connection_errors() > errors_before:
-                # The pool tried to connect while we waited and failed: busy or down?
+            if self._down_since is None and self._new_connection_errors():
+                # The pool failed to open connections lately: busy, or down?
                 if self._probe():
                     raise PoolTimeout(wait, self.max_connections) from None
                 self._mark_down("server not accepting connections")
@@ -185,8 +185,13 @@ class DatabasePool:
         return f"DatabasePool({d.host}:{d.port}/{d.name}, max={self.max_connections})"
 
     # -- failure handling ------------------------------------------------------------------
-    def _connection_errors(self) -> int:
-        return self._pool.get_stats().get("connections_errors", 0)
+    def _new_connection_errors(self) -> bool:
+        """Did the pool fail to connect since we last looked? (Read only on a timeout, to
+        keep `get_stats()` off the checkout path.)"""
+        errors = self._pool.get_stats().get("connections_errors", 0)
+        with self._lock:
+            seen, self._errors_seen = self._errors_seen, errors
+        return errors > seen
 
     def _reason(self, exc: BaseException) -> str:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
