@@ -133,7 +133,7 @@ class CacheClient:
         self._gen_due = 0.0
         # Breaker: `_closed` is read on every call without a lock (a bool read is atomic).
         self._closed = True
-        self._breaker_lock = threading.Lock()
+        self._breaker_lock = threading.RLock()  # also guards the pending invalidations
         self._prober: threading.Thread | None = None
         self._stopping = threading.Event()
         self.breaker_log = StateLog("cache.breaker", "closed")
@@ -316,15 +316,17 @@ class CacheClient:
             self._trip(exc)
 
     def _queue_invalidation(self, *, key: str | None = None, prefix: str | None = None) -> None:
-        """Remember an invalidation Redis may not have seen (call with or without the lock)."""
-        if key is not None:
-            self._pending_keys.add(key)
-        if prefix is not None:
-            self._pending_prefixes.add(prefix)
-        if len(self._pending_keys) + len(self._pending_prefixes) > self.max_pending:
-            self._pending_overflow = True
-            self._pending_keys.clear()
-            self._pending_prefixes.clear()
+        """Remember an invalidation Redis may not have seen. Under the breaker lock, so the
+        prober's replay-then-close cannot miss one."""
+        with self._breaker_lock:
+            if key is not None:
+                self._pending_keys.add(key)
+            if prefix is not None:
+                self._pending_prefixes.add(prefix)
+            if len(self._pending_keys) + len(self._pending_prefixes) > self.max_pending:
+                self._pending_overflow = True
+                self._pending_keys.clear()
+                self._pending_prefixes.clear()
 
     def _unlink_prefix(self, full_prefix: str) -> None:
         pattern = "".join("\\" + c if c in "*?[]\\" else c for c in full_prefix) + "*"

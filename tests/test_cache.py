@@ -703,3 +703,62 @@ def test_recovery_and_replay_work_while_redis_is_out_of_memory(
         assert cache.get_or_load("k", lambda: db["k"]) == "v2"
     finally:
         forwarder.close()
+
+
+@pytest.mark.req("PT-INFRA-03.1")
+def test_concurrent_readers_writers_and_outages_never_see_a_value_older_than_completed_writes(
+    redis_server: RedisServer, proxy: Proxy, managers: list[RedisManager]
+) -> None:
+    manager = manager_for(proxy.port, timeout=0.1, probe_interval=0.05)
+    managers.append(manager)
+    cache = manager.get_cache_client()
+    keys = ["a", "b", "c"]
+    db = dict.fromkeys(keys, 0)
+    completed = dict.fromkeys(keys, 0)  # the newest version whose write+invalidate returned
+    stale: list[str] = []
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def writer(key: str) -> None:
+        version = 0
+        while not stop.is_set():
+            version += 1
+            db[key] = version
+            if version % 2:
+                cache.invalidate(key)
+            else:
+                cache.set(key, version)
+            completed[key] = version
+            time.sleep(0.002)
+
+    def reader() -> None:
+        while not stop.is_set():
+            for key in keys:
+                floor = completed[key]
+                try:
+                    got = cache.get_or_load(key, lambda key=key: db[key])  # type: ignore[misc]
+                except BaseException as exc:
+                    errors.append(exc)
+                    continue
+                if got < floor:
+                    stale.append(f"{key}: read {got} after write {floor} completed")
+
+    def outages() -> None:
+        while not stop.is_set():
+            time.sleep(0.15)
+            proxy.cut()
+            time.sleep(0.1)
+            proxy.restore()
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in keys]
+    threads += [threading.Thread(target=reader) for _ in range(3)]
+    threads.append(threading.Thread(target=outages))
+    for thread in threads:
+        thread.start()
+    time.sleep(2.0)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and stale == []
+    stats = cache.stats()
+    assert stats.hits > 0 and stats.fallbacks > 0 and stats.breaker_opened >= 2
