@@ -6,13 +6,17 @@ import copy
 import json
 import logging
 import pickle
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from runtime.cache import RedisManager
+from runtime.database import DatabaseManager
 from runtime.errors import ConfigError
 from runtime.settings import Secret, load_settings, mask_url
+from tests.servers import PostgresServer, RedisServer
 
 DB_PASSWORD = "db-Sup3r-s3cret"
 REDIS_PASSWORD = "redis-Sup3r-s3cret"
@@ -197,3 +201,34 @@ def test_mask_url() -> None:
     assert mask_url(f"redis://:{REDIS_PASSWORD}@h:1/0") == "redis://:***@h:1/0"
     assert mask_url("postgresql://app:pw@h:5432/app") == "postgresql://app:***@h:5432/app"
     assert mask_url("redis://h:1/0") == "redis://h:1/0"
+
+
+@pytest.mark.req("UT-INFRA-02.1", "UT-INFRA-03.1")
+def test_one_app_config_file_configures_pool_and_cache_against_real_servers(
+    tmp_path: Path, postgres_server: PostgresServer, redis_server: RedisServer
+) -> None:
+    data = config(
+        database__local={
+            "host": "127.0.0.1",
+            "port": postgres_server.port,
+            "dsn": postgres_server.dsn,
+        },
+        redis__local={"host": "127.0.0.1", "port": redis_server.port, "url": redis_server.url},
+        pool__size=1,
+        pool__max_overflow=1,
+        cache__default_ttl_seconds=42,
+    )
+    file = tmp_path / "app_config.json"
+    file.write_text(json.dumps(data))
+    settings = load_settings(env={"APP_CONFIG_FILE": str(file), "APP_CONFIG_ADDRESS": "local"})
+    pool = DatabaseManager(settings).create_connection_pool()
+    manager = RedisManager(settings, namespace=f"s{uuid.uuid4().hex[:8]}")
+    try:
+        assert pool.stats().max_connections == 2
+        cache = manager.get_cache_client()
+        assert cache.get_or_load("answer", lambda: pool.execute("SELECT 42")[0][0]) == 42
+        assert cache.get_or_load("answer", lambda: -1) == 42
+        assert cache.default_ttl == 42
+    finally:
+        manager.close()
+        pool.close()
