@@ -267,13 +267,15 @@ class CacheClient:
         stripe = hash(key) % _STRIPES
         with self._stripe_locks[stripe]:
             self._epochs[stripe] += 1
-            if self._near is not None:
-                self._near.invalidate(self._prefix + key)
-            if not self._closed or time.monotonic() < self._writes_paused_until:
-                self._stats.writes_skipped += 1
-                self._delete_or_queue(key)
-                return False
-            return self._write(key, data, ttl)
+            self._forget_near(key)
+            try:
+                if not self._closed or time.monotonic() < self._writes_paused_until:
+                    self._stats.writes_skipped += 1
+                    self._delete_or_queue(key)
+                    return False
+                return self._write(key, data, ttl)
+            finally:
+                self._forget_near(key)
 
     def invalidate(self, key: str) -> None:
         """Forget `key` (call after the database write). Never lost: if Redis cannot be
@@ -281,9 +283,17 @@ class CacheClient:
         stripe = hash(key) % _STRIPES
         with self._stripe_locks[stripe]:
             self._epochs[stripe] += 1
-            if self._near is not None:
-                self._near.invalidate(self._prefix + key)
-            self._delete_or_queue(key)
+            self._forget_near(key)
+            try:
+                self._delete_or_queue(key)
+            finally:
+                self._forget_near(key)
+
+    def _forget_near(self, key: str) -> None:
+        """Drop the near copy; done before *and* after the Redis write, so a concurrent read
+        that fetched the old value from Redis in between cannot keep it once we return."""
+        if self._near is not None:
+            self._near.invalidate(self._prefix + key)
 
     def invalidate_prefix(self, prefix: str) -> None:
         """Forget every key starting with `prefix` (SCAN + UNLINK: O(keys in Redis))."""
@@ -304,6 +314,8 @@ class CacheClient:
                 self._queue_invalidation(prefix=prefix)
                 self._trip(exc)
         finally:
+            if self._near is not None:
+                self._near.invalidate_prefix(self._prefix + prefix)
             for lock in self._stripe_locks:
                 lock.release()
 

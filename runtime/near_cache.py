@@ -25,6 +25,8 @@ from redis.exceptions import RedisError
 if TYPE_CHECKING:
     from runtime.cache import RedisManager
 
+_STRIPES = 64
+
 
 class NearCache:
     """A bounded LRU of decoded values, invalidated by Redis push messages."""
@@ -37,7 +39,9 @@ class NearCache:
         self.max_age = max_age
         self._data: OrderedDict[str, tuple[float, Any]] = OrderedDict()
         self._lock = threading.Lock()
-        self._seq = 0  # bumped by every invalidation: a read that saw an older value is dropped
+        # Bumped by invalidations (per stripe of keys; all stripes on a flush): a value read
+        # from Redis before an invalidation of its stripe is not stored.
+        self._seqs = [0] * _STRIPES
         self._enabled = False
         self._stop = threading.Event()
         self._ready = threading.Event()
@@ -59,31 +63,35 @@ class NearCache:
             return True, entry[1]
 
     def begin(self, key: str) -> int:
-        return self._seq
+        return self._seqs[hash(key) % _STRIPES]
 
     def commit(self, key: str, token: int, value: Any) -> None:
         with self._lock:
-            if not self._enabled or token != self._seq:
+            if not self._enabled or token != self._seqs[hash(key) % _STRIPES]:
                 return
             self._data[key] = (time.monotonic() + self.max_age, value)
             self._data.move_to_end(key)
             if len(self._data) > self.max_entries:
                 self._data.popitem(last=False)
 
+    def _bump_all(self) -> None:
+        for stripe in range(_STRIPES):
+            self._seqs[stripe] += 1
+
     def invalidate(self, key: str) -> None:
         with self._lock:
-            self._seq += 1
+            self._seqs[hash(key) % _STRIPES] += 1
             self._data.pop(key, None)
 
     def invalidate_prefix(self, prefix: str) -> None:
         with self._lock:
-            self._seq += 1
+            self._bump_all()
             for key in [k for k in self._data if k.startswith(prefix)]:
                 del self._data[key]
 
     def clear(self) -> None:
         with self._lock:
-            self._seq += 1
+            self._bump_all()
             self._data.clear()
 
     @property
@@ -101,17 +109,19 @@ class NearCache:
     def _on_invalidate(self, message: list[Any]) -> None:
         keys = message[1] if len(message) > 1 else None
         with self._lock:
-            self._seq += 1
             self.invalidations += 1
             if keys is None:  # FLUSHDB / FLUSHALL
+                self._bump_all()
                 self._data.clear()
                 return
             for raw in keys:
-                self._data.pop(raw.decode() if isinstance(raw, bytes) else str(raw), None)
+                key = raw.decode() if isinstance(raw, bytes) else str(raw)
+                self._seqs[hash(key) % _STRIPES] += 1
+                self._data.pop(key, None)
 
     def _set_enabled(self, enabled: bool) -> None:
         with self._lock:
-            self._seq += 1
+            self._bump_all()
             self._data.clear()
             self._enabled = enabled
 

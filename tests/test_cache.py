@@ -706,10 +706,13 @@ def test_recovery_and_replay_work_while_redis_is_out_of_memory(
 
 
 @pytest.mark.req("PT-INFRA-03.1")
+@pytest.mark.parametrize("near_cache_size", [0, 100], ids=["redis", "near-cache"])
 def test_concurrent_readers_writers_and_outages_never_see_a_value_older_than_completed_writes(
-    redis_server: RedisServer, proxy: Proxy, managers: list[RedisManager]
+    redis_server: RedisServer, proxy: Proxy, managers: list[RedisManager], near_cache_size: int
 ) -> None:
-    manager = manager_for(proxy.port, timeout=0.1, probe_interval=0.05)
+    manager = manager_for(
+        proxy.port, timeout=0.1, probe_interval=0.05, near_cache_size=near_cache_size
+    )
     managers.append(manager)
     cache = manager.get_cache_client()
     keys = ["a", "b", "c"]
@@ -729,7 +732,7 @@ def test_concurrent_readers_writers_and_outages_never_see_a_value_older_than_com
             else:
                 cache.set(key, version)
             completed[key] = version
-            time.sleep(0.002)
+            time.sleep(0.005)
 
     def reader() -> None:
         while not stop.is_set():
@@ -742,10 +745,11 @@ def test_concurrent_readers_writers_and_outages_never_see_a_value_older_than_com
                     continue
                 if got < floor:
                     stale.append(f"{key}: read {got} after write {floor} completed")
+            time.sleep(0.0005)
 
     def outages() -> None:
         while not stop.is_set():
-            time.sleep(0.15)
+            time.sleep(0.4)
             proxy.cut()
             time.sleep(0.1)
             proxy.restore()
@@ -762,3 +766,5 @@ def test_concurrent_readers_writers_and_outages_never_see_a_value_older_than_com
     assert errors == [] and stale == []
     stats = cache.stats()
     assert stats.hits > 0 and stats.fallbacks > 0 and stats.breaker_opened >= 2
+    if near_cache_size:
+        assert stats.near_hits > 0  # the near-cache really served reads
