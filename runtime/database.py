@@ -108,6 +108,8 @@ class DatabasePool:
                         self._active -= 1
         except psycopg_pool.TooManyRequests:
             raise PoolTimeout(0.0, self.max_connections) from None
+        except psycopg_pool.PoolClosed:
+            raise self._unavailable("the pool is closed (close() was called)") from None
         except psycopg_pool.PoolTimeout:
             if self._down_since is None and self._new_connection_errors():
                 # The pool failed to open connections lately: busy, or down?

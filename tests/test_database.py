@@ -377,3 +377,11 @@ def test_bad_arguments_are_named() -> None:
         DatabaseManager(settings, probe_interval=-1)
     assert isinstance(DatabaseManager(settings).pool_settings, PoolSettings)
     assert issubclass(PoolTimeout, PlatformError) and issubclass(DatabaseUnavailable, PlatformError)
+
+
+def test_a_closed_pool_says_so(postgres_server: PostgresServer) -> None:
+    pool = manager_for(postgres_server).create_connection_pool()
+    pool.close()
+    with pytest.raises(DatabaseUnavailable, match="the pool is closed"):
+        pool.execute("SELECT 1")
+    assert pool.healthy  # closing is not an outage: no healer, no log line
