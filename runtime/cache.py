@@ -44,6 +44,12 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 _STRIPES = 64
+_log = logging.getLogger("runtime.cache")
+
+
+def _check_ttl(ttl: object) -> None:
+    if not isinstance(ttl, int) or isinstance(ttl, bool) or ttl < 1:
+        raise ValueError(f"ttl: got {ttl!r}; allowed: an int >= 1 (seconds) or None")
 
 
 class Serializer(Protocol):
@@ -151,6 +157,7 @@ class CacheClient:
         self._stripe_locks = [threading.Lock() for _ in range(_STRIPES)]
         self._epochs = [0] * _STRIPES
         self._flights: dict[str, _Flight] = {}
+        self._unencodable: builtins.set[str] = builtins.set()
         self._flights_lock = threading.Lock()
         try:
             self._refresh_generation()
@@ -161,6 +168,8 @@ class CacheClient:
     def get_or_load(self, key: str, loader: Callable[[], T], ttl: int | None = None) -> T:
         """The cached value of `key`, or `loader()`'s (stored for `ttl` seconds, default
         CACHE_DEFAULT_TTL). Redis failures never reach the caller: it gets `loader()`."""
+        if ttl is not None:
+            _check_ttl(ttl)
         if self._closed and time.monotonic() >= self._gen_due:
             self._maybe_refresh_generation()  # may open the breaker: re-checked below
         if self._closed:
@@ -232,7 +241,16 @@ class CacheClient:
             ) from None
 
     def _fill(self, key: str, stripe: int, epoch: int, value: Any, ttl: int | None) -> None:
-        data = self._encode(key, value)
+        try:
+            data = self._encode(key, value)
+        except CacheError as exc:
+            # The caller still gets its value (as it would with Redis down); say so once per
+            # type, never per request, and never with the value itself.
+            self._stats.errors += 1
+            if type(value).__name__ not in self._unencodable:
+                self._unencodable.add(type(value).__name__)
+                _log.warning("%s; values of this type are not cached", exc)
+            return
         if not self._closed or time.monotonic() < self._writes_paused_until:
             self._stats.writes_skipped += 1
             return
@@ -263,6 +281,8 @@ class CacheClient:
     def set(self, key: str, value: Any, ttl: int | None = None) -> bool:
         """Store `value` (write-through after the database write). True if Redis has it; if
         not, the key is deleted or its deletion queued, so no older value can be read."""
+        if ttl is not None:
+            _check_ttl(ttl)
         data = self._encode(key, value)
         stripe = hash(key) % _STRIPES
         with self._stripe_locks[stripe]:
@@ -489,6 +509,7 @@ class RedisManager:
         serializer: Serializer | None = None,
         max_connections: int = 64,
         near_cache_size: int = 0,
+        max_pending: int = 10_000,
         name: str = "runtime-cache",
     ) -> None:
         if isinstance(redis_settings, Settings):
@@ -506,6 +527,7 @@ class RedisManager:
         self.serializer = serializer
         self.max_connections = max_connections
         self.near_cache_size = near_cache_size
+        self.max_pending = max_pending
         self.name = name
         self._client: CacheClient | None = None
         self._lock = threading.Lock()
@@ -544,6 +566,7 @@ class RedisManager:
                     default_ttl=self.cache_settings.default_ttl_seconds,
                     serializer=self.serializer,
                     probe_interval=self.probe_interval,
+                    max_pending=self.max_pending,
                     near_cache=near,
                     secrets=self.secrets,
                 )

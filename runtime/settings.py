@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -241,6 +242,19 @@ def _database(src: _Source, address: Address) -> DatabaseSettings:
     )
 
 
+EVICTION_POLICIES = (
+    "noeviction",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+)
+_MAXMEMORY = re.compile(r"^\d+(b|k|kb|m|mb|g|gb)?$", re.IGNORECASE)
+
+
 def _redis(src: _Source, address: Address) -> RedisSettings:
     path = "redis.local.url" if address == "local" else "redis.url"
     name, raw = src.get(path, "REDIS_URL")
@@ -254,7 +268,11 @@ def _redis(src: _Source, address: Address) -> RedisSettings:
         raise ConfigError(name, url, "a redis://, rediss:// or unix:// URL", secret=True)
     password = parts.password or src.get("redis.password", None)[1]
     maxmemory = src.get("redis.maxmemory", None)
+    if maxmemory[1] is not None and not _MAXMEMORY.match(str(maxmemory[1])):
+        raise ConfigError(*maxmemory, "a size such as '512mb', '1gb' or bytes")
     policy = src.get("redis.eviction_policy", None)
+    if policy[1] is not None and policy[1] not in EVICTION_POLICIES:
+        raise ConfigError(*policy, "one of " + ", ".join(EVICTION_POLICIES))
     return RedisSettings(
         url=Secret(url),
         host=parts.hostname or "",

@@ -254,15 +254,25 @@ def test_pluggable_serializer_round_trips(
     assert got == quote and isinstance(got.price, Decimal)
 
 
-def test_unencodable_value_is_a_clear_error(
-    redis_server: RedisServer, managers: list[RedisManager]
+def test_unencodable_value_is_a_clear_error_on_set_and_not_cached_on_load(
+    redis_server: RedisServer, managers: list[RedisManager], caplog: pytest.LogCaptureFixture
 ) -> None:
     from runtime.errors import CacheError
 
     manager = manager_for(redis_server.port)
     managers.append(manager)
+    cache = manager.get_cache_client()
     with pytest.raises(CacheError, match=r"cache key 'x': cannot encode a set"):
-        manager.get_cache_client().set("x", {1, 2})
+        cache.set("x", {1, 2})
+    with caplog.at_level(logging.WARNING, logger="runtime.cache"):
+        for _ in range(3):  # the caller gets its value, as it would with Redis down
+            assert cache.get_or_load("y", lambda: {3, 4}) == {3, 4}
+    assert cache.stats().loads == 3 and cache.stats().errors == 3
+    assert len([r for r in caplog.records if r.name == "runtime.cache"]) == 1
+    with pytest.raises(ValueError, match="ttl: got 0"):
+        cache.get_or_load("z", lambda: 1, ttl=0)
+    with pytest.raises(ValueError, match="ttl: got -5"):
+        cache.set("z", 1, ttl=-5)
 
 
 def test_set_invalidate_and_invalidate_prefix(

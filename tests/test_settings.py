@@ -147,6 +147,8 @@ def test_environment_alone_with_defaults() -> None:
         ({"backup__schedule": "every night"}, {}, "backup.schedule", "cron"),
         ({"redis__url": "http://x"}, {}, "redis.url", "redis://"),
         ({"database__dsn": ""}, {}, "database.dsn", "non-empty"),
+        ({"redis__maxmemory": "lots"}, {}, "redis.maxmemory", "'512mb'"),
+        ({"redis__eviction_policy": "lru"}, {}, "redis.eviction_policy", "allkeys-lru"),
     ],
 )
 def test_bad_values_name_the_field_the_value_and_the_rule(
