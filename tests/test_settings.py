@@ -1,0 +1,236 @@
+"""Settings: the stack's app_config JSON and environment variables, validated, secrets masked."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import pickle
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runtime.cache import RedisManager
+from runtime.database import DatabaseManager
+from runtime.errors import ConfigError
+from runtime.settings import Secret, load_settings, mask_url
+from tests.servers import PostgresServer, RedisServer
+
+DB_PASSWORD = "db-Sup3r-s3cret"
+REDIS_PASSWORD = "redis-Sup3r-s3cret"
+
+APP_CONFIG: dict[str, Any] = {
+    "stack": "dev",
+    "database": {
+        "host": "postgres",
+        "port": 5432,
+        "name": "app",
+        "user": "app",
+        "password": DB_PASSWORD,
+        "dsn": f"postgresql://app:{DB_PASSWORD}@postgres:5432/app",
+        "local": {
+            "host": "127.0.0.1",
+            "port": 15432,
+            "dsn": f"postgresql://app:{DB_PASSWORD}@127.0.0.1:15432/app",
+        },
+    },
+    "pool": {"size": 10, "max_overflow": 20, "timeout_seconds": 30, "statement_timeout_ms": 5000},
+    "redis": {
+        "host": "redis",
+        "port": 6379,
+        "password": REDIS_PASSWORD,
+        "url": f"redis://:{REDIS_PASSWORD}@redis:6379/0",
+        "local": {
+            "host": "127.0.0.1",
+            "port": 16379,
+            "url": f"redis://:{REDIS_PASSWORD}@127.0.0.1:16379/0",
+        },
+        "maxmemory": "512mb",
+        "eviction_policy": "allkeys-lru",
+    },
+    "cache": {"default_ttl_seconds": 300},
+    "backup": {"schedule": "0 2 * * *", "retention_days": 30, "min_keep": 3},
+    "monitoring": {
+        "interval_seconds": 60,
+        "alert_cooldown_seconds": 300,
+        "health_check_timeout_seconds": 60,
+        "restart_attempts": 3,
+    },
+    "endpoints": {"public_url": "https://localhost:8443"},
+}
+
+
+def config(**changes: Any) -> dict[str, Any]:
+    data = copy.deepcopy(APP_CONFIG)
+    for path, value in changes.items():
+        node = data
+        *parents, leaf = path.split("__")
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    return data
+
+
+@pytest.mark.req("UT-INFRA-02.1", "UT-INFRA-03.1")
+def test_reads_exactly_what_pulumi_stack_output_prints(tmp_path: Path) -> None:
+    file = tmp_path / "app_config.json"
+    file.write_text(json.dumps(APP_CONFIG, indent=2))
+    settings = load_settings(env={"APP_CONFIG_FILE": str(file)})
+    assert settings.stack == "dev"
+    assert settings.database.dsn.reveal() == APP_CONFIG["database"]["dsn"]
+    assert (settings.database.host, settings.database.port) == ("postgres", 5432)
+    assert settings.database.user == "app" and settings.database.name == "app"
+    assert settings.pool.size == 10 and settings.pool.max_overflow == 20
+    assert settings.pool.max_connections == 30
+    assert settings.pool.timeout_seconds == 30.0 and settings.pool.statement_timeout_ms == 5000
+    assert (settings.redis.host, settings.redis.port) == ("redis", 6379)
+    assert settings.redis.password == Secret(REDIS_PASSWORD)
+    assert settings.redis.eviction_policy == "allkeys-lru"
+    assert settings.cache.default_ttl_seconds == 300
+    assert settings.backup.schedule == "0 2 * * *"
+    assert settings.monitoring.restart_attempts == 3
+
+
+def test_local_addresses_for_the_dev_stack() -> None:
+    settings = load_settings(json.dumps(APP_CONFIG), env={}, address="local")
+    assert (settings.database.host, settings.database.port) == ("127.0.0.1", 15432)
+    assert (settings.redis.host, settings.redis.port) == ("127.0.0.1", 16379)
+    via_env = load_settings(APP_CONFIG, env={"APP_CONFIG_ADDRESS": "local"})
+    assert via_env.database.port == 15432
+
+
+def test_environment_overrides_single_fields() -> None:
+    env = {
+        "DATABASE_URL": "postgresql://u:pw@db.example:6543/other",
+        "REDIS_URL": "redis://cache.example:7000/2",
+        "DB_POOL_SIZE": "4",
+        "DB_MAX_OVERFLOW": "0",
+        "DB_POOL_TIMEOUT": "2.5",
+        "DB_STATEMENT_TIMEOUT_MS": "100",
+        "CACHE_DEFAULT_TTL": "60",
+        "BACKUP_SCHEDULE": "*/5 * * * *",
+    }
+    settings = load_settings(APP_CONFIG, env=env)
+    assert (settings.database.host, settings.database.port, settings.database.name) == (
+        "db.example",
+        6543,
+        "other",
+    )
+    assert (settings.redis.host, settings.redis.port) == ("cache.example", 7000)
+    assert settings.pool.size == 4 and settings.pool.max_overflow == 0
+    assert settings.pool.timeout_seconds == 2.5 and settings.pool.statement_timeout_ms == 100
+    assert settings.cache.default_ttl_seconds == 60
+    assert settings.backup.schedule == "*/5 * * * *"
+
+
+def test_environment_alone_with_defaults() -> None:
+    settings = load_settings(
+        env={"DATABASE_URL": "host=h port=1 user=u dbname=d", "REDIS_URL": "redis://r:1/0"}
+    )
+    assert settings.pool.size == 10 and settings.pool.max_overflow == 20
+    assert settings.pool.timeout_seconds == 30.0
+    assert settings.cache.default_ttl_seconds == 300
+
+
+@pytest.mark.parametrize(
+    ("changes", "env", "field", "allowed"),
+    [
+        ({"pool__size": 0}, {}, "pool.size", "an integer >= 1"),
+        ({"pool__size": True}, {}, "pool.size", "an integer >= 1"),
+        ({}, {"DB_POOL_SIZE": "ten"}, "DB_POOL_SIZE", "an integer >= 1"),
+        ({}, {"DB_MAX_OVERFLOW": "-1"}, "DB_MAX_OVERFLOW", "an integer >= 0"),
+        ({}, {"DB_POOL_TIMEOUT": "0"}, "DB_POOL_TIMEOUT", "seconds > 0"),
+        ({"pool__timeout_seconds": "nan"}, {}, "pool.timeout_seconds", "seconds > 0"),
+        ({"cache__default_ttl_seconds": 0}, {}, "cache.default_ttl_seconds", ">= 1"),
+        ({"backup__schedule": "every night"}, {}, "backup.schedule", "cron"),
+        ({"redis__url": "http://x"}, {}, "redis.url", "redis://"),
+        ({"database__dsn": ""}, {}, "database.dsn", "non-empty"),
+        ({"redis__maxmemory": "lots"}, {}, "redis.maxmemory", "'512mb'"),
+        ({"redis__eviction_policy": "lru"}, {}, "redis.eviction_policy", "allkeys-lru"),
+    ],
+)
+def test_bad_values_name_the_field_the_value_and_the_rule(
+    changes: dict[str, Any], env: dict[str, str], field: str, allowed: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config(**changes), env=env)
+    assert caught.value.field == field
+    assert str(caught.value).startswith(f"{field}: got ")
+    assert allowed in str(caught.value)
+
+
+def test_missing_required_fields_are_named() -> None:
+    with pytest.raises(ConfigError, match=r"^DATABASE_URL|^database\.dsn"):
+        load_settings(env={})
+    data = config()
+    del data["redis"]
+    with pytest.raises(ConfigError, match=r"^redis\.url: .*required"):
+        load_settings(data, env={})
+
+
+def test_invalid_json_reports_position_not_text(tmp_path: Path) -> None:
+    text = json.dumps(APP_CONFIG)[:-5]
+    with pytest.raises(ConfigError) as caught:
+        load_settings(text, env={})
+    assert "line 1" in str(caught.value)
+    assert DB_PASSWORD not in str(caught.value)
+
+
+def test_secrets_never_in_repr_str_logs_or_errors(caplog: pytest.LogCaptureFixture) -> None:
+    settings = load_settings(APP_CONFIG, env={})
+    for shown in (repr(settings), str(settings), f"{settings}", repr(settings.database.dsn)):
+        assert DB_PASSWORD not in shown and REDIS_PASSWORD not in shown
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("test").info("settings: %s", settings)
+    assert DB_PASSWORD not in caplog.text and REDIS_PASSWORD not in caplog.text
+    with pytest.raises(TypeError):
+        pickle.dumps(settings.database.dsn)
+    # A malformed DSN holding a password: the error shows neither the DSN nor the password.
+    bad = f"host=h password={DB_PASSWORD} port"
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config(database__dsn=bad), env={})
+    assert DB_PASSWORD not in str(caught.value) and DB_PASSWORD not in repr(caught.value)
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+    assert DB_PASSWORD not in repr(caught.value.value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config(redis__url=f"http://:{REDIS_PASSWORD}@x"), env={})
+    assert REDIS_PASSWORD not in str(caught.value)
+
+
+def test_mask_url() -> None:
+    assert mask_url(f"redis://:{REDIS_PASSWORD}@h:1/0") == "redis://:***@h:1/0"
+    assert mask_url("postgresql://app:pw@h:5432/app") == "postgresql://app:***@h:5432/app"
+    assert mask_url("redis://h:1/0") == "redis://h:1/0"
+
+
+@pytest.mark.req("UT-INFRA-02.1", "UT-INFRA-03.1")
+def test_one_app_config_file_configures_pool_and_cache_against_real_servers(
+    tmp_path: Path, postgres_server: PostgresServer, redis_server: RedisServer
+) -> None:
+    data = config(
+        database__local={
+            "host": "127.0.0.1",
+            "port": postgres_server.port,
+            "dsn": postgres_server.dsn,
+        },
+        redis__local={"host": "127.0.0.1", "port": redis_server.port, "url": redis_server.url},
+        pool__size=1,
+        pool__max_overflow=1,
+        cache__default_ttl_seconds=42,
+    )
+    file = tmp_path / "app_config.json"
+    file.write_text(json.dumps(data))
+    settings = load_settings(env={"APP_CONFIG_FILE": str(file), "APP_CONFIG_ADDRESS": "local"})
+    pool = DatabaseManager(settings).create_connection_pool()
+    manager = RedisManager(settings, namespace=f"s{uuid.uuid4().hex[:8]}")
+    try:
+        assert pool.stats().max_connections == 2
+        cache = manager.get_cache_client()
+        assert cache.get_or_load("answer", lambda: pool.execute("SELECT 42")[0][0]) == 42
+        assert cache.get_or_load("answer", lambda: -1) == 42
+        assert cache.default_ttl == 42
+    finally:
+        manager.close()
+        pool.close()
