@@ -40,7 +40,8 @@ class BackupStatsSource(Protocol):
     """Backups that report their last outcome.
 
     Keys read: `last_success_timestamp_seconds`, `last_duration_seconds`,
-    `last_size_bytes`, `failures_total`, `successes_total`; missing keys are left out.
+    `last_size_bytes`, `next_run_timestamp_seconds`, `failures_total`, `successes_total`;
+    missing keys are left out.
     """
 
     def metrics(self) -> Mapping[str, float]: ...
@@ -177,6 +178,10 @@ BACKUP_GAUGES = {
         "How long the last backup run took",
     ),
     "last_size_bytes": ("runtime_backup_last_size_bytes", "Size of the last successful backup"),
+    "next_run_timestamp_seconds": (
+        "runtime_backup_next_run_timestamp_seconds",
+        "Unix time of the next scheduled backup",
+    ),
 }
 BACKUP_COUNTERS = {
     "failures_total": ("runtime_backup_failures", "Backup runs that failed"),

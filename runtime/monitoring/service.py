@@ -67,7 +67,6 @@ class MonitoringService:
         self.last_statuses: list[ServiceStatus] = []
         self.last_collection_failed = False
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(_SystemCollector(self))
         if pools:
             self.registry.register(PoolCollector(pools, self._count_error))
         if cache is not None:
@@ -76,6 +75,8 @@ class MonitoringService:
             self.registry.register(BackupCollector(backups, self._count_error))
         if alert_manager is not None:
             self.registry.register(alert_manager.collector())
+        # last, so a source that failed in this scrape is already counted in its errors
+        self.registry.register(_SystemCollector(self))
 
     def _count_error(self, source: str) -> None:
         with self._lock:
