@@ -9,6 +9,7 @@ has seen the service running without interruption.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
@@ -16,8 +17,9 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import psycopg
@@ -112,10 +114,20 @@ class HttpProbe:
 class PostgresProbe:
     """PostgreSQL answers a query; uptime is the postmaster's."""
 
-    def __init__(self, name: str, dsn: str) -> None:
+    def __init__(self, name: str, dsn: str, pool: Any = None) -> None:
         self.name = name
         self._dsn = dsn
+        self._pool = pool  # a psycopg_pool.ConnectionPool to borrow from, else connect
         self.health_check_url: str | None = mask_url(dsn)
+
+    def _connection(self, timeout: float) -> AbstractContextManager[psycopg.Connection[Any]]:
+        if self._pool is not None:
+            conn: AbstractContextManager[psycopg.Connection[Any]] = self._pool.connection(
+                timeout=timeout
+            )
+            return conn
+        # libpq's connect_timeout is whole seconds, at least 2.
+        return psycopg.connect(self._dsn, connect_timeout=max(2, round(timeout)), autocommit=True)
 
     def __repr__(self) -> str:
         return f"PostgresProbe({self.name!r}, {self.health_check_url!r})"
@@ -126,16 +138,15 @@ class PostgresProbe:
         uptime = None
         if state == "running":
             try:
-                # libpq's connect_timeout is whole seconds, at least 2.
-                with psycopg.connect(
-                    self._dsn, connect_timeout=max(2, round(timeout)), autocommit=True
-                ) as conn:
-                    conn.execute(f"SET statement_timeout = {int(timeout * 1000)}")
+                with self._connection(timeout) as conn:
                     row = conn.execute(
                         "SELECT extract(epoch FROM now() - pg_postmaster_start_time())"
                     ).fetchone()
                 uptime = max(0, int(row[0])) if row else None
-            except psycopg.Error as exc:
+            except (psycopg.Error, OSError) as exc:
+                if self._pool is not None:
+                    with contextlib.suppress(Exception):  # drop what a restart broke
+                        self._pool.check()
                 state, detail = "error", f"PostgreSQL: {type(exc).__name__}"
         return ProbeResult(state, (time.perf_counter() - started) * 1000, uptime, detail)
 
