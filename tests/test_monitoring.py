@@ -377,3 +377,30 @@ def test_collection_failure_is_counted_not_raised_by_a_round() -> None:
 def test_host_memory_matches_psutil() -> None:
     reading = CgroupMemoryReader("/nonexistent", "/nonexistent").read()
     assert reading.percent == pytest.approx(psutil.virtual_memory().percent, abs=5.0)
+
+
+def test_public_names_from_runtime() -> None:
+    import runtime
+
+    assert runtime.MonitoringService is MonitoringService
+    assert runtime.MonitoringSettings is MonitoringSettings
+
+
+def test_postgres_probe_through_a_pool_recovers_after_a_restart(
+    fresh_postgres: PostgresServer,
+) -> None:
+    import psycopg_pool
+
+    pool = psycopg_pool.ConnectionPool(fresh_postgres.dsn, min_size=1, max_size=2, open=False)
+    pool.open(wait=True, timeout=10)
+    try:
+        prober = ServiceProber([PostgresProbe("postgres", fresh_postgres.dsn, pool=pool)], 2.0)
+        assert prober.check()[0].status == "running"
+        fresh_postgres.kill9()
+        assert prober.check()[0].status == "stopped"
+        fresh_postgres.start()
+        # the pooled connection died with the server: one probe may see it, then it recovers
+        statuses = [prober.check()[0].status for _ in range(3)]
+        assert statuses[-1] == "running"
+    finally:
+        pool.close()
