@@ -99,7 +99,7 @@ class Sidecar:
             self._pool = psycopg_pool.ConnectionPool(
                 settings.database_url,
                 min_size=1,
-                max_size=2,
+                max_size=3,
                 timeout=timeout,
                 open=False,
                 name="sidecar",

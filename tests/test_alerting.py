@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import itertools
 import json
 import threading
 import time
@@ -11,15 +12,21 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from runtime.monitoring import (
     AlertManager,
     AlertmanagerNotifier,
+    CgroupMemoryReader,
+    MemoryReading,
+    MonitoringService,
     Rule,
     Sample,
     WebhookNotifier,
+    default_rules,
 )
 from runtime.monitoring.alerting import fingerprint
 from tests.servers import free_port
@@ -404,4 +411,58 @@ def test_receiver_down_is_retried_then_reported_through_the_other_notifier(
     )
     assert "s3cret" not in caplog.text and "s3cret" not in repr(webhook)
     assert "T0K3N" not in caplog.text
+    manager.close()
+
+
+# -- properties (hypothesis) -------------------------------------------------------------------
+
+
+@pytest.mark.req("ET-INFRA-04.2")
+@settings(max_examples=150, deadline=None)
+@given(
+    values=st.lists(st.sampled_from([10.0, 95.0]), min_size=1, max_size=120),
+    step=st.sampled_from([1.0, 7.0, 30.0]),
+    cooldown=st.sampled_from([0.0, 60.0, 300.0]),
+    for_seconds=st.sampled_from([0.0, 15.0]),
+)
+def test_property_notifications_are_deduplicated_and_consistent(
+    values: list[float], step: float, cooldown: float, for_seconds: float
+) -> None:
+    """Whatever the breach pattern: firing notifications for one alert are at least a
+    cooldown apart, a resolved one only follows a firing one, and never two resolved in a row."""
+    clock = Clock()
+    rule = Rule("HighCpu", "cpu_usage", ">", 80, for_seconds=for_seconds)
+    manager = AlertManager([rule], [], cooldown=cooldown, rate_limit_per_minute=1e6, clock=clock)
+    sent: list[tuple[float, str]] = []
+    for value in values:
+        clock.now += step
+        for note in manager.evaluate([Sample("cpu_usage", value, {"instance": "x"})]):
+            assert len(note.alerts) == 1  # one identity, however many breaches
+            sent.append((clock.now, note.status))
+    firing_times = [t for t, status in sent if status == "firing"]
+    assert all(b - a >= cooldown for a, b in itertools.pairwise(firing_times))
+    if all(v > 80 for v in values) and (len(values) - 1) * step >= for_seconds:
+        assert firing_times  # a breach that outlasts for: is always notified
+    previous = "resolved"
+    for _, status in sent:
+        if status == "resolved":
+            assert previous == "firing"
+        previous = status
+    manager.close()
+
+
+class _UnreadableMemory(CgroupMemoryReader):
+    def read(self) -> MemoryReading:
+        raise PermissionError("memory.current: permission denied")
+
+
+@pytest.mark.req("ET-INFRA-04.1")
+def test_collection_failure_raises_an_alert_to_the_receiver(receiver: Receiver) -> None:
+    manager = _manager([WebhookNotifier(receiver.url)], rules=default_rules(90, 90, for_seconds=0))
+    service = MonitoringService(memory_reader=_UnreadableMemory(), alert_manager=manager)
+    assert service.run_once() is None  # handled, not raised
+    assert manager.wait_delivered(5)
+    (body,) = receiver.bodies()
+    assert body["groupLabels"] == {"alertname": "RuntimeMetricsCollectionFailing"}
+    assert service.errors["memory"] == 1
     manager.close()

@@ -159,7 +159,7 @@ def test_sidecar_serves_metrics_and_health_and_follows_redis(
     )
     assert values, "no backup ran"
     assert values[("runtime_up", ())] == 1
-    assert values[("runtime_db_pool_max_connections", (("pool", "sidecar"),))] == 2
+    assert values[("runtime_db_pool_max_connections", (("pool", "sidecar"),))] == 3
     assert ("runtime_db_pool_connections", (("pool", "sidecar"), ("state", "available"))) in values
     assert ("runtime_cache_requests_total", (("result", "hit"),)) in values
     assert values[("runtime_backup_last_size_bytes", ())] == 4321
@@ -208,6 +208,7 @@ def test_sidecar_serves_metrics_and_health_and_follows_redis(
     output = proc.stdout.read() if proc.stdout else ""
     assert "runtime sidecar stopping" in output
     assert fresh_redis.password not in output
+    assert PostgresServer.password not in output
     with pytest.raises(OSError):
         get(base + "/healthz", timeout=1)
 
