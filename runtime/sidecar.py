@@ -135,6 +135,7 @@ class Sidecar:
                 settings.cpu_alert_threshold,
                 settings.memory_alert_threshold,
                 settings.alert_for_seconds,
+                settings.disk_alert_threshold,
             ),
             notifiers,
             cooldown=settings.alert_cooldown_seconds,
@@ -150,6 +151,7 @@ class Sidecar:
             cache=cache,
             backups=self.scheduler,
             alert_manager=None,  # evaluated by the alert loop below, not by run_once
+            disk_paths=settings.disk_paths,
         )
         self.monitoring.registry.register(self.alerts.collector())
         self._loops = [

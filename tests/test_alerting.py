@@ -284,7 +284,7 @@ def test_flapping_within_cooldown_is_suppressed(receiver: Receiver) -> None:
 
 @pytest.mark.req("ET-INFRA-04.2")
 def test_alerts_are_grouped_by_alertname(receiver: Receiver) -> None:
-    rule = Rule("ServiceDown", "service_up", "<", 1)
+    rule = Rule("ServiceDown", "service_up", "<", 1, annotations={"summary": "{service} down"})
     manager = _manager([WebhookNotifier(receiver.url)], rules=[rule])
     manager.evaluate(
         [Sample("service_up", 0, {"service": s}) for s in ("postgres", "redis", "grafana")]
@@ -298,6 +298,11 @@ def test_alerts_are_grouped_by_alertname(receiver: Receiver) -> None:
         "redis",
     ]
     assert body["commonLabels"] == {"alertname": "ServiceDown"}
+    assert sorted(a["annotations"]["summary"] for a in body["alerts"]) == [
+        "grafana down",
+        "postgres down",
+        "redis down",
+    ]
     manager.close()
 
 

@@ -404,3 +404,40 @@ def test_postgres_probe_through_a_pool_recovers_after_a_restart(
         assert statuses[-1] == "running"
     finally:
         pool.close()
+
+
+@pytest.mark.req("UT-INFRA-04.1", "PT-INFRA-04.1")
+def test_disk_usage_agrees_with_df_within_5_percent(tmp_path: Path) -> None:
+    service = MonitoringService(disk_paths=["/", str(tmp_path)])
+    service.collect_metrics()
+    root = service.last_disks[0]
+    size, used, avail = (
+        int(v)
+        for v in subprocess.run(
+            ["df", "-B1", "--output=size,used,avail", "/"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        .stdout.splitlines()[1]
+        .split()
+    )
+    assert root.total_bytes == pytest.approx(size, rel=0.05)
+    assert root.used_bytes == pytest.approx(used, rel=0.05)
+    assert root.percent == pytest.approx(100 * used / (used + avail), abs=5.0)
+    assert {s.labels["path"] for s in service.samples(None) if s.metric == "disk_usage"} == {
+        "/",
+        str(tmp_path),
+    }
+    broken = MonitoringService(disk_paths=[str(tmp_path / "missing")])
+    broken.collect_metrics()  # the MetricsData contract has no disk: still collected
+    assert broken.errors["disk"] == 1
+
+
+def test_disk_paths_setting() -> None:
+    assert MonitoringSettings.from_env({"DISK_PATHS": "/, /backups"}).disk_paths == (
+        "/",
+        "/backups",
+    )
+    with pytest.raises(MonitoringSettingsError, match="DISK_PATHS: got 'backups'"):
+        MonitoringSettings.from_env({"DISK_PATHS": "backups"})

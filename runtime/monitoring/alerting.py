@@ -101,6 +101,14 @@ def fingerprint(labels: Mapping[str, str]) -> str:
     return digest.hexdigest()[:16]
 
 
+def _expand(template: str, labels: Mapping[str, str], value: float) -> str:
+    """`{value}` and `{<label>}` in an annotation, replaced by the sample's value and labels."""
+    text = template.replace("{value}", f"{value:g}")
+    for key, label_value in labels.items():
+        text = text.replace("{" + key + "}", label_value)
+    return text
+
+
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
@@ -452,9 +460,7 @@ class AlertManager:
         if alert is None or alert.state == "resolved":
             if alert is not None and alert.notified:
                 return  # its resolved notification is still due: a new episode waits
-            annotations = {
-                k: v.replace("{value}", f"{sample.value:g}") for k, v in rule.annotations.items()
-            }
+            annotations = {k: _expand(v, labels, sample.value) for k, v in rule.annotations.items()}
             group_key = "{" + ",".join(f'{k}="{labels.get(k, "")}"' for k in self.group_by) + "}"
             alert = _Alert(labels, annotations, fp, group_key, now, sample.value, rule.for_seconds)
             self._alerts[fp] = alert
@@ -633,9 +639,23 @@ class AlertingCollector:
         yield from (sent, failures, retries, up, suppressed, alerts)
 
 
-def default_rules(cpu_threshold: float, memory_threshold: float, for_seconds: float) -> list[Rule]:
-    """The runtime's own alerts: CPU, memory, a dependency down, collection failing."""
+def default_rules(
+    cpu_threshold: float,
+    memory_threshold: float,
+    for_seconds: float,
+    disk_threshold: float = 90.0,
+) -> list[Rule]:
+    """The runtime's own alerts: CPU, memory, disk, a dependency down, collection failing."""
     return [
+        Rule(
+            "RuntimeDiskFull",
+            "disk_usage",
+            ">",
+            disk_threshold,
+            for_seconds,
+            {"severity": "warning"},
+            {"summary": "disk usage of {path} is {value}%"},
+        ),
         Rule(
             "RuntimeHighCpu",
             "cpu_usage",

@@ -12,8 +12,10 @@ CPU: psutil's first `cpu_percent()` is a meaningless 0.0 (there is no previous s
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +36,31 @@ class MemoryReading:
     @property
     def percent(self) -> float:
         return min(100.0, max(0.0, 100.0 * self.used_bytes / self.limit_bytes))
+
+
+@dataclass(frozen=True)
+class DiskReading:
+    """A filesystem's size and use; `free_bytes` is what unprivileged writers can still use."""
+
+    path: str
+    total_bytes: int
+    used_bytes: int
+    free_bytes: int
+
+    @property
+    def percent(self) -> float:
+        """Like df's Use%: used over what a normal user could fill (used + available)."""
+        usable = self.used_bytes + self.free_bytes
+        return 100.0 * self.used_bytes / usable if usable else 0.0
+
+
+def read_disks(paths: Iterable[str]) -> list[DiskReading]:
+    """Disk use of the filesystems holding `paths` (raises OSError for a missing path)."""
+    readings = []
+    for path in paths:
+        usage = shutil.disk_usage(path)
+        readings.append(DiskReading(path, usage.total, usage.used, usage.free))
+    return readings
 
 
 def _read_int(path: Path) -> int | None:

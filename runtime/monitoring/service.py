@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry
@@ -27,7 +27,13 @@ from runtime.monitoring.exposition import (
     PoolCollector,
     PoolStatsSource,
 )
-from runtime.monitoring.metrics import CgroupMemoryReader, CpuSampler, MemoryReading
+from runtime.monitoring.metrics import (
+    CgroupMemoryReader,
+    CpuSampler,
+    DiskReading,
+    MemoryReading,
+    read_disks,
+)
 from runtime.monitoring.status import Probe, ServiceProber
 
 log = logging.getLogger(__name__)
@@ -55,11 +61,14 @@ class MonitoringService:
         cache: CacheStatsSource | None = None,
         backups: BackupStatsSource | None = None,
         alert_manager: AlertManager | None = None,
+        disk_paths: Sequence[str] = ("/",),
     ) -> None:
         self.prober = ServiceProber(probes, health_check_timeout)
         self.memory_reader = memory_reader or CgroupMemoryReader()
         self.cpu_sampler = cpu_sampler or CpuSampler()
         self.alert_manager = alert_manager
+        self.disk_paths = list(disk_paths)
+        self.last_disks: list[DiskReading] = []
         self.errors: Counter[str] = Counter()
         self._lock = threading.Lock()
         self.last_metrics: MetricsData | None = None
@@ -99,6 +108,7 @@ class MonitoringService:
         except Exception as exc:
             self._count_error("memory")
             raise MonitoringError("memory", exc) from exc
+        self.collect_disks()
         statuses = self.check_services()
         elapsed = [r.elapsed_ms for r in self.prober.last_results.values()]
         data = MetricsData(
@@ -110,6 +120,18 @@ class MonitoringService:
         with self._lock:
             self.last_metrics, self.last_memory, self.last_statuses = data, memory, statuses
         return data
+
+    def collect_disks(self) -> list[DiskReading]:
+        """Disk use of `disk_paths` (not part of `MetricsData`; a failure is only counted)."""
+        try:
+            disks = read_disks(self.disk_paths)
+        except OSError as exc:
+            self._count_error("disk")
+            log.error("reading disk usage failed: %s", exc)
+            return []
+        with self._lock:
+            self.last_disks = disks
+        return disks
 
     def check_services(self) -> list[ServiceStatus]:
         """A `ServiceStatus` per probed service, from live probes."""
@@ -143,7 +165,7 @@ class MonitoringService:
 
     def samples(self, data: MetricsData | None) -> list[Sample]:
         """What the alert rules see: metric names `cpu_usage`, `memory_usage`,
-        `response_time_ms`, `service_up{service}` and `collection_failed`."""
+        `response_time_ms`, `disk_usage{path}`, `service_up{service}` and `collection_failed`."""
         samples = [Sample("collection_failed", 1.0 if self.last_collection_failed else 0.0)]
         if data is not None:
             samples += [
@@ -151,6 +173,8 @@ class MonitoringService:
                 Sample("memory_usage", data.memory_usage),
                 Sample("response_time_ms", float(data.response_time_ms)),
             ]
+        for disk in self.last_disks:
+            samples.append(Sample("disk_usage", disk.percent, {"path": disk.path}))
         for status in self.last_statuses:
             samples.append(
                 Sample(
@@ -175,6 +199,7 @@ class _SystemCollector:
         s = self.service
         with s._lock:
             data, memory, statuses = s.last_metrics, s.last_memory, list(s.last_statuses)
+            disks = list(s.last_disks)
             errors = dict(s.errors)
         yield GaugeMetricFamily("runtime_up", "1 while the runtime's monitoring answers", 1.0)
         if data is not None and memory is not None:
@@ -206,6 +231,22 @@ class _SystemCollector:
                 "Unix time of the last successful metrics collection",
                 data.timestamp.timestamp(),
             )
+        disk_percent = GaugeMetricFamily(
+            "runtime_disk_usage_percent",
+            "Disk use like df's Use% (used over used + available)",
+            labels=["path"],
+        )
+        disk_used = GaugeMetricFamily(
+            "runtime_disk_used_bytes", "Bytes used on the filesystem", labels=["path"]
+        )
+        disk_total = GaugeMetricFamily(
+            "runtime_disk_total_bytes", "The filesystem's size", labels=["path"]
+        )
+        for disk in disks:
+            disk_percent.add_metric([disk.path], disk.percent)
+            disk_used.add_metric([disk.path], disk.used_bytes)
+            disk_total.add_metric([disk.path], disk.total_bytes)
+        yield from (disk_percent, disk_used, disk_total)
         up = GaugeMetricFamily(
             "runtime_service_up", "1 if the service's probe found it running", labels=["service"]
         )
@@ -227,9 +268,9 @@ class _SystemCollector:
         yield from (up, state, uptime)
         failures = CounterMetricFamily(
             "runtime_monitoring_errors",
-            "Failed metric collections by source (cpu, memory, pool, cache, backup)",
+            "Failed metric collections by source (cpu, memory, disk, pool, cache, backup)",
             labels=["source"],
         )
-        for source in ("cpu", "memory", "pool", "cache", "backup"):
+        for source in ("cpu", "memory", "disk", "pool", "cache", "backup"):
             failures.add_metric([source], errors.get(source, 0))
         yield failures

@@ -131,6 +131,17 @@ def _probes(env: Mapping[str, str], name: str) -> dict[str, str]:
     return probes
 
 
+def _paths(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    paths = tuple(p.strip() for p in raw.split(",") if p.strip())
+    for path in paths:
+        if not path.startswith("/"):
+            raise MonitoringSettingsError(name, repr(raw), "comma-separated absolute paths")
+    return paths
+
+
 @dataclass(frozen=True)
 class MonitoringSettings:
     """What the monitoring service, the alerting and the sidecar need, with defaults."""
@@ -142,6 +153,7 @@ class MonitoringSettings:
     alert_for_seconds: float = 300.0
     cpu_alert_threshold: float = 90.0
     memory_alert_threshold: float = 90.0
+    disk_alert_threshold: float = 90.0
     alert_rate_limit_per_minute: float = 30.0
     alert_webhook_url: str | None = field(default=None, repr=False)
     alertmanager_url: str | None = field(default=None, repr=False)
@@ -151,6 +163,7 @@ class MonitoringSettings:
     redis_url: str | None = field(default=None, repr=False)
     backup_schedule: str = "0 2 * * *"
     health_probes: Mapping[str, str] = field(default_factory=dict)
+    disk_paths: tuple[str, ...] = ("/",)
 
     def __repr__(self) -> str:
         return (
@@ -188,8 +201,9 @@ class MonitoringSettings:
             memory_alert_threshold=_percent(
                 env, "ALERT_MEMORY_THRESHOLD", cls.memory_alert_threshold
             ),
-            alert_rate_limit_per_minute=_positive(
-                env, "ALERT_RATE_LIMIT", cls.alert_rate_limit_per_minute
+            disk_alert_threshold=_percent(env, "ALERT_DISK_THRESHOLD", cls.disk_alert_threshold),
+            alert_rate_limit_per_minute=_float(
+                env, "ALERT_RATE_LIMIT", cls.alert_rate_limit_per_minute, 1.0
             ),
             alert_webhook_url=_url(env, "ALERT_WEBHOOK_URL", ("http", "https"), secret=True),
             alertmanager_url=_url(env, "ALERTMANAGER_URL", ("http", "https"), secret=True),
@@ -199,4 +213,5 @@ class MonitoringSettings:
             redis_url=_url(env, "REDIS_URL", ("redis", "rediss"), secret=True),
             backup_schedule=schedule,
             health_probes=_probes(env, "HEALTH_PROBES"),
+            disk_paths=_paths(env, "DISK_PATHS", cls.disk_paths),
         )
