@@ -69,6 +69,7 @@ def test_settings_defaults_and_environment() -> None:
         ("BACKUP_SCHEDULE", "every night", "cron"),
         ("ALERTMANAGER_URL", "ftp://am:9093", "http or https"),
         ("HEALTH_PROBES", "grafana", "name=http"),
+        ("HEALTH_PROBES", "db=tcp://db", "tcp://host:port"),
     ],
 )
 def test_settings_reject_bad_values_naming_variable_value_and_allowed(
@@ -100,6 +101,9 @@ def test_secrets_never_in_repr_or_errors() -> None:
     with pytest.raises(MonitoringSettingsError) as caught:
         MonitoringSettings.from_env({"ALERT_WEBHOOK_URL": "gopher://hooks/T0K3N-s3cret"})
     assert "s3cret" not in str(caught.value)
+    with pytest.raises(MonitoringSettingsError) as caught:
+        MonitoringSettings.from_env({"HEALTH_PROBES": "api=ftp://u:pr0be-s3cret@api/"})
+    assert "s3cret" not in str(caught.value) and "api=ftp://u:***@api/" in str(caught.value)
 
 
 # -- memory: cgroup v1 / v2 ----------------------------------------------------------------

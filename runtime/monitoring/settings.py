@@ -93,41 +93,42 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
     return int(raw)
 
 
-def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...], secret: bool) -> str | None:
+def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str | None:
+    """A URL with one of `schemes` and a host; errors show it masked (a password, or for a
+    webhook whose path is the token, everything after the host)."""
     raw = env.get(name)
     if raw is None or raw == "":
         return None
-    shown = mask_secret_url(raw) if secret and name == "ALERT_WEBHOOK_URL" else mask_url(raw)
+    shown = mask_secret_url(raw) if name == "ALERT_WEBHOOK_URL" else mask_url(raw)
+    allowed = f"a URL with scheme {' or '.join(schemes)} and a host"
     try:
         parts = urlsplit(raw)
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:
-        raise MonitoringSettingsError(
-            name, repr(shown), f"a URL with scheme {' or '.join(schemes)} and a host"
-        ) from None
+        raise MonitoringSettingsError(name, repr(shown), allowed) from None
     if parts.scheme not in schemes or not parts.hostname:
-        raise MonitoringSettingsError(
-            name, repr(shown), f"a URL with scheme {' or '.join(schemes)} and a host"
-        )
+        raise MonitoringSettingsError(name, repr(shown), allowed)
     return raw
 
 
 def _probes(env: Mapping[str, str], name: str) -> dict[str, str]:
     """`name=url,name=url`: extra HTTP or TCP services whose status the sidecar reports."""
     raw = env.get(name, "")
+    allowed = "comma-separated name=http(s)://... or name=tcp://host:port"
     probes: dict[str, str] = {}
     for item in filter(None, (part.strip() for part in raw.split(","))):
-        service, sep, url = item.partition("=")
-        if not sep or not service.strip():
-            raise MonitoringSettingsError(
-                name, repr(mask_url(item)), "comma-separated name=http(s)://... or name=tcp://..."
-            )
-        scheme = urlsplit(url.strip()).scheme
-        if scheme not in ("http", "https", "tcp") or not urlsplit(url.strip()).hostname:
-            raise MonitoringSettingsError(
-                name, repr(mask_url(item)), "comma-separated name=http(s)://... or name=tcp://..."
-            )
-        probes[service.strip()] = url.strip()
+        service, sep, url = (part.strip() for part in item.partition("="))
+        shown = repr(f"{service}{sep}{mask_url(url)}")
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError on a bad port
+        except ValueError:
+            raise MonitoringSettingsError(name, shown, allowed) from None
+        if not sep or not service or parts.scheme not in ("http", "https", "tcp"):
+            raise MonitoringSettingsError(name, shown, allowed)
+        if not parts.hostname or (parts.scheme == "tcp" and parts.port is None):
+            raise MonitoringSettingsError(name, shown, allowed)
+        probes[service] = url
     return probes
 
 
@@ -205,12 +206,12 @@ class MonitoringSettings:
             alert_rate_limit_per_minute=_float(
                 env, "ALERT_RATE_LIMIT", cls.alert_rate_limit_per_minute, 1.0
             ),
-            alert_webhook_url=_url(env, "ALERT_WEBHOOK_URL", ("http", "https"), secret=True),
-            alertmanager_url=_url(env, "ALERTMANAGER_URL", ("http", "https"), secret=True),
+            alert_webhook_url=_url(env, "ALERT_WEBHOOK_URL", ("http", "https")),
+            alertmanager_url=_url(env, "ALERTMANAGER_URL", ("http", "https")),
             sidecar_host=env.get("SIDECAR_HOST") or cls.sidecar_host,
             sidecar_port=_port(env, "SIDECAR_PORT", cls.sidecar_port),
-            database_url=_url(env, "DATABASE_URL", ("postgresql", "postgres"), secret=True),
-            redis_url=_url(env, "REDIS_URL", ("redis", "rediss"), secret=True),
+            database_url=_url(env, "DATABASE_URL", ("postgresql", "postgres")),
+            redis_url=_url(env, "REDIS_URL", ("redis", "rediss")),
             backup_schedule=schedule,
             health_probes=_probes(env, "HEALTH_PROBES"),
             disk_paths=_paths(env, "DISK_PATHS", cls.disk_paths),
