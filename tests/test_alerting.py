@@ -471,3 +471,27 @@ def test_collection_failure_raises_an_alert_to_the_receiver(receiver: Receiver) 
     assert body["groupLabels"] == {"alertname": "RuntimeMetricsCollectionFailing"}
     assert service.errors["memory"] == 1
     manager.close()
+
+
+@pytest.mark.req("ET-INFRA-04.2")
+def test_group_wait_batches_and_1000_distinct_alerts_make_one_notification(
+    receiver: Receiver,
+) -> None:
+    clock = Clock()
+    rule = Rule("ServiceDown", "service_up", "<", 1)
+    manager = _manager([WebhookNotifier(receiver.url)], rules=[rule], group_wait=10, clock=clock)
+    manager.evaluate([Sample("service_up", 0, {"service": "a"})])
+    clock.now += 5
+    manager.evaluate([Sample("service_up", 0, {"service": s}) for s in ("a", "b")])
+    assert manager.wait_delivered(5) and receiver.bodies() == []  # still waiting
+    clock.now += 5  # 10 s after the first: a and b go out together
+    manager.evaluate([Sample("service_up", 0, {"service": s}) for s in ("a", "b")])
+    storm = [Sample("service_up", 0, {"service": f"s{i}"}) for i in range(1000)]
+    for _ in range(4):  # 1,000 new alerts join the group; sent once group_wait has passed
+        clock.now += 4
+        manager.evaluate([Sample("service_up", 0, {"service": s}) for s in ("a", "b")] + storm)
+    assert manager.wait_delivered(5)
+    first, second = receiver.bodies()
+    assert sorted(a["labels"]["service"] for a in first["alerts"]) == ["a", "b"]
+    assert len(second["alerts"]) == 1002  # the storm: one more notification for the group
+    manager.close()

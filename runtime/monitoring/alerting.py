@@ -484,15 +484,20 @@ class AlertManager:
                 or now - self._last_sent[a.fingerprint] >= self.cooldown
             ]
             resolved = [a for a in alerts if a.state == "resolved" and a.notified]
+            due_fps = {a.fingerprint for a in due}
             for alert in firing:
-                if alert not in due and not alert.notified and alert.fired_at == now:
+                if (
+                    alert.fingerprint not in due_fps
+                    and not alert.notified
+                    and alert.fired_at == now
+                ):
                     self.suppressed["cooldown"] += 1  # flapped back within the cooldown
-            if due and all(a.fired_at is not None for a in due):
-                first = min(a.fired_at or now for a in due)
-                if now - first < self.group_wait and not resolved:
-                    continue
             if not due and not resolved:
                 continue
+            if due and not resolved and self.group_wait > 0:
+                first = min(a.fired_at if a.fired_at is not None else now for a in due)
+                if now - first < self.group_wait:
+                    continue  # wait for the group's other alerts, then send them together
             if not self._bucket.take(now):
                 self.suppressed["rate_limit"] += 1
                 continue
@@ -508,6 +513,12 @@ class AlertManager:
             fp: a
             for fp, a in self._alerts.items()
             if not (a.state == "resolved" and not a.notified)
+        }
+        # forget cooldowns that are over for alerts that are gone (bounded memory)
+        self._last_sent = {
+            fp: sent
+            for fp, sent in self._last_sent.items()
+            if fp in self._alerts or now - sent < self.cooldown
         }
         self.notifications_sent += len(notifications)
         return notifications
