@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -22,13 +23,17 @@ from tests.test_alerting import Receiver
 REPO = Path(__file__).resolve().parents[1]
 
 LAUNCH = """
+import os
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from runtime.contracts import BackupResult
 from runtime.sidecar import main
 
 def backup_job():
+    (Path(sys.argv[1]) / "started").touch()
+    time.sleep(float(os.environ.get("TEST_BACKUP_SECONDS", "0")))
     target = Path(sys.argv[1]) / "backup.dump"
     target.write_bytes(b"x" * 4321)
     return BackupResult("b", datetime.now(UTC), 4321, "success", str(target))
@@ -72,8 +77,21 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
+def am_receiver() -> Iterator[Receiver]:
+    """Stands in for Alertmanager's v2 API."""
+    server = Receiver()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
 def sidecar_env(
-    postgres_server: PostgresServer, fresh_redis: RedisServer, receiver: Receiver
+    postgres_server: PostgresServer,
+    fresh_redis: RedisServer,
+    receiver: Receiver,
+    am_receiver: Receiver,
 ) -> dict[str, str]:
     return {
         **os.environ,
@@ -86,28 +104,21 @@ def sidecar_env(
         "ALERT_COOLDOWN": "300",
         "HEALTH_CHECK_TIMEOUT": "1",
         "ALERT_WEBHOOK_URL": receiver.url + "/hook",
+        "ALERTMANAGER_URL": am_receiver.url,
         "BACKUP_SCHEDULE": "* * * * * *",  # every second, so a run happens during the test
     }
 
 
-@pytest.fixture
-def sidecar(
-    sidecar_env: dict[str, str], tmp_path: Path
+@contextlib.contextmanager
+def running_sidecar(
+    env: dict[str, str], workdir: Path
 ) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """The sidecar as a subprocess, answering HTTP; killed afterwards whatever happened."""
     port = free_port()
+    command = [sys.executable, "-c", LAUNCH, str(workdir), "serve", "--host", "127.0.0.1"]
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            LAUNCH,
-            str(tmp_path),
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env=sidecar_env,
+        [*command, "--port", str(port)],
+        env=env,
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -126,6 +137,14 @@ def sidecar(
             proc.stdout.close()
 
 
+@pytest.fixture
+def sidecar(
+    sidecar_env: dict[str, str], tmp_path: Path
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    with running_sidecar(sidecar_env, tmp_path) as running:
+        yield running
+
+
 def _answers(base: str) -> bool:
     try:
         get(base + "/healthz", timeout=2)
@@ -139,6 +158,7 @@ def test_sidecar_serves_metrics_and_health_and_follows_redis(
     sidecar: tuple[subprocess.Popen[str], str],
     fresh_redis: RedisServer,
     receiver: Receiver,
+    am_receiver: Receiver,
 ) -> None:
     proc, base = sidecar
     status, body = get(base + "/healthz")
@@ -189,6 +209,18 @@ def test_sidecar_serves_metrics_and_health_and_follows_redis(
         timeout=10,
     )
     assert firing and firing[0]["alerts"][0]["labels"]["service"] == "redis"
+
+    am_alerts = wait_until(
+        lambda: [
+            alert
+            for received in am_receiver.received
+            if received.path == "/api/v2/alerts"
+            for alert in received.body
+            if alert["labels"]["alertname"] == "RuntimeServiceDown"
+        ],
+        timeout=10,
+    )
+    assert am_alerts and am_alerts[0]["labels"]["service"] == "redis"
 
     fresh_redis.start()
     assert wait_until(lambda: get(base + "/healthz")[0] == 200, timeout=10)
@@ -248,3 +280,15 @@ def test_sidecar_rejects_bad_settings_without_leaking_secrets(
     )
     assert result.returncode == 2
     assert "allowed: an integer in [0, 65535]" in result.stderr
+
+
+def test_sigterm_waits_for_a_running_backup_then_exits_cleanly(
+    sidecar_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**sidecar_env, "TEST_BACKUP_SECONDS": "2"}
+    with running_sidecar(env, tmp_path) as (proc, _base):
+        assert wait_until(lambda: (tmp_path / "started").exists(), timeout=10)
+        assert not (tmp_path / "backup.dump").exists()  # the backup is still running
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        assert (tmp_path / "backup.dump").stat().st_size == 4321  # it was allowed to finish
