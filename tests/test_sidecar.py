@@ -174,10 +174,16 @@ def test_sidecar_serves_metrics_and_health_and_follows_redis(
     def scraped() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         return metric_values(get(base + "/metrics")[1].decode())
 
-    values = wait_until(
-        lambda: (v := scraped()).get(("runtime_backup_successes_total", ())) and v, timeout=10
-    )
-    assert values, "no backup ran"
+    def ready() -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
+        # a backup has run and the first monitoring round has finished
+        v = scraped()
+        done = ("runtime_backup_successes_total", ()) in v and v[
+            ("runtime_backup_successes_total", ())
+        ] > 0
+        return v if done and ("runtime_cpu_usage_percent", ()) in v else None
+
+    values = wait_until(ready, timeout=15)
+    assert values, "no backup ran or no monitoring round finished"
     assert values[("runtime_up", ())] == 1
     assert values[("runtime_db_pool_max_connections", (("pool", "sidecar"),))] == 3
     assert ("runtime_db_pool_connections", (("pool", "sidecar"), ("state", "available"))) in values
