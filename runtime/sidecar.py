@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any
 
+import psycopg_pool
 import redis
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.backoff import NoBackoff
@@ -92,8 +93,6 @@ class Sidecar:
         probes: list[Probe] = []
         pools: dict[str, PoolStatsSource] = {}
         if settings.database_url:
-            import psycopg_pool
-
             # The sidecar's own small pool: its PostgreSQL probe borrows from it, so the pool
             # series show a pool in use. open(wait=False): PostgreSQL may still be starting.
             self._pool = psycopg_pool.ConnectionPool(
