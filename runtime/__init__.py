@@ -10,12 +10,16 @@ from runtime.contracts import (
     MetricsData,
     ServiceStatus,
 )
+from runtime.monitoring import AlertManager, MonitoringService, MonitoringSettings
 
 __all__ = [
+    "AlertManager",
     "BackupResult",
     "ConnectionPool",
     "ContractError",
     "MetricsData",
+    "MonitoringService",
+    "MonitoringSettings",
     "ServiceStatus",
 ]
 

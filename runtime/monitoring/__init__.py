@@ -1,0 +1,50 @@
+"""Monitoring: metrics (`MonitoringService.collect_metrics()`), service status, Prometheus
+exposition and in-process alerting. See docs/runtime-monitoring.md."""
+
+from runtime.monitoring.alerting import (
+    AlertManager,
+    AlertmanagerNotifier,
+    Notification,
+    Rule,
+    Sample,
+    WebhookNotifier,
+    default_rules,
+)
+from runtime.monitoring.exposition import BackupStatsSource, CacheStatsSource, PoolStatsSource
+from runtime.monitoring.metrics import CgroupMemoryReader, CpuSampler, MemoryReading
+from runtime.monitoring.service import MonitoringError, MonitoringService
+from runtime.monitoring.settings import MonitoringSettings, MonitoringSettingsError
+from runtime.monitoring.status import (
+    HttpProbe,
+    PostgresProbe,
+    RedisProbe,
+    ServiceProber,
+    TcpProbe,
+    probe_for_url,
+)
+
+__all__ = [
+    "AlertManager",
+    "AlertmanagerNotifier",
+    "BackupStatsSource",
+    "CacheStatsSource",
+    "CgroupMemoryReader",
+    "CpuSampler",
+    "HttpProbe",
+    "MemoryReading",
+    "MonitoringError",
+    "MonitoringService",
+    "MonitoringSettings",
+    "MonitoringSettingsError",
+    "Notification",
+    "PoolStatsSource",
+    "PostgresProbe",
+    "RedisProbe",
+    "Rule",
+    "Sample",
+    "ServiceProber",
+    "TcpProbe",
+    "WebhookNotifier",
+    "default_rules",
+    "probe_for_url",
+]
