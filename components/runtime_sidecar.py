@@ -27,7 +27,7 @@ from components.spec import (
     ServiceSpec,
 )
 
-PORT = 9400
+PORT = 9180  # the sidecar's default (SIDECAR_PORT)
 REPOSITORY = Path(__file__).resolve().parent.parent
 DOCKERFILE = "runtime/Dockerfile"
 APP_CONFIG_FILE = "/run/secrets/app_config.json"

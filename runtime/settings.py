@@ -395,3 +395,30 @@ def load_settings(
         endpoints={str(k): str(v) for k, v in endpoints.items()},
         stack=str(stack) if stack is not None else None,
     )
+
+
+def environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment with APP_CONFIG_FILE's values filled in for variables that are unset.
+
+    Parts of the runtime read single variables (the backup and monitoring settings: DATABASE_URL,
+    BACKUP_SCHEDULE, MONITORING_INTERVAL, ...). In the sidecar their values come from the
+    stack's app_config file; a variable that is set still wins, as everywhere else.
+    """
+    env = dict(os.environ if env is None else env)
+    if not env.get("APP_CONFIG_FILE"):
+        return env
+    s = load_settings(env=env)
+    derived = {
+        "DATABASE_URL": s.database.dsn.reveal(),
+        "REDIS_URL": s.redis.url.reveal(),
+        "BACKUP_SCHEDULE": s.backup.schedule,
+        "BACKUP_RETENTION_DAYS": str(s.backup.retention_days),
+        "BACKUP_MIN_KEEP": str(s.backup.min_keep),
+        "MONITORING_INTERVAL": str(s.monitoring.interval_seconds),
+        "ALERT_COOLDOWN": str(s.monitoring.alert_cooldown_seconds),
+    }
+    if "alertmanager_url" in s.endpoints:
+        derived["ALERTMANAGER_URL"] = s.endpoints["alertmanager_url"]
+    for name, value in derived.items():
+        env.setdefault(name, value)
+    return env

@@ -398,14 +398,14 @@ def test_the_sidecar_runs_this_repositorys_runtime_with_the_app_config(run: Stac
     assert build["build"] == {"context": ".", "dockerfile": "runtime/Dockerfile"}
     assert build["skipPush"] is True
     sidecar = unwrap(run.containers()["runtime"].inputs)
-    assert sidecar["command"] == ["serve", "--port", "9400"]
+    assert sidecar["command"] == ["serve", "--port", "9180"]
     assert "APP_CONFIG_FILE=/run/secrets/app_config.json" in sidecar["envs"]
     files = {u["file"]: u["content"] for u in sidecar["uploads"]}
     assert json.loads(files["/run/secrets/app_config.json"]) == run.outputs["app_config"]
     prometheus = {
         u["file"]: u["content"] for u in unwrap(run.containers()["prometheus"].inputs)["uploads"]
     }
-    assert "runtime:9400" in prometheus["/etc/prometheus/prometheus.yml"]
+    assert "runtime:9180" in prometheus["/etc/prometheus/prometheus.yml"]
 
 
 def test_the_sidecar_image_tag_follows_its_inputs(tmp_path: Path) -> None:

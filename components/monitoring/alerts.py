@@ -53,7 +53,7 @@ NODE = {"job": "node", "instance": "node-exporter:9100"}
 DISK = {**NODE, "device": "/dev/vda1", "mountpoint": "/", "fstype": "ext4"}
 CTR = {"job": "cadvisor", "instance": "cadvisor:8080", "name": "platform-postgres"}
 PROBE = {"job": "blackbox", "instance": "https://nginx"}
-RT = {"job": "runtime", "instance": "runtime:9400"}
+RT = {"job": "runtime", "instance": "runtime:9180"}
 PROM = {"job": "prometheus", "instance": "localhost:9090"}
 
 
