@@ -65,7 +65,7 @@ from runtime.contracts import BackupResult
 log = logging.getLogger("runtime.backup")
 
 CHUNK = 1 << 20
-Progress = Callable[[int], None]
+Progress = Callable[[int], object]
 
 
 def _utcnow() -> datetime:
