@@ -144,8 +144,8 @@ def test_wrong_key_is_detected_and_key_check_differs() -> None:
 # -- manifest ------------------------------------------------------------------------------
 def _manifest() -> Manifest:
     return Manifest(
-        backup_id="20260101T020000Z-abcdef",
-        data_object="20260101T020000Z-abcdef.dump",
+        backup_id="20260101T020000.000000Z-abcdef",
+        data_object="20260101T020000.000000Z-abcdef.dump",
         database="app",
         server_version="15",
         tool_version="pg_dump 15",
@@ -172,12 +172,12 @@ def test_manifest_round_trips() -> None:
 )
 def test_unreadable_manifest_is_corruption(raw: bytes) -> None:
     with pytest.raises(CorruptBackupError, match="manifest unreadable"):
-        Manifest.from_json("20260101T020000Z-abcdef", raw)
+        Manifest.from_json("20260101T020000.000000Z-abcdef", raw)
 
 
 def test_manifest_of_another_backup_is_rejected() -> None:
     with pytest.raises(CorruptBackupError, match="do not match"):
-        Manifest.from_json("20260101T020000Z-000000", _manifest().to_json())
+        Manifest.from_json("20260101T020000.000000Z-000000", _manifest().to_json())
 
 
 # -- retention (PT-INFRA-02.1) -------------------------------------------------------------

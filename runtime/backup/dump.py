@@ -112,11 +112,9 @@ class ToolProcess:
         self._stderr.seek(0)
         lines = [ln for ln in self._stderr.read().decode(errors="replace").splitlines() if ln]
         self._stderr.close()
-        tail = lines[-1] if lines else ""
-        if tail.startswith(("pg_dump: ", "pg_restore: ")):
-            tail = tail.split(": ", 1)[1]
-        if tail.startswith("error: "):
-            tail = tail[len("error: ") :]
+        # The first "error:" line says what went wrong; later lines are details.
+        errors = [ln.split("error: ", 1)[1] for ln in lines if "error: " in ln]
+        tail = errors[0] if errors else (lines[-1] if lines else "")
         return code, redact(tail, self._password)
 
     def kill(self) -> None:

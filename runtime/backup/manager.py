@@ -339,7 +339,10 @@ class BackupManager:
                     manifest.key_id,
                 )
             )
-        infos.sort(key=lambda i: (i.created_at, i.backup_id), reverse=True)
+        # The id encodes the start time (to the microsecond), also for a backup whose
+        # manifest is gone, so every entry sorts on the same clock.
+        infos.sort(key=lambda i: (id_timestamp(i.backup_id) or i.created_at, i.backup_id))
+        infos.reverse()
         return infos
 
     # -- reading a stored backup back -----------------------------------------------------

@@ -21,12 +21,12 @@ FORMAT_VERSION = 1
 MANIFEST_SUFFIX = ".manifest.json"
 VERIFY_SUFFIX = ".verify.json"
 DATA_SUFFIXES = (".dump.enc", ".dump")
-_ID = re.compile(r"^(\d{8}T\d{6}Z)-[0-9a-f]{6}$")
+_ID = re.compile(r"^(\d{8}T\d{6}\.\d{6}Z)-[0-9a-f]{6}$")
 
 
 def new_backup_id(now: datetime) -> str:
     """Sortable by time, unique by a random suffix, so no backup ever overwrites another."""
-    return f"{now.astimezone(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+    return f"{now.astimezone(UTC):%Y%m%dT%H%M%S.%fZ}-{secrets.token_hex(3)}"
 
 
 def id_timestamp(backup_id: str) -> datetime | None:
@@ -34,7 +34,7 @@ def id_timestamp(backup_id: str) -> datetime | None:
     match = _ID.match(backup_id)
     if match is None:
         return None
-    return datetime.strptime(match.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    return datetime.strptime(match.group(1), "%Y%m%dT%H%M%S.%fZ").replace(tzinfo=UTC)
 
 
 def split_name(name: str) -> tuple[str, str] | None:
