@@ -213,6 +213,35 @@ def test_create_list_verify_deep_verify_restore_round_trips(
     assert before["public.pgbench_accounts"][0] == 100_000
 
 
+@pytest.mark.req("UT-INFRA-02.3", "PT-INFRA-02.1")
+@pytest.mark.parametrize("key", [None, KEY_A], ids=["plain", "encrypted"])
+def test_parallel_directory_dump_round_trips(
+    source: str, target: str, storage: Storage, key: bytes | None
+) -> None:
+    before = fingerprint(source)
+    manager = manager_for(source, storage, key, jobs=2)
+    result = manager.create_backup()
+    assert result.status == "success", result.reason
+    manifest = manager.load_manifest(result.backup_id)
+    assert manifest.dump_format == "directory-tar"
+    assert manager.verify(result.backup_id).ok
+    assert manager.verify(result.backup_id, deep=True).ok
+    assert manager.restore("latest", target).restored == result.backup_id
+    assert fingerprint(target) == before
+
+
+@pytest.mark.req("ET-INFRA-02.2")
+def test_parallel_dump_corruption_falls_back(source: str, target: str, tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    manager = manager_for(source, storage, jobs=2)
+    good, bad = manager.create_backup(), manager.create_backup()
+    _flip(storage, bad.manifest.data_object)  # type: ignore[union-attr]
+    report = manager.verify(bad.backup_id)
+    assert not report.ok and "checksum mismatch" in report.reason
+    assert manager.restore("latest", target).restored == good.backup_id
+    assert fingerprint(target) == fingerprint(source)
+
+
 @pytest.mark.req("UT-INFRA-02.3")
 def test_run_backup_creates_and_verifies(source: str, tmp_path: Path) -> None:
     manager = manager_for(source, LocalStorage(tmp_path))

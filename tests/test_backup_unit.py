@@ -46,6 +46,7 @@ def test_settings_defaults_follow_the_specification() -> None:
         ({"BACKUP_S3_ENDPOINT": "minio:9000"}, "BACKUP_S3_ENDPOINT", "'minio:9000'"),
         ({"BACKUP_S3_PART_SIZE_MB": "1"}, "BACKUP_S3_PART_SIZE_MB", "'1'"),
         ({"BACKUP_COUNT_ROWS": "maybe"}, "BACKUP_COUNT_ROWS", "'maybe'"),
+        ({"BACKUP_JOBS": "0"}, "BACKUP_JOBS", "'0'"),
         ({"BACKUP_ENCRYPTION_KEY": KEY_B64}, "BACKUP_ENCRYPTION_KEY_ID", "''"),
     ],
 )

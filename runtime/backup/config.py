@@ -84,6 +84,7 @@ class BackupSettings:
     pg_bindir: Path | None = None
     compress_level: int | None = None
     count_rows: bool = True
+    jobs: int = 1
 
     def __post_init__(self) -> None:
         if not croniter.is_valid(self.schedule):
@@ -159,4 +160,5 @@ class BackupSettings:
             pg_bindir=Path(bindir) if bindir else None,
             compress_level=_int(env, "BACKUP_COMPRESS_LEVEL", 0, 0, 9) if level_raw else None,
             count_rows=_bool(env, "BACKUP_COUNT_ROWS", True),
+            jobs=_int(env, "BACKUP_JOBS", 1, 1, 64),
         )

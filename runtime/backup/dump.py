@@ -160,11 +160,22 @@ def exported_snapshot(
 
 
 def dump_argv(
-    tools: PgTools, dsn: str, snapshot: str | None, compress_level: int | None
+    tools: PgTools,
+    dsn: str,
+    snapshot: str | None,
+    compress_level: int | None,
+    *,
+    jobs: int = 1,
+    directory: Path | None = None,
 ) -> tuple[list[str], str | None]:
-    """The pg_dump command line (no password in it) and the password for its environment."""
+    """The pg_dump command line (no password in it) and the password for its environment:
+    custom format to stdout, or with `directory` the parallel directory format."""
     conninfo, password, _ = split_dsn(dsn)
-    argv = [tools.pg_dump, "--format=custom", "--no-sync", f"--dbname={conninfo}"]
+    argv = [tools.pg_dump, "--no-sync", f"--dbname={conninfo}"]
+    if directory is None:
+        argv.append("--format=custom")
+    else:
+        argv += ["--format=directory", f"--jobs={jobs}", f"--file={directory}"]
     if snapshot:
         argv.append(f"--snapshot={snapshot}")
     if compress_level is not None:

@@ -16,6 +16,7 @@ import hashlib
 import logging
 import secrets
 import subprocess
+import tarfile
 import tempfile
 import threading
 import time
@@ -59,7 +60,7 @@ from runtime.backup.manifest import (
 from runtime.backup.metrics import BackupMetrics
 from runtime.backup.retention import BackupState, RetentionItem, RetentionPlan, plan_retention
 from runtime.backup.secrets import mask_dsn, redact, split_dsn
-from runtime.backup.storage import Storage, storage_from_settings
+from runtime.backup.storage import ObjectWriter, Storage, storage_from_settings
 from runtime.contracts import BackupResult
 
 log = logging.getLogger("runtime.backup")
@@ -74,6 +75,37 @@ def _utcnow() -> datetime:
 
 def _noop(_: int) -> None:
     return None
+
+
+DIRECTORY_TAR = "directory-tar"
+
+
+class _Sealer:
+    """Bytes on their way into storage: encrypted (if a key is set), hashed, counted.
+
+    The SHA-256 is over the stored bytes, so corruption is detectable without the key.
+    It is file-like enough (`write`) for `tarfile`'s streaming mode.
+    """
+
+    def __init__(self, writer: ObjectWriter, key: bytes | None, progress: Progress) -> None:
+        self._writer = writer
+        self._encryptor = crypto.Encryptor(key) if key else None
+        self._progress = progress
+        self.digest = hashlib.sha256()
+
+    def _put(self, data: bytes) -> None:
+        if data:
+            self.digest.update(data)
+            self._writer.write(data)
+
+    def write(self, data: bytes) -> int:
+        self._put(self._encryptor.update(data) if self._encryptor else data)
+        self._progress(len(data))
+        return len(data)
+
+    def finish(self) -> None:
+        if self._encryptor is not None:
+            self._put(self._encryptor.finalize())
 
 
 @dataclass(frozen=True)
@@ -233,35 +265,25 @@ class BackupManager:
         tools = self.tools
         _, _, dbname = split_dsn(settings.database_url)
         key = settings.encryption_key
-        digest = hashlib.sha256()
-        with exported_snapshot(settings.database_url) as (conn, snapshot, server_version):
-            argv, password = dump_argv(
-                tools, settings.database_url, snapshot, settings.compress_level
-            )
-            with ThreadPoolExecutor(1) as pool:
-                counted = pool.submit(count_rows, conn) if settings.count_rows else None
-                proc = ToolProcess(argv, password, stdout=subprocess.PIPE)
-                writer = self.storage.writer(data_name)
-                try:
-                    encryptor = crypto.Encryptor(key) if key else None
-                    while chunk := proc.stdout.read(CHUNK):
-                        out = encryptor.update(chunk) if encryptor else chunk
-                        digest.update(out)
-                        writer.write(out)
-                        progress(len(chunk))
-                    if encryptor:
-                        tail = encryptor.finalize()
-                        digest.update(tail)
-                        writer.write(tail)
-                    code, err = proc.finish()
-                    if code != 0:
-                        raise BackupError(f"pg_dump exited with {code}: {err}")
-                    table_rows = counted.result() if counted else {}
-                    writer.commit()
-                except BaseException:
-                    writer.abort()
-                    proc.kill()
-                    raise
+        parallel = settings.jobs > 1
+        with (
+            exported_snapshot(settings.database_url) as (conn, snapshot, server_version),
+            ThreadPoolExecutor(1) as pool,
+        ):
+            counted = pool.submit(count_rows, conn) if settings.count_rows else None
+            writer = self.storage.writer(data_name)
+            sealer = _Sealer(writer, key, progress)
+            try:
+                if parallel:
+                    self._dump_directory(snapshot, sealer)
+                else:
+                    self._dump_custom(snapshot, sealer)
+                sealer.finish()
+                table_rows = counted.result() if counted else {}
+                writer.commit()
+            except BaseException:
+                writer.abort()
+                raise
         manifest = Manifest(
             backup_id=backup_id,
             data_object=data_name,
@@ -271,8 +293,8 @@ class BackupManager:
             created_at=started_at,
             duration_seconds=round(time.monotonic() - began, 3),
             size_bytes=writer.bytes_written,
-            sha256=digest.hexdigest(),
-            dump_format="custom",
+            sha256=sealer.digest.hexdigest(),
+            dump_format=DIRECTORY_TAR if parallel else "custom",
             compression="none" if settings.compress_level == 0 else "gzip",
             encryption=crypto.ALGORITHM if key else None,
             key_id=settings.encryption_key_id if key else None,
@@ -286,6 +308,44 @@ class BackupManager:
                 self.storage.delete(data_name)
             raise
         return manifest
+
+    def _dump_custom(self, snapshot: str, sealer: _Sealer) -> None:
+        """One pg_dump -Fc process, its stdout streamed straight into storage."""
+        settings = self.settings
+        argv, password = dump_argv(
+            self.tools, settings.database_url, snapshot, settings.compress_level
+        )
+        proc = ToolProcess(argv, password, stdout=subprocess.PIPE)
+        try:
+            while chunk := proc.stdout.read(CHUNK):
+                sealer.write(chunk)
+        except BaseException:
+            proc.kill()
+            raise
+        code, err = proc.finish()
+        if code != 0:
+            raise BackupError(f"pg_dump exited with {code}: {err}")
+
+    def _dump_directory(self, snapshot: str, sealer: _Sealer) -> None:
+        """pg_dump -Fd --jobs=N (tables dumped in parallel) into a temporary directory, then
+        packed as one tar stream, checksummed and encrypted on its way into storage."""
+        settings = self.settings
+        with tempfile.TemporaryDirectory(prefix="backup-dump-") as tmp:
+            outdir = Path(tmp) / "dump"
+            argv, password = dump_argv(
+                self.tools,
+                settings.database_url,
+                snapshot,
+                settings.compress_level,
+                jobs=settings.jobs,
+                directory=outdir,
+            )
+            code, err = ToolProcess(argv, password, stdout=subprocess.DEVNULL).finish()
+            if code != 0:
+                raise BackupError(f"pg_dump exited with {code}: {err}")
+            with tarfile.open(fileobj=sealer, mode="w|") as tar:  # type: ignore[call-overload]
+                for path in sorted(outdir.iterdir()):
+                    tar.add(path, arcname=path.name, recursive=False)
 
     # -- list ------------------------------------------------------------------------------
     def _grouped(self) -> dict[str, dict[str, str]]:
@@ -412,6 +472,19 @@ class BackupManager:
 
     def _read_through(self, manifest: Manifest, progress: Progress) -> None:
         """Checksum, decrypt and let pg_restore read every byte of the archive."""
+        if manifest.dump_format == DIRECTORY_TAR:
+            with tempfile.TemporaryDirectory(prefix="backup-verify-") as tmp:
+                archive = self._materialize(manifest, Path(tmp), progress)
+                code, err = ToolProcess(
+                    [self.tools.pg_restore, "--file=/dev/null", str(archive)],
+                    None,
+                    stdout=subprocess.DEVNULL,
+                ).finish()
+            if code != 0:
+                raise CorruptBackupError(
+                    manifest.backup_id, f"pg_restore cannot read the archive: {err}"
+                )
+            return
         proc = ToolProcess(
             [self.tools.pg_restore, "--file=/dev/null"],
             None,
@@ -429,10 +502,23 @@ class BackupManager:
                 manifest.backup_id, f"pg_restore cannot read the archive: {err}"
             )
 
-    def _materialize(self, manifest: Manifest, path: Path, progress: Progress) -> None:
-        """Write the verified plaintext archive to a local file (pg_restore needs to seek)."""
+    def _materialize(self, manifest: Manifest, tmp: Path, progress: Progress) -> Path:
+        """The verified plaintext archive as a local file or directory (pg_restore needs to
+        seek); a packed directory dump is unpacked only after its checksum matched."""
+        path = tmp / ("archive.tar" if manifest.dump_format == DIRECTORY_TAR else "archive.dump")
         with open(path, "wb") as out:
             self._stream_plain(manifest, out.write, progress)
+        if manifest.dump_format != DIRECTORY_TAR:
+            return path
+        outdir = tmp / "archive"
+        try:
+            with tarfile.open(path, "r:") as tar:
+                tar.extractall(outdir, filter="data")
+        except (tarfile.TarError, OSError) as exc:
+            raise CorruptBackupError(manifest.backup_id, f"cannot unpack: {exc}") from None
+        finally:
+            path.unlink(missing_ok=True)
+        return outdir
 
     # -- verify ----------------------------------------------------------------------------
     def verify(
@@ -472,8 +558,7 @@ class BackupManager:
         scratch = f"backup_verify_{secrets.token_hex(6)}"
         admin = self.settings.database_url
         with tempfile.TemporaryDirectory(prefix="backup-verify-") as tmp:
-            archive = Path(tmp) / "archive.dump"
-            self._materialize(manifest, archive, progress)
+            archive = self._materialize(manifest, Path(tmp), progress)
             with psycopg.connect(admin, autocommit=True, connect_timeout=10) as conn:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch)))
             try:
@@ -536,10 +621,9 @@ class BackupManager:
         skipped: list[tuple[str, str]] = []
         for candidate in self._candidates(backup_id):
             with tempfile.TemporaryDirectory(prefix="backup-restore-") as tmp:
-                archive = Path(tmp) / "archive.dump"
                 try:
                     manifest = self.load_manifest(candidate)
-                    self._materialize(manifest, archive, progress or _noop)
+                    archive = self._materialize(manifest, Path(tmp), progress or _noop)
                 except CorruptBackupError as exc:
                     skipped.append((candidate, exc.reason))
                     self._record(VerifyReport(candidate, False, False, exc.reason, 0.0))
