@@ -18,3 +18,8 @@ __all__ = [
     "MetricsData",
     "ServiceStatus",
 ]
+
+# Backups (runtime/backup/): appended so the lines above stay as they are.
+from runtime.backup import BackupManager, BackupSettings
+
+__all__ += ["BackupManager", "BackupSettings"]
