@@ -100,7 +100,7 @@ ENC: dict[str, object] = {"encryption_key": KEY, "encryption_key_id": "bench"}
 MAIN_VARIANTS: dict[str, dict[str, object]] = {
     "plain": {},
     "encrypted": ENC,
-    "plain_no_row_counts": {"count_rows": False},
+    "plain_with_row_counts": {"count_rows": True},
     "fast_z1": {"compress_level": 1},
     "parallel_j2": {"jobs": 2},
     "parallel_j2_z1": {"jobs": 2, "compress_level": 1},

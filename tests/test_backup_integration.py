@@ -7,7 +7,9 @@ done to the stored bytes.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import hashlib
 import logging
 import os
 import secrets
@@ -187,7 +189,7 @@ def test_create_list_verify_deep_verify_restore_round_trips(
     source: str, target: str, storage: Storage, key: bytes | None
 ) -> None:
     before = fingerprint(source)
-    manager = manager_for(source, storage, key)
+    manager = manager_for(source, storage, key, count_rows=True)
 
     result = manager.create_backup()
     assert result.status == "success", result.reason
@@ -344,6 +346,52 @@ def test_corrupted_s3_object_falls_back(
 
 
 @pytest.mark.req("ET-INFRA-02.2")
+def test_read_through_catches_an_archive_whose_manifest_matches(
+    source: str, target: str, tmp_path: Path
+) -> None:
+    """A checksum only proves the bytes are the ones written: if they were garbage from the
+    start (a broken dump tool, a forged manifest), pg_restore's read-through still says no."""
+    storage = LocalStorage(tmp_path)
+    manager = manager_for(source, storage)
+    good, bad = manager.create_backup(), manager.create_backup()
+    manifest = manager.load_manifest(bad.backup_id)
+    data = storage.get_bytes(manifest.data_object)
+    garbage = data[:4096] + os.urandom(len(data) - 4096)  # a valid header, then noise
+    storage.delete(manifest.data_object)
+    storage.put_bytes(manifest.data_object, garbage)
+    storage.delete(bad.backup_id + ".manifest.json")
+    forged = dataclasses.replace(manifest, sha256=hashlib.sha256(garbage).hexdigest())
+    storage.put_bytes(bad.backup_id + ".manifest.json", forged.to_json())
+
+    report = manager.verify(bad.backup_id)
+    assert not report.ok and report.reason.startswith("pg_restore cannot read the archive")
+    restored = manager.restore("latest", target)
+    assert restored.restored == good.backup_id
+    [(skipped_id, why)] = restored.skipped
+    assert skipped_id == bad.backup_id and why.startswith("pg_restore cannot read the archive")
+    assert fingerprint(target) == fingerprint(source)
+
+
+def test_deep_verify_compares_row_counts_with_the_manifest(source: str, tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    manager = manager_for(source, storage, count_rows=True)
+    made = manager.create_backup()
+    manifest = manager.load_manifest(made.backup_id)
+    rows = dict(manifest.table_rows, **{"public.pgbench_tellers": 11})  # the dump has 10
+    storage.delete(made.backup_id + ".manifest.json")
+    storage.put_bytes(
+        made.backup_id + ".manifest.json",
+        dataclasses.replace(manifest, table_rows=rows).to_json(),
+    )
+    assert manager.verify(made.backup_id).ok  # the archive itself is intact
+    deep = manager.verify(made.backup_id, deep=True)
+    assert (
+        not deep.ok
+        and deep.reason == "row counts differ after restore in ['public.pgbench_tellers']"
+    )
+
+
+@pytest.mark.req("ET-INFRA-02.2")
 def test_no_restorable_backup_names_every_reason(source: str, target: str, tmp_path: Path) -> None:
     storage = LocalStorage(tmp_path)
     manager = manager_for(source, storage)
@@ -434,7 +482,7 @@ def test_pg_dump_refusing_a_table_gives_failed(
     try:
         postgres_server.psql("CREATE TABLE secret_stuff (x int)", database=str(name))
         storage = make_storage("s3", tmp_path, moto_endpoint, bucket)
-        manager = manager_for(source, storage, count_rows=False)
+        manager = manager_for(source, storage)
         result = manager.create_backup()
         assert result.status == "failed"
         assert "pg_dump exited" in result.reason and "permission denied" in result.reason
@@ -453,7 +501,7 @@ def test_server_killed_mid_dump_aborts_the_multipart_upload(
             "FROM generate_series(1, 250000) g"
         )
     storage = make_storage("s3", tmp_path, moto_endpoint, bucket)
-    manager = manager_for(fresh_postgres.dsn, storage, compress_level=0, count_rows=False)
+    manager = manager_for(fresh_postgres.dsn, storage, compress_level=0)
     seen = [0]
 
     def crash_after_first_part(n: int) -> None:

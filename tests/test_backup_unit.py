@@ -34,6 +34,7 @@ def test_settings_defaults_follow_the_specification() -> None:
     s = BackupSettings.from_env({})
     assert (s.schedule, s.retention_days, s.min_keep) == ("0 2 * * *", 30, 3)
     assert not s.encrypted and s.s3_bucket is None
+    assert (s.jobs, s.count_rows, s.compress_level) == (1, False, None)
 
 
 @pytest.mark.parametrize(

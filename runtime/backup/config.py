@@ -83,7 +83,7 @@ class BackupSettings:
     encryption_key_id: str | None = None
     pg_bindir: Path | None = None
     compress_level: int | None = None
-    count_rows: bool = True
+    count_rows: bool = False
     jobs: int = 1
 
     def __post_init__(self) -> None:
@@ -159,6 +159,6 @@ class BackupSettings:
             encryption_key_id=env.get("BACKUP_ENCRYPTION_KEY_ID") or None,
             pg_bindir=Path(bindir) if bindir else None,
             compress_level=_int(env, "BACKUP_COMPRESS_LEVEL", 0, 0, 9) if level_raw else None,
-            count_rows=_bool(env, "BACKUP_COUNT_ROWS", True),
+            count_rows=_bool(env, "BACKUP_COUNT_ROWS", False),
             jobs=_int(env, "BACKUP_JOBS", 1, 1, 64),
         )

@@ -124,6 +124,23 @@ class ToolProcess:
             self.finish()
 
 
+def toc_tables(tools: PgTools, archive: Path) -> set[str] | None:
+    """The tables whose data a local archive holds (its TABLE DATA entries), as
+    schema.table; None if pg_restore cannot list it. Names with spaces are left out."""
+    listed = subprocess.run(
+        [tools.pg_restore, "--list", str(archive)], capture_output=True, text=True, check=False
+    )
+    if listed.returncode != 0:
+        return None
+    tables: set[str] = set()
+    for line in listed.stdout.splitlines():
+        _, found, rest = line.partition(" TABLE DATA ")
+        parts = rest.split(" ")
+        if found and not line.startswith(";") and len(parts) == 3:
+            tables.add(quoted(parts[0], parts[1]))
+    return tables
+
+
 def quoted(schema: str, table: str) -> str:
     return f"{schema}.{table}"
 

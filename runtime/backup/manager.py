@@ -38,6 +38,7 @@ from runtime.backup.dump import (
     dump_argv,
     exported_snapshot,
     restore_argv,
+    toc_tables,
     with_dbname,
 )
 from runtime.backup.errors import (
@@ -443,24 +444,25 @@ class BackupManager:
         decryptor = crypto.Decryptor(self._key_for(manifest)) if manifest.encryption else None
         digest = hashlib.sha256()
         failure: str | None = None
+        feeding = True  # False once decryption failed or the reader (pg_restore) exited
         for chunk in self.storage.read_chunks(manifest.data_object, CHUNK):
             digest.update(chunk)
             progress(len(chunk))
-            if failure is not None:
+            if not feeding:
                 continue  # keep hashing: a checksum mismatch is the more precise reason
             try:
                 sink(decryptor.update(chunk) if decryptor else chunk)
             except crypto.DecryptionError as exc:
-                failure = f"undecryptable: {exc}"
+                failure, feeding = f"undecryptable: {exc}", False
             except BrokenPipeError:
-                failure = "the reader stopped early"
-        if failure is None and decryptor is not None:
+                feeding = False  # the reader's own exit status tells why
+        if feeding and decryptor is not None:
             try:
                 sink(decryptor.finalize())
             except crypto.DecryptionError as exc:
                 failure = f"undecryptable: {exc}"
             except BrokenPipeError:
-                failure = "the reader stopped early"
+                pass
         if digest.hexdigest() != manifest.sha256:
             raise CorruptBackupError(
                 bid,
@@ -474,16 +476,7 @@ class BackupManager:
         """Checksum, decrypt and let pg_restore read every byte of the archive."""
         if manifest.dump_format == DIRECTORY_TAR:
             with tempfile.TemporaryDirectory(prefix="backup-verify-") as tmp:
-                archive = self._materialize(manifest, Path(tmp), progress)
-                code, err = ToolProcess(
-                    [self.tools.pg_restore, "--file=/dev/null", str(archive)],
-                    None,
-                    stdout=subprocess.DEVNULL,
-                ).finish()
-            if code != 0:
-                raise CorruptBackupError(
-                    manifest.backup_id, f"pg_restore cannot read the archive: {err}"
-                )
+                self._read_archive(manifest, self._materialize(manifest, Path(tmp), progress))
             return
         proc = ToolProcess(
             [self.tools.pg_restore, "--file=/dev/null"],
@@ -497,6 +490,18 @@ class BackupManager:
             proc.kill()
             raise
         code, err = proc.finish()
+        if code != 0:
+            raise CorruptBackupError(
+                manifest.backup_id, f"pg_restore cannot read the archive: {err}"
+            )
+
+    def _read_archive(self, manifest: Manifest, archive: Path) -> None:
+        """pg_restore reads every byte of a local archive (file or directory) to nowhere."""
+        code, err = ToolProcess(
+            [self.tools.pg_restore, "--file=/dev/null", str(archive)],
+            None,
+            stdout=subprocess.DEVNULL,
+        ).finish()
         if code != 0:
             raise CorruptBackupError(
                 manifest.backup_id, f"pg_restore cannot read the archive: {err}"
@@ -571,6 +576,11 @@ class BackupManager:
                     )
                 with psycopg.connect(target, connect_timeout=10) as conn:
                     restored = count_rows(conn)
+                missing = sorted((toc_tables(self.tools, archive) or set()) - set(restored))
+                if missing:
+                    raise CorruptBackupError(
+                        manifest.backup_id, f"tables missing after restore: {missing[:5]}"
+                    )
                 if manifest.table_rows and restored != manifest.table_rows:
                     diff = sorted(
                         t
@@ -624,6 +634,8 @@ class BackupManager:
                 try:
                     manifest = self.load_manifest(candidate)
                     archive = self._materialize(manifest, Path(tmp), progress or _noop)
+                    # The backup's own fault (unreadable) falls back; the target's does not.
+                    self._read_archive(manifest, archive)
                 except CorruptBackupError as exc:
                     skipped.append((candidate, exc.reason))
                     self._record(VerifyReport(candidate, False, False, exc.reason, 0.0))
