@@ -12,6 +12,7 @@ on a shared 2-core machine are noise; ratios are the result. Writes bench/result
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -159,6 +160,17 @@ def verify_times(managers: dict[str, BackupManager], repeats: int) -> dict[str, 
     }
 
 
+def size_for(curve: list[dict[str, float]], seconds: float) -> int:
+    """Database size at which create_backup takes `seconds`: interpolated between the two
+    measured points around it, else extrapolated through the origin from the largest."""
+    points = sorted((c["db_bytes"], c["create_backup_seconds"]) for c in curve)
+    for (s0, t0), (s1, t1) in itertools.pairwise(points):
+        if t0 <= seconds < t1:
+            return int(s0 + (s1 - s0) * (seconds - t0) / (t1 - t0))
+    size, taken = points[-1]
+    return int(size * seconds / taken)
+
+
 def m_size(root: Path) -> int:
     return sum(p.stat().st_size for p in root.iterdir() if ".dump" in p.name)
 
@@ -170,24 +182,32 @@ def main() -> None:
     parser.add_argument(
         "--sweep", default="1,4,8", help="smaller pgbench scales for the '< 5 s' curve"
     )
+    parser.add_argument(
+        "--beyond", default="40,60", help="larger scales measured last, to find the 5 s size"
+    )
     args = parser.parse_args()
     server = PostgresServer()
     work = Path(tempfile.mkdtemp(prefix="bench-backup-"))
     results: dict[str, object] = {
         "command": "python -m bench.bench_backup "
-        f"--scale {args.scale} --repeats {args.repeats} --sweep {args.sweep}",
+        f"--scale {args.scale} --repeats {args.repeats} --sweep {args.sweep} "
+        f"--beyond {args.beyond}",
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}",
         "pg_dump": PgTools.find().version(),
     }
+    curve: list[dict[str, float]] = []
+
+    def curve_point(scale: int) -> None:
+        pgbench_init(server, scale)
+        size = db_size(server)
+        mgr = manager(server, work / f"sweep{scale}")
+        seconds = statistics.median(timed(lambda: create(mgr)) for _ in range(3))
+        curve.append({"scale": scale, "db_bytes": size, "create_backup_seconds": seconds})
+        print(f"scale {scale}: {size / 1e6:.0f} MB, create_backup {seconds:.2f}s", flush=True)
+
     try:
-        curve = []
         for scale in [int(s) for s in args.sweep.split(",") if s] + [args.scale]:
-            pgbench_init(server, scale)
-            size = db_size(server)
-            mgr = manager(server, work / f"sweep{scale}")
-            seconds = statistics.median(timed(lambda m=mgr: create(m)) for _ in range(2))  # type: ignore[misc]
-            curve.append({"scale": scale, "db_bytes": size, "create_backup_seconds": seconds})
-            print(f"scale {scale}: {size / 1e6:.0f} MB, create_backup {seconds:.2f}s", flush=True)
+            curve_point(scale)
         results["size_curve"] = curve
         # The big database is loaded now (last sweep point): the head-to-head measurement.
         results["db_bytes"] = curve[-1]["db_bytes"]
@@ -201,9 +221,9 @@ def main() -> None:
         results["pgbench_partitioned_4"] = race(
             server, work / "part", args.repeats, PARTITIONED_VARIANTS
         )[0]
-        # Backup time is close to linear in size: fit through the origin on the curve.
-        rate = sum(c["create_backup_seconds"] for c in curve) / sum(c["db_bytes"] for c in curve)
-        results["db_bytes_for_5s"] = int(5.0 / rate)
+        for scale in [int(s) for s in args.beyond.split(",") if s]:
+            curve_point(scale)
+        results["db_bytes_for_5s"] = size_for(curve, 5.0)
     finally:
         server.close()
         shutil.rmtree(work, ignore_errors=True)
