@@ -7,6 +7,7 @@ done to the stored bytes.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import functools
 import hashlib
@@ -45,6 +46,10 @@ AWS = {
     "aws_secret_access_key": "testing",
     "region_name": "us-east-1",
 }
+
+
+def b64(data: bytes) -> bytes:
+    return base64.b64encode(data)
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -203,6 +208,9 @@ def test_create_list_verify_deep_verify_restore_round_trips(
     manifest = manager.load_manifest(result.backup_id)
     assert manifest.table_rows["public.pgbench_accounts"] == 100_000
     assert manifest.key_id == ("key-a" if key else None)
+    raw_manifest = storage.get_bytes(result.backup_id + ".manifest.json")
+    for secret in (PostgresServer.password.encode(), KEY_A.hex().encode(), b64(KEY_A)):
+        assert secret not in raw_manifest and secret.decode() not in repr(result)
 
     assert manager.verify(result.backup_id).ok
     deep = manager.verify(result.backup_id, deep=True)

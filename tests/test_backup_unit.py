@@ -6,6 +6,7 @@ import base64
 import os
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -14,10 +15,12 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from runtime.backup import (
     BackupConfigError,
+    BackupManager,
     BackupMetrics,
     BackupScheduler,
     BackupSettings,
     CorruptBackupError,
+    LocalStorage,
     Manifest,
     RetentionItem,
     crypto,
@@ -326,3 +329,20 @@ def test_metrics_are_exposed_at_scrape_time() -> None:
     assert "backup_runs_succeeded_total 1.0" in text
     assert "backup_verify_failed_total 1.0" in text
     assert "backup_last_verify_ok 0.0" in text
+
+
+# -- overlapping runs ----------------------------------------------------------------------
+@pytest.mark.req("UT-INFRA-02.3")
+def test_backup_runs_never_overlap_across_managers(tmp_path: Path) -> None:
+    """The in-process lock and the file lock (another process, same destination) both hold."""
+    settings = BackupSettings(database_url="postgresql://app:pw-123@127.0.0.1:1/app")
+    first = BackupManager(settings, LocalStorage(tmp_path))
+    other = BackupManager(settings, LocalStorage(tmp_path))  # as a second process would
+    with first.run_lock():
+        same = first.create_backup()
+        cross = other.create_backup()
+    assert same.status == cross.status == "failed"
+    assert "in progress in this process" in same.reason
+    assert cross.reason.startswith("another backup run holds")
+    assert "pw-123" not in same.reason + cross.reason
+    assert os.listdir(tmp_path) == []

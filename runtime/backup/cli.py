@@ -18,12 +18,14 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from tqdm import tqdm
 
 from runtime.backup.config import BackupSettings
 from runtime.backup.errors import BackupConfigError, BackupError, NoRestorableBackupError
 from runtime.backup.manager import BackupManager
 from runtime.backup.schedule import BackupScheduler
+from runtime.backup.secrets import redact
 from runtime.cli import EXIT_DEGRADED, EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 Handler = Callable[[BackupManager, argparse.Namespace], int]
@@ -177,6 +179,9 @@ def _runner(handler: Handler) -> Callable[[argparse.Namespace], int]:
             return EXIT_USAGE
         except BackupError as exc:
             _error(str(exc))
+            return EXIT_FAILED
+        except (OSError, psycopg.Error) as exc:  # unexpected, but still one redacted line
+            _error(redact(f"{type(exc).__name__}: {exc}"))
             return EXIT_FAILED
 
     return run

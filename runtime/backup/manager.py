@@ -564,8 +564,14 @@ class BackupManager:
         admin = self.settings.database_url
         with tempfile.TemporaryDirectory(prefix="backup-verify-") as tmp:
             archive = self._materialize(manifest, Path(tmp), progress)
-            with psycopg.connect(admin, autocommit=True, connect_timeout=10) as conn:
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch)))
+            try:
+                with psycopg.connect(admin, autocommit=True, connect_timeout=10) as conn:
+                    conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch)))
+            except psycopg.Error as exc:
+                raise BackupError(
+                    "deep verification cannot create a scratch database (the DATABASE_URL role "
+                    f"needs CREATEDB): {redact(str(exc).strip(), *self._secrets())}"
+                ) from None
             try:
                 target = with_dbname(admin, scratch)
                 argv, password = restore_argv(self.tools, target, str(archive))
@@ -591,12 +597,26 @@ class BackupManager:
                         manifest.backup_id, f"row counts differ after restore in {diff[:5]}"
                     )
             finally:
-                with psycopg.connect(admin, autocommit=True, connect_timeout=10) as conn:
-                    conn.execute(
-                        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                            sql.Identifier(scratch)
-                        )
-                    )
+                self._drop_scratch(scratch)
+
+    def _drop_scratch(self, scratch: str) -> None:
+        """Drop the scratch database. A plain DROP first: it stops autovacuum workers that a
+        fresh restore attracts (FORCE would need the right to signal them); then FORCE for a
+        client that lingers. A database left behind is logged, not a failed verification."""
+        plain = sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(scratch))
+        force = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch))
+        failure = ""
+        for statement in (plain, force, plain):
+            try:
+                with psycopg.connect(
+                    self.settings.database_url, autocommit=True, connect_timeout=10
+                ) as conn:
+                    conn.execute(statement)
+                return
+            except psycopg.Error as exc:
+                failure = redact(str(exc).strip(), *self._secrets())
+                time.sleep(1)
+        log.warning("could not drop scratch database %s: %s", scratch, failure)
 
     # -- restore ---------------------------------------------------------------------------
     def _candidates(self, backup_id: str) -> list[str]:
