@@ -108,6 +108,7 @@ MAIN_VARIANTS: dict[str, dict[str, object]] = {
 }
 PARTITIONED_VARIANTS: dict[str, dict[str, object]] = {
     "plain": {},
+    "fast_z1": {"compress_level": 1},
     "parallel_j2": {"jobs": 2},
     "parallel_j2_z1": {"jobs": 2, "compress_level": 1},
     "parallel_j2_z1_encrypted": {"jobs": 2, "compress_level": 1, **ENC},
