@@ -5,13 +5,17 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import boto3  # type: ignore[import-untyped]
 import psycopg
 import pytest
+from moto.server import ThreadedMotoServer
 
 from tests.servers import PostgresServer
 from tests.test_backup_integration import create_db, drop_db, fingerprint, flip, pgbench_init
@@ -154,3 +158,81 @@ def test_cli_restore_with_no_backups_exits_1(
     proc = run(env, "backup", "restore", "--target", cli_target)
     assert proc.returncode == 1
     assert one_line_error(proc) == "error: no restorable backup"
+
+
+@pytest.fixture(scope="module")
+def cli_moto() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+def test_cli_s3_from_environment_only(cli_source: str, cli_moto: str) -> None:
+    """BACKUP_S3_* and the AWS_* variables are all the CLI needs for MinIO-style storage."""
+    client = boto3.client(
+        "s3",
+        endpoint_url=cli_moto,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
+    client.create_bucket(Bucket="cli-backups")
+    env = {
+        "DATABASE_URL": cli_source,
+        "BACKUP_S3_BUCKET": "cli-backups",
+        "BACKUP_S3_ENDPOINT": cli_moto,
+        "BACKUP_S3_PREFIX": "nightly",
+        "BACKUP_ENCRYPTION_KEY": KEY_B64,
+        "BACKUP_ENCRYPTION_KEY_ID": "ops-2026",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
+    created = run(env, "backup", "create")
+    assert created.returncode == 0, created.stderr
+    backup_id, _, _, location = created.stdout.split()
+    assert location == f"s3://cli-backups/nightly/{backup_id}.dump.enc"
+    assert run(env, "backup", "verify", backup_id).returncode == 0
+    listed = json.loads(run(env, "backup", "list", "--json").stdout)
+    assert [(b["backup_id"], b["state"], b["key_id"]) for b in listed] == [
+        (backup_id, "verified", "ops-2026")
+    ]
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket="cli-backups")["Contents"]]
+    assert sorted(keys) == [
+        f"nightly/{backup_id}.dump.enc",
+        f"nightly/{backup_id}.manifest.json",
+        f"nightly/{backup_id}.verify.json",
+    ]
+
+
+@pytest.mark.req("UT-INFRA-02.3")
+def test_cli_schedule_runs_a_verified_backup_and_stops_on_sigterm(
+    cli_source: str, tmp_path: Path
+) -> None:
+    """The sidecar's loop: with no backup yet it catches up once at start, then waits."""
+    env = {"DATABASE_URL": cli_source, "BACKUP_DIR": str(tmp_path), "BACKUP_SCHEDULE": "0 3 * * *"}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("BACKUP_", "DATABASE_"))}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runtime", "backup", "schedule"],
+        cwd=ROOT,
+        env={**clean, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not list(tmp_path.glob("*.verify.json")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)  # let prune run after the verification
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    listed = json.loads(run(env, "backup", "list", "--json").stdout)
+    assert [b["state"] for b in listed] == ["verified"]  # once, not a burst

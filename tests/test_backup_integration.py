@@ -29,6 +29,7 @@ from psycopg import sql
 
 from runtime.backup import (
     BackupManager,
+    BackupScheduler,
     BackupSettings,
     LocalStorage,
     NoRestorableBackupError,
@@ -259,6 +260,31 @@ def test_run_backup_creates_and_verifies(source: str, tmp_path: Path) -> None:
     assert outcome.status == "success"
     assert [b.state for b in manager.list_backups()] == ["verified"]
     assert manager.metrics.successes_total == 1 and manager.metrics.last_size_bytes > 0
+
+
+@pytest.mark.req("UT-INFRA-02.3")
+def test_schedule_drives_verified_backups_with_a_fake_clock(source: str, tmp_path: Path) -> None:
+    """Given BACKUP_SCHEDULE, each due slot gives one consistent, verified backup; a sidecar
+    restarted after missed nights catches up once, remembering the newest backup's time."""
+    now = [datetime(2026, 3, 1, 1, 59, tzinfo=UTC)]
+    manager = BackupManager(
+        BackupSettings(database_url=source, schedule="0 2 * * *"),
+        LocalStorage(tmp_path),
+        clock=lambda: now[0],
+    )
+    sched = BackupScheduler(manager.settings.schedule, manager.run_backup, clock=lambda: now[0])
+    sched.last_slot = datetime(2026, 2, 28, 2, tzinfo=UTC)
+    assert sched.tick() == "not_due" and manager.list_backups() == []
+    now[0] = datetime(2026, 3, 1, 2, 0, 5, tzinfo=UTC)
+    assert sched.tick() == "ran"
+    assert [b.state for b in manager.list_backups()] == ["verified"]
+    # the sidecar restarts three nights later: its memory is the newest backup
+    now[0] = datetime(2026, 3, 4, 7, 0, tzinfo=UTC)
+    restarted = BackupScheduler(
+        "0 2 * * *", manager.run_backup, clock=lambda: now[0], last_run=manager.newest_backup_time()
+    )
+    assert [restarted.tick(), restarted.tick()] == ["ran", "not_due"]
+    assert [b.state for b in manager.list_backups()] == ["verified", "verified"]
 
 
 def test_encrypted_backup_holds_no_plaintext(source: str, tmp_path: Path) -> None:

@@ -15,8 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-import boto3  # type: ignore[import-untyped]
-from botocore.config import Config  # type: ignore[import-untyped]
 from botocore.exceptions import (  # type: ignore[import-untyped]
     BotoCoreError,
     ClientError,
@@ -254,12 +252,18 @@ class S3Storage:
         self.bucket = bucket
         self.prefix = prefix
         self.part_size = part_size
-        self.client = client or boto3.client(
-            "s3",
-            endpoint_url=endpoint_url,
-            region_name=region,
-            config=Config(retries={"max_attempts": 3, "mode": "standard"}),
-        )
+        if client is None:
+            # Imported here: boto3 costs ~0.2 s, and most importers of `runtime` never use S3.
+            import boto3  # type: ignore[import-untyped]
+            from botocore.config import Config  # type: ignore[import-untyped]
+
+            client = boto3.client(
+                "s3",
+                endpoint_url=endpoint_url,
+                region_name=region,
+                config=Config(retries={"max_attempts": 3, "mode": "standard"}),
+            )
+        self.client = client
 
     @classmethod
     def from_settings(cls, settings: BackupSettings) -> S3Storage:
