@@ -36,6 +36,7 @@ from runtime.backup import (
     RestoreError,
     S3Storage,
     Storage,
+    StorageError,
 )
 from runtime.backup.dump import TABLES_SQL, with_dbname
 from tests.servers import PostgresServer
@@ -574,6 +575,19 @@ def test_s3_aborted_upload_leaves_nothing(moto_endpoint: str, bucket: str, tmp_p
     assert s3_leftovers(moto_endpoint, bucket)[1] == ["pg/x.dump"]  # parts were uploaded
     writer.abort()
     assert s3_leftovers(moto_endpoint, bucket) == ([], [])
+
+
+def test_s3_storage_never_overwrites_a_manifest(
+    moto_endpoint: str, bucket: str, tmp_path: Path
+) -> None:
+    storage = make_storage("s3", tmp_path, moto_endpoint, bucket)
+    storage.put_bytes("a.manifest.json", b"first")
+    with pytest.raises(StorageError, match="PreconditionFailed"):
+        storage.put_bytes("a.manifest.json", b"second")
+    assert storage.get_bytes("a.manifest.json") == b"first"
+    storage.put_bytes("a.verify.json", b"1")
+    storage.put_bytes("a.verify.json", b"2", overwrite=True)  # verify records are replaced
+    assert storage.get_bytes("a.verify.json") == b"2"
 
 
 def test_local_storage_never_overwrites(tmp_path: Path) -> None:
