@@ -13,15 +13,10 @@ from runtime.backup.errors import (
     RestoreError,
     StorageError,
 )
-from runtime.backup.manager import (
-    BackupInfo,
-    BackupManager,
-    BackupOutcome,
-    RestoreReport,
-    VerifyReport,
-)
+from runtime.backup.manager import BackupManager
 from runtime.backup.manifest import Manifest
 from runtime.backup.metrics import BackupMetrics
+from runtime.backup.results import BackupInfo, BackupOutcome, RestoreReport, VerifyReport
 from runtime.backup.retention import RetentionItem, RetentionPlan, plan_retention
 from runtime.backup.schedule import BackupScheduler
 from runtime.backup.storage import LocalStorage, S3Storage, Storage

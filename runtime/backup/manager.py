@@ -22,7 +22,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -59,102 +58,17 @@ from runtime.backup.manifest import (
     split_name,
 )
 from runtime.backup.metrics import BackupMetrics
+from runtime.backup.reader import CHUNK, DIRECTORY_TAR, ArchiveReader, Progress, Sealer, noop
+from runtime.backup.results import BackupInfo, BackupOutcome, RestoreReport, VerifyReport
 from runtime.backup.retention import BackupState, RetentionItem, RetentionPlan, plan_retention
 from runtime.backup.secrets import mask_dsn, redact, split_dsn
-from runtime.backup.storage import ObjectWriter, Storage, storage_from_settings
-from runtime.contracts import BackupResult
+from runtime.backup.storage import Storage, storage_from_settings
 
 log = logging.getLogger("runtime.backup")
-
-CHUNK = 1 << 20
-Progress = Callable[[int], object]
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def _noop(_: int) -> None:
-    return None
-
-
-DIRECTORY_TAR = "directory-tar"
-
-
-class _Sealer:
-    """Bytes on their way into storage: encrypted (if a key is set), hashed, counted.
-
-    The SHA-256 is over the stored bytes, so corruption is detectable without the key.
-    It is file-like enough (`write`) for `tarfile`'s streaming mode.
-    """
-
-    def __init__(self, writer: ObjectWriter, key: bytes | None, progress: Progress) -> None:
-        self._writer = writer
-        self._encryptor = crypto.Encryptor(key) if key else None
-        self._progress = progress
-        self.digest = hashlib.sha256()
-
-    def _put(self, data: bytes) -> None:
-        if data:
-            self.digest.update(data)
-            self._writer.write(data)
-
-    def write(self, data: bytes) -> int:
-        self._put(self._encryptor.update(data) if self._encryptor else data)
-        self._progress(len(data))
-        return len(data)
-
-    def finish(self) -> None:
-        if self._encryptor is not None:
-            self._put(self._encryptor.finalize())
-
-
-@dataclass(frozen=True)
-class BackupOutcome(BackupResult):
-    """The specification's `BackupResult`, plus why a failed run failed."""
-
-    reason: str = ""
-    manifest: Manifest | None = field(default=None, repr=False, compare=False)
-
-
-@dataclass(frozen=True)
-class BackupInfo:
-    """One stored backup as `list` shows it."""
-
-    backup_id: str
-    created_at: datetime
-    size_bytes: int
-    state: BackupState
-    reason: str
-    location: str
-    encrypted: bool
-    key_id: str | None
-
-
-@dataclass(frozen=True)
-class VerifyReport:
-    """The outcome of `verify()`: `ok`, or the reason the backup cannot be trusted."""
-
-    backup_id: str
-    ok: bool
-    deep: bool
-    reason: str
-    seconds: float
-
-
-@dataclass(frozen=True)
-class RestoreReport:
-    """Which backup was restored, where, and which newer ones were skipped and why."""
-
-    requested: str
-    restored: str
-    target: str
-    skipped: tuple[tuple[str, str], ...]
-    seconds: float
-
-    @property
-    def fell_back(self) -> bool:
-        return bool(self.skipped)
 
 
 class BackupManager:
@@ -178,6 +92,9 @@ class BackupManager:
 
     def __repr__(self) -> str:
         return f"BackupManager({self.storage!r}, database={mask_dsn(self.settings.database_url)!r})"
+
+    def _reader(self) -> ArchiveReader:
+        return ArchiveReader(self.storage, self.tools, self.settings)
 
     @property
     def tools(self) -> PgTools:
@@ -232,7 +149,7 @@ class BackupManager:
         data_name = backup_id + (".dump.enc" if self.settings.encrypted else ".dump")
         try:
             with self.run_lock():
-                manifest = self._dump(backup_id, data_name, started_at, began, progress or _noop)
+                manifest = self._dump(backup_id, data_name, started_at, began, progress or noop)
         except Exception as exc:
             reason = self._reason(exc)
             duration = time.monotonic() - began
@@ -273,7 +190,7 @@ class BackupManager:
         ):
             counted = pool.submit(count_rows, conn) if settings.count_rows else None
             writer = self.storage.writer(data_name)
-            sealer = _Sealer(writer, key, progress)
+            sealer = Sealer(writer, key, progress)
             try:
                 if parallel:
                     self._dump_directory(snapshot, sealer)
@@ -310,7 +227,7 @@ class BackupManager:
             raise
         return manifest
 
-    def _dump_custom(self, snapshot: str, sealer: _Sealer) -> None:
+    def _dump_custom(self, snapshot: str, sealer: Sealer) -> None:
         """One pg_dump -Fc process, its stdout streamed straight into storage."""
         settings = self.settings
         argv, password = dump_argv(
@@ -327,7 +244,7 @@ class BackupManager:
         if code != 0:
             raise BackupError(f"pg_dump exited with {code}: {err}")
 
-    def _dump_directory(self, snapshot: str, sealer: _Sealer) -> None:
+    def _dump_directory(self, snapshot: str, sealer: Sealer) -> None:
         """pg_dump -Fd --jobs=N (tables dumped in parallel) into a temporary directory, then
         packed as one tar stream, checksummed and encrypted on its way into storage."""
         settings = self.settings
@@ -406,125 +323,6 @@ class BackupManager:
         infos.reverse()
         return infos
 
-    # -- reading a stored backup back -----------------------------------------------------
-    def _key_for(self, manifest: Manifest) -> bytes:
-        key = self.settings.encryption_key
-        if key is None:
-            raise CorruptBackupError(
-                manifest.backup_id,
-                f"missing encryption key: encrypted with key id {manifest.key_id!r}; "
-                "set BACKUP_ENCRYPTION_KEY",
-            )
-        if crypto.key_check(key) != manifest.key_check:
-            raise CorruptBackupError(
-                manifest.backup_id,
-                f"wrong encryption key: encrypted with key id {manifest.key_id!r}, "
-                f"the configured key (id {self.settings.encryption_key_id!r}) is not that key",
-            )
-        return key
-
-    def _stream_plain(
-        self, manifest: Manifest, sink: Callable[[bytes], object], progress: Progress
-    ) -> None:
-        """Feed the backup's plaintext to `sink`, each piece authenticated when encrypted;
-        raise `CorruptBackupError` with the precise reason if the stored bytes are bad."""
-        bid = manifest.backup_id
-        try:
-            stored = self.storage.size(manifest.data_object)
-        except ObjectNotFoundError:
-            raise CorruptBackupError(bid, "data object is missing") from None
-        if stored < manifest.size_bytes:
-            raise CorruptBackupError(
-                bid, f"truncated: {stored} of {manifest.size_bytes} bytes stored"
-            )
-        if stored > manifest.size_bytes:
-            raise CorruptBackupError(
-                bid, f"size mismatch: {stored} bytes stored, manifest says {manifest.size_bytes}"
-            )
-        decryptor = crypto.Decryptor(self._key_for(manifest)) if manifest.encryption else None
-        digest = hashlib.sha256()
-        failure: str | None = None
-        feeding = True  # False once decryption failed or the reader (pg_restore) exited
-        for chunk in self.storage.read_chunks(manifest.data_object, CHUNK):
-            digest.update(chunk)
-            progress(len(chunk))
-            if not feeding:
-                continue  # keep hashing: a checksum mismatch is the more precise reason
-            try:
-                sink(decryptor.update(chunk) if decryptor else chunk)
-            except crypto.DecryptionError as exc:
-                failure, feeding = f"undecryptable: {exc}", False
-            except BrokenPipeError:
-                feeding = False  # the reader's own exit status tells why
-        if feeding and decryptor is not None:
-            try:
-                sink(decryptor.finalize())
-            except crypto.DecryptionError as exc:
-                failure = f"undecryptable: {exc}"
-            except BrokenPipeError:
-                pass
-        if digest.hexdigest() != manifest.sha256:
-            raise CorruptBackupError(
-                bid,
-                f"checksum mismatch: sha256 {digest.hexdigest()[:16]}..., "
-                f"manifest says {manifest.sha256[:16]}...",
-            )
-        if failure is not None:
-            raise CorruptBackupError(bid, failure)
-
-    def _read_through(self, manifest: Manifest, progress: Progress) -> None:
-        """Checksum, decrypt and let pg_restore read every byte of the archive."""
-        if manifest.dump_format == DIRECTORY_TAR:
-            with tempfile.TemporaryDirectory(prefix="backup-verify-") as tmp:
-                self._read_archive(manifest, self._materialize(manifest, Path(tmp), progress))
-            return
-        proc = ToolProcess(
-            [self.tools.pg_restore, "--file=/dev/null"],
-            None,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-        )
-        try:
-            self._stream_plain(manifest, proc.stdin.write, progress)
-        except BaseException:
-            proc.kill()
-            raise
-        code, err = proc.finish()
-        if code != 0:
-            raise CorruptBackupError(
-                manifest.backup_id, f"pg_restore cannot read the archive: {err}"
-            )
-
-    def _read_archive(self, manifest: Manifest, archive: Path) -> None:
-        """pg_restore reads every byte of a local archive (file or directory) to nowhere."""
-        code, err = ToolProcess(
-            [self.tools.pg_restore, "--file=/dev/null", str(archive)],
-            None,
-            stdout=subprocess.DEVNULL,
-        ).finish()
-        if code != 0:
-            raise CorruptBackupError(
-                manifest.backup_id, f"pg_restore cannot read the archive: {err}"
-            )
-
-    def _materialize(self, manifest: Manifest, tmp: Path, progress: Progress) -> Path:
-        """The verified plaintext archive as a local file or directory (pg_restore needs to
-        seek); a packed directory dump is unpacked only after its checksum matched."""
-        path = tmp / ("archive.tar" if manifest.dump_format == DIRECTORY_TAR else "archive.dump")
-        with open(path, "wb") as out:
-            self._stream_plain(manifest, out.write, progress)
-        if manifest.dump_format != DIRECTORY_TAR:
-            return path
-        outdir = tmp / "archive"
-        try:
-            with tarfile.open(path, "r:") as tar:
-                tar.extractall(outdir, filter="data")
-        except (tarfile.TarError, OSError) as exc:
-            raise CorruptBackupError(manifest.backup_id, f"cannot unpack: {exc}") from None
-        finally:
-            path.unlink(missing_ok=True)
-        return outdir
-
     # -- verify ----------------------------------------------------------------------------
     def verify(
         self, backup_id: str, deep: bool = False, progress: Progress | None = None
@@ -536,9 +334,9 @@ class BackupManager:
         try:
             manifest = self.load_manifest(backup_id)
             if deep:
-                self._deep_verify(manifest, progress or _noop)
+                self._deep_verify(manifest, progress or noop)
             else:
-                self._read_through(manifest, progress or _noop)
+                self._reader().read_through(manifest, progress or noop)
         except CorruptBackupError as exc:
             reason = exc.reason
         report = VerifyReport(backup_id, not reason, deep, reason, time.monotonic() - began)
@@ -563,7 +361,7 @@ class BackupManager:
         scratch = f"backup_verify_{secrets.token_hex(6)}"
         admin = self.settings.database_url
         with tempfile.TemporaryDirectory(prefix="backup-verify-") as tmp:
-            archive = self._materialize(manifest, Path(tmp), progress)
+            archive = self._reader().materialize(manifest, Path(tmp), progress)
             try:
                 with psycopg.connect(admin, autocommit=True, connect_timeout=10) as conn:
                     conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch)))
@@ -653,9 +451,9 @@ class BackupManager:
             with tempfile.TemporaryDirectory(prefix="backup-restore-") as tmp:
                 try:
                     manifest = self.load_manifest(candidate)
-                    archive = self._materialize(manifest, Path(tmp), progress or _noop)
+                    archive = self._reader().materialize(manifest, Path(tmp), progress or noop)
                     # The backup's own fault (unreadable) falls back; the target's does not.
-                    self._read_archive(manifest, archive)
+                    self._reader().read_archive(manifest, archive)
                 except CorruptBackupError as exc:
                     skipped.append((candidate, exc.reason))
                     self._record(VerifyReport(candidate, False, False, exc.reason, 0.0))
