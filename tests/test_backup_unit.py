@@ -26,7 +26,7 @@ from runtime.backup import (
     crypto,
     plan_retention,
 )
-from runtime.backup.secrets import mask_dsn, redact
+from runtime.backup.redaction import mask_dsn, redact
 
 KEY = bytes(range(32))
 KEY_B64 = base64.b64encode(KEY).decode()

@@ -24,8 +24,8 @@ from tqdm import tqdm
 from runtime.backup.config import BackupSettings
 from runtime.backup.errors import BackupConfigError, BackupError, NoRestorableBackupError
 from runtime.backup.manager import BackupManager
+from runtime.backup.redaction import redact
 from runtime.backup.schedule import BackupScheduler
-from runtime.backup.secrets import redact
 from runtime.cli import EXIT_DEGRADED, EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 Handler = Callable[[BackupManager, argparse.Namespace], int]

@@ -20,7 +20,7 @@ import psycopg
 from croniter import croniter
 
 from runtime.backup.errors import BackupConfigError
-from runtime.backup.secrets import mask_dsn, split_dsn
+from runtime.backup.redaction import mask_dsn, split_dsn
 
 DEFAULT_SCHEDULE = "0 2 * * *"
 DEFAULT_RETENTION_DAYS = 30

@@ -22,7 +22,7 @@ import psycopg
 from psycopg import sql
 
 from runtime.backup.errors import BackupConfigError
-from runtime.backup.secrets import redact, split_dsn
+from runtime.backup.redaction import redact, split_dsn
 
 TABLES_SQL = """
 SELECT n.nspname, c.relname

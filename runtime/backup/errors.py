@@ -1,7 +1,7 @@
 """Backup errors: one class per thing an operator or a script must tell apart.
 
 Messages are single lines and never carry secrets (passwords, encryption keys): callers pass
-already-redacted text, and `redact()` in `runtime.backup.secrets` is the safety net.
+already-redacted text, and `redact()` in `runtime.backup.redaction` is the safety net.
 """
 
 from __future__ import annotations

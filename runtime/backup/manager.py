@@ -59,9 +59,9 @@ from runtime.backup.manifest import (
 )
 from runtime.backup.metrics import BackupMetrics
 from runtime.backup.reader import CHUNK, DIRECTORY_TAR, ArchiveReader, Progress, Sealer, noop
+from runtime.backup.redaction import mask_dsn, redact, split_dsn
 from runtime.backup.results import BackupInfo, BackupOutcome, RestoreReport, VerifyReport
 from runtime.backup.retention import BackupState, RetentionItem, RetentionPlan, plan_retention
-from runtime.backup.secrets import mask_dsn, redact, split_dsn
 from runtime.backup.storage import Storage, storage_from_settings
 
 log = logging.getLogger("runtime.backup")
