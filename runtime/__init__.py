@@ -3,6 +3,8 @@
 Never imports `pulumi`: it runs inside containers and applications, not in `pulumi up`.
 """
 
+from runtime.backup import BackupManager, BackupSettings
+from runtime.cache import CacheClient, CacheStats, JsonSerializer, RedisManager, Serializer
 from runtime.contracts import (
     BackupResult,
     ConnectionPool,
@@ -10,21 +12,6 @@ from runtime.contracts import (
     MetricsData,
     ServiceStatus,
 )
-from runtime.monitoring import AlertManager, MonitoringService, MonitoringSettings
-
-__all__ = [
-    "AlertManager",
-    "BackupResult",
-    "ConnectionPool",
-    "ContractError",
-    "MetricsData",
-    "MonitoringService",
-    "MonitoringSettings",
-    "ServiceStatus",
-]
-
-# Pool, cache, settings and typed errors (issue 3).
-from runtime.cache import CacheClient, CacheStats, JsonSerializer, RedisManager, Serializer
 from runtime.database import DatabaseManager, DatabasePool
 from runtime.errors import (
     CacheError,
@@ -34,22 +21,33 @@ from runtime.errors import (
     PoolTimeout,
     StatementTimeout,
 )
+from runtime.monitoring import AlertManager, MonitoringService, MonitoringSettings
 from runtime.settings import Secret, Settings, load_settings
 
-__all__ += [
+__all__ = [
+    "AlertManager",
+    "BackupManager",
+    "BackupResult",
+    "BackupSettings",
     "CacheClient",
     "CacheError",
     "CacheStats",
     "ConfigError",
+    "ConnectionPool",
+    "ContractError",
     "DatabaseManager",
     "DatabasePool",
     "DatabaseUnavailable",
     "JsonSerializer",
+    "MetricsData",
+    "MonitoringService",
+    "MonitoringSettings",
     "PlatformError",
     "PoolTimeout",
     "RedisManager",
     "Secret",
     "Serializer",
+    "ServiceStatus",
     "Settings",
     "StatementTimeout",
     "load_settings",

@@ -1,0 +1,240 @@
+"""Backup speed as ratios against raw `pg_dump -Fc`, measured in one run on one server.
+
+    .venv/bin/python -m bench.bench_backup [--scale 20] [--repeats 3]
+
+Starts its own PostgreSQL (tests/servers.py), fills it with pgbench, then alternates raw
+`pg_dump -Fc -f file` with `BackupManager.create_backup()` (dump, SHA-256, store locally,
+fsync) so both see the same cache state and machine load; reports medians and ratios, the
+deep-verify time, and the database size up to which a backup finishes in < 5 s. Wall times
+on a shared 2-core machine are noise; ratios are the result. Writes bench/results/*.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+
+from runtime.backup import BackupManager, BackupSettings, LocalStorage
+from runtime.backup.dump import PgTools, dump_argv
+from tests.servers import PostgresServer
+
+KEY = bytes(range(32))
+
+
+def pgbench_init(server: PostgresServer, scale: int, partitions: int = 0) -> None:
+    subprocess.run(
+        [
+            str(server.bindir / "pgbench"),
+            "-i",
+            *([f"--partitions={partitions}"] if partitions else []),
+            "-q",
+            "-s",
+            str(scale),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(server.port),
+            "-U",
+            server.user,
+            server.database,
+        ],
+        env={**os.environ, "PGPASSWORD": server.password},
+        check=True,
+        capture_output=True,
+    )
+    server.psql("VACUUM ANALYZE", database=server.database)
+
+
+def db_size(server: PostgresServer) -> int:
+    with psycopg.connect(server.dsn) as conn:
+        row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+def timed(fn: Callable[[], object]) -> float:
+    began = time.perf_counter()
+    fn()
+    return time.perf_counter() - began
+
+
+def raw_pg_dump(server: PostgresServer, out: Path, extra: tuple[str, ...] = ()) -> None:
+    argv, password = dump_argv(PgTools.find(), server.dsn, None, None)
+    argv = [a for a in argv if a != "--no-sync"]  # raw pg_dump -Fc -f: its default fsync
+    subprocess.run(
+        [*argv, *extra, f"--file={out}"],
+        env={**os.environ, "PGPASSWORD": password or ""},
+        check=True,
+    )
+    out.unlink()
+
+
+def manager(server: PostgresServer, root: Path, **kw: object) -> BackupManager:
+    settings = BackupSettings(database_url=server.dsn, **kw)  # type: ignore[arg-type]
+    return BackupManager(settings, LocalStorage(root))
+
+
+def create(mgr: BackupManager) -> str:
+    outcome = mgr.create_backup()
+    assert outcome.status == "success", outcome.reason
+    return outcome.backup_id
+
+
+def wipe(root: Path) -> None:
+    for p in root.iterdir():
+        p.unlink()
+
+
+ENC: dict[str, object] = {"encryption_key": KEY, "encryption_key_id": "bench"}
+MAIN_VARIANTS: dict[str, dict[str, object]] = {
+    "plain": {},
+    "encrypted": ENC,
+    "plain_with_row_counts": {"count_rows": True},
+    "fast_z1": {"compress_level": 1},
+    "parallel_j2": {"jobs": 2},
+    "parallel_j2_z1": {"jobs": 2, "compress_level": 1},
+}
+PARTITIONED_VARIANTS: dict[str, dict[str, object]] = {
+    "plain": {},
+    "fast_z1": {"compress_level": 1},
+    "parallel_j2": {"jobs": 2},
+    "parallel_j2_z1": {"jobs": 2, "compress_level": 1},
+    "parallel_j2_z1_encrypted": {"jobs": 2, "compress_level": 1, **ENC},
+}
+
+
+def race(
+    server: PostgresServer, work: Path, repeats: int, variants: dict[str, dict[str, object]]
+) -> tuple[dict[str, object], dict[str, BackupManager]]:
+    """Interleaved rounds: raw pg_dump -Fc, then each variant of create_backup()."""
+    managers = {name: manager(server, work / name, **kw) for name, kw in variants.items()}
+    times: dict[str, list[float]] = {"raw": [], **{name: [] for name in variants}}
+    sizes: dict[str, int] = {}
+    for _ in range(repeats):
+        times["raw"].append(timed(lambda: raw_pg_dump(server, work / "raw.dump")))
+        for name, mgr in managers.items():
+            wipe(work / name)
+            times[name].append(timed(lambda m=mgr: create(m)))  # type: ignore[misc]
+            sizes[name] = m_size(work / name)
+    medians = {k: statistics.median(v) for k, v in times.items()}
+    # Paired: each round's variant over the same round's raw run, then the median of those,
+    # so load that drifts between rounds (a shared machine) cancels out.
+    paired = {
+        f"{k}_vs_raw": round(
+            statistics.median(x / r for x, r in zip(v, times["raw"], strict=True)), 3
+        )
+        for k, v in times.items()
+    }
+    best = {f"{k}_vs_raw": round(min(v) / min(times["raw"]), 3) for k, v in times.items()}
+    result = {
+        "median_seconds": medians,
+        "ratios": paired,
+        "ratios_of_best_runs": best,
+        "all_seconds": times,
+        "stored_bytes": sizes,
+    }
+    return result, managers
+
+
+def verify_times(managers: dict[str, BackupManager], repeats: int) -> dict[str, float]:
+    plain, enc = managers["plain"], managers["encrypted"]
+    backup_id = plain.list_backups()[0].backup_id
+    enc_id = enc.list_backups()[0].backup_id
+    verify = [timed(lambda: plain.verify(backup_id)) for _ in range(repeats)]
+    deep = [timed(lambda: plain.verify(backup_id, deep=True)) for _ in range(max(1, repeats - 1))]
+    return {
+        "verify_seconds": statistics.median(verify),
+        "deep_verify_seconds": statistics.median(deep),
+        "deep_verify_encrypted_seconds": timed(lambda: enc.verify(enc_id, deep=True)),
+    }
+
+
+def size_for(curve: list[dict[str, float]], seconds: float) -> int:
+    """Database size at which create_backup takes `seconds`: interpolated between the two
+    measured points around it, else extrapolated through the origin from the largest."""
+    points = sorted((c["db_bytes"], c["create_backup_seconds"]) for c in curve)
+    for (s0, t0), (s1, t1) in itertools.pairwise(points):
+        if t0 <= seconds < t1:
+            return int(s0 + (s1 - s0) * (seconds - t0) / (t1 - t0))
+    size, taken = points[-1]
+    return int(size * seconds / taken)
+
+
+def m_size(root: Path) -> int:
+    return sum(p.stat().st_size for p in root.iterdir() if ".dump" in p.name)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--scale", type=int, default=20, help="pgbench scale of the big run")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--sweep", default="1,4,8", help="smaller pgbench scales for the '< 5 s' curve"
+    )
+    parser.add_argument(
+        "--beyond", default="40,60", help="larger scales measured last, to find the 5 s size"
+    )
+    args = parser.parse_args()
+    server = PostgresServer()
+    work = Path(tempfile.mkdtemp(prefix="bench-backup-"))
+    results: dict[str, object] = {
+        "command": "python -m bench.bench_backup "
+        f"--scale {args.scale} --repeats {args.repeats} --sweep {args.sweep} "
+        f"--beyond {args.beyond}",
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}",
+        "pg_dump": PgTools.find().version(),
+    }
+    curve: list[dict[str, float]] = []
+
+    def curve_point(scale: int) -> None:
+        pgbench_init(server, scale)
+        size = db_size(server)
+        mgr = manager(server, work / f"sweep{scale}")
+        seconds = statistics.median(timed(lambda: create(mgr)) for _ in range(3))
+        curve.append({"scale": scale, "db_bytes": size, "create_backup_seconds": seconds})
+        print(f"scale {scale}: {size / 1e6:.0f} MB, create_backup {seconds:.2f}s", flush=True)
+
+    try:
+        for scale in [int(s) for s in args.sweep.split(",") if s] + [args.scale]:
+            curve_point(scale)
+        results["size_curve"] = curve
+        # The big database is loaded now (last sweep point): the head-to-head measurement.
+        results["db_bytes"] = curve[-1]["db_bytes"]
+        main_race, managers = race(server, work / "main", args.repeats, MAIN_VARIANTS)
+        results["pgbench"] = main_race
+        results.update(verify_times(managers, args.repeats))
+        print(json.dumps(main_race["ratios"]), json.dumps(main_race["ratios_of_best_runs"]))
+        # Many large tables (pgbench_accounts in 4 partitions): where --jobs can help.
+        pgbench_init(server, args.scale, partitions=4)
+        results["partitioned_db_bytes"] = db_size(server)
+        results["pgbench_partitioned_4"] = race(
+            server, work / "part", args.repeats, PARTITIONED_VARIANTS
+        )[0]
+        for scale in [int(s) for s in args.beyond.split(",") if s]:
+            curve_point(scale)
+        results["db_bytes_for_5s"] = size_for(curve, 5.0)
+    finally:
+        server.close()
+        shutil.rmtree(work, ignore_errors=True)
+    out = Path(__file__).parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / f"backup-{time.strftime('%Y%m%dT%H%M%S')}.json").write_text(
+        json.dumps(results, indent=2, default=str)
+    )
+    print(json.dumps(results, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
