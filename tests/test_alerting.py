@@ -349,7 +349,7 @@ def test_alertmanager_v2_api_receives_firing_then_resolved(receiver: Receiver) -
     firing, resolved = receiver.received
     assert firing.path == resolved.path == "/api/v2/alerts"
     (alert,) = firing.body
-    assert alert["labels"] == {"alertname": "HighMemory"}
+    assert alert["labels"] == {"alertname": "HighMemory", "source": "runtime"}
     assert alert["annotations"] == {"summary": "at 97.5%"}
     assert alert["endsAt"] > alert["startsAt"]  # in the future while firing
     (done,) = resolved.body

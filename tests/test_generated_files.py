@@ -241,6 +241,7 @@ def test_redis_runs_with_the_generated_conf(tmp_path: Path) -> None:
         (("alertname=PostgresDown", "severity=critical"), "critical"),
         (("alertname=HostHighCpu", "severity=warning"), "default"),
         (("alertname=Watchdog", "severity=none"), "watchdog"),
+        (("alertname=RuntimeServiceDown", "severity=critical", "source=runtime"), "runtime"),
     ],
 )
 def test_amtool_routes_each_severity_to_its_receiver(

@@ -257,8 +257,11 @@ class AlertmanagerNotifier:
         timeout: float = 5.0,
         name: str = "alertmanager",
         firing_ttl: float = 900.0,
+        source: str = "runtime",
     ) -> None:
         self.name = name
+        # Alertmanager routes on this label: the runtime's alerts reach the runtime receiver.
+        self.source = source
         self._url = base_url.rstrip("/") + "/api/v2/alerts"
         self.shown_url = (mask_secret_url(base_url) or "").removesuffix("/***")
         self.timeout = timeout
@@ -271,7 +274,7 @@ class AlertmanagerNotifier:
         now = time.time()
         return [
             {
-                "labels": dict(a.labels),
+                "labels": {"source": self.source, **a.labels},
                 "annotations": dict(a.annotations),
                 "startsAt": _iso(a.starts_at),
                 "endsAt": _iso(a.ends_at if a.ends_at else now + self.firing_ttl),
