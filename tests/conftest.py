@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.http_receiver import Receiver
 from tests.servers import BlackHole, PostgresServer, RedisServer
 
 
@@ -88,3 +89,23 @@ def black_hole() -> Iterator[BlackHole]:
         yield hole
     finally:
         hole.close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A real HTTP endpoint that records the notifications it is sent."""
+    server = Receiver()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def second_receiver() -> Iterator[Receiver]:
+    """Another one (e.g. standing in for Alertmanager's v2 API)."""
+    server = Receiver()
+    try:
+        yield server
+    finally:
+        server.close()

@@ -21,8 +21,8 @@ from runtime.monitoring import (
 )
 from runtime.monitoring.adapters import PsycopgPoolStats
 from runtime.monitoring.scheduler import BackupScheduler
+from tests.http_receiver import Receiver
 from tests.servers import PostgresServer
-from tests.test_alerting import Receiver
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "runtime-monitoring.md"
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.http_receiver import Receiver
 from tests.servers import PostgresServer, RedisServer, free_port
-from tests.test_alerting import Receiver
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -68,30 +68,11 @@ def metric_values(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], fl
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
-@pytest.fixture
-def am_receiver() -> Iterator[Receiver]:
-    """Stands in for Alertmanager's v2 API."""
-    server = Receiver()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
-@pytest.fixture
 def sidecar_env(
     postgres_server: PostgresServer,
     fresh_redis: RedisServer,
     receiver: Receiver,
-    am_receiver: Receiver,
+    second_receiver: Receiver,
 ) -> dict[str, str]:
     return {
         **os.environ,
@@ -104,7 +85,7 @@ def sidecar_env(
         "ALERT_COOLDOWN": "300",
         "HEALTH_CHECK_TIMEOUT": "1",
         "ALERT_WEBHOOK_URL": receiver.url + "/hook",
-        "ALERTMANAGER_URL": am_receiver.url,
+        "ALERTMANAGER_URL": second_receiver.url,
         "BACKUP_SCHEDULE": "* * * * * *",  # every second, so a run happens during the test
     }
 
@@ -158,7 +139,7 @@ def test_sidecar_serves_metrics_and_health_and_follows_redis(
     sidecar: tuple[subprocess.Popen[str], str],
     fresh_redis: RedisServer,
     receiver: Receiver,
-    am_receiver: Receiver,
+    second_receiver: Receiver,
 ) -> None:
     proc, base = sidecar
     status, body = get(base + "/healthz")
@@ -219,7 +200,7 @@ def test_sidecar_serves_metrics_and_health_and_follows_redis(
     am_alerts = wait_until(
         lambda: [
             alert
-            for received in am_receiver.received
+            for received in second_receiver.received
             if received.path == "/api/v2/alerts"
             for alert in received.body
             if alert["labels"]["alertname"] == "RuntimeServiceDown"
