@@ -11,6 +11,7 @@ Prints a Markdown section for docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import threading
@@ -61,7 +62,7 @@ def redis_recovery(server: RedisServer, interval: float, repeats: int) -> list[f
     def hammer() -> None:
         while not stop.is_set():
             for i in range(10):
-                cache.get_or_load(f"k{i}", lambda i=i: i)
+                cache.get_or_load(f"k{i}", functools.partial(int, i))
             time.sleep(0.0005)
 
     worker = threading.Thread(target=hammer)
