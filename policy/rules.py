@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 CONTAINER = "docker:index/container:Container"
 IMAGE = "docker:index/remoteImage:RemoteImage"
+BUILT_IMAGE = "docker:index/image:Image"  # built from this repository (the runtime sidecar)
 NETWORK = "docker:index/network:Network"
 
 # Stacks where developer conveniences (data ports on loopback, tag-only images) are allowed.
@@ -143,7 +144,8 @@ def _image_tag(reference: str) -> str | None:
 
 
 def check_image_tag(resource: Resource, stack: str) -> list[str]:
-    reference = str(_get(resource.props, "name"))
+    key = "imageName" if resource.type == BUILT_IMAGE else "name"
+    reference = str(_get(resource.props, key))
     tag = _image_tag(reference)
     if tag == "latest":
         return [f"image '{reference}' uses ':latest'; pin a version such as 'redis:7.4.2-alpine'"]
@@ -339,7 +341,7 @@ RULES: tuple[Rule, ...] = (
         "Images are pinned to a version tag (or digest), never ':latest' or untagged.",
         "mandatory",
         "an unpinned image changes what runs without a change to the code under review",
-        frozenset({IMAGE}),
+        frozenset({IMAGE, BUILT_IMAGE}),
         check_image_tag,
     ),
     Rule(

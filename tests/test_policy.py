@@ -146,6 +146,14 @@ BREAKAGES: list[tuple[str, str, str, str, Mutation, str]] = [
     (
         "image-pinned-tag",
         "prod",
+        rules.BUILT_IMAGE,
+        "runtime-image",
+        _set("imageName", "data-platform-runtime:latest"),
+        "':latest'",
+    ),
+    (
+        "image-pinned-tag",
+        "prod",
         IMG,
         "grafana-image",
         _set("name", "grafana/grafana:latest" + DIGEST),
