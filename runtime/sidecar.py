@@ -19,7 +19,7 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
 from typing import Any
 
@@ -250,10 +250,14 @@ def _handler(sidecar: Sidecar) -> type[http.server.BaseHTTPRequestHandler]:
     return Handler
 
 
-def serve(args: argparse.Namespace, backup_job: Callable[[], object] | None = None) -> int:
+def serve(
+    args: argparse.Namespace,
+    backup_job: Callable[[], object] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> int:
     """Run the sidecar until SIGTERM/SIGINT; 2 on bad settings, 0 after a clean stop."""
     try:
-        settings = MonitoringSettings.from_env()
+        settings = MonitoringSettings.from_env(env)
     except MonitoringSettingsError as exc:
         print(f"runtime sidecar: bad settings: {exc}", file=sys.stderr)
         return 2

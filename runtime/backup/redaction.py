@@ -10,6 +10,8 @@ import re
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from runtime.errors import redact as redact_secrets
+
 _URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)([^@\s]*)(@)")
 _KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 
@@ -21,11 +23,7 @@ def mask_dsn(dsn: str) -> str:
 
 def redact(text: str, *secrets: str | None) -> str:
     """`text` with DSN passwords and each given secret replaced by `***`."""
-    out = mask_dsn(text)
-    for secret in secrets:
-        if secret:
-            out = out.replace(secret, "***")
-    return out
+    return redact_secrets(mask_dsn(text), secrets)
 
 
 def split_dsn(dsn: str) -> tuple[str, str | None, str]:

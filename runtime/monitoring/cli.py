@@ -8,7 +8,6 @@ overriding single fields; when a database is configured, the scheduled backup jo
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable
 
@@ -38,6 +37,4 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, BackupConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    # The monitoring settings read the process environment: give them the same values.
-    os.environ.update(env)
-    return serve(args, job)
+    return serve(args, job, env)

@@ -12,9 +12,11 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from croniter import croniter
+
+from runtime.settings import mask_url as mask_password
 
 
 class MonitoringSettingsError(ValueError):
@@ -28,18 +30,7 @@ class MonitoringSettingsError(ValueError):
 
 def mask_url(url: str | None) -> str | None:
     """The URL with its password replaced by `***` (user, host, port and path are kept)."""
-    if url is None:
-        return None
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return "***"
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{port}" if port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return None if url is None else mask_password(url)
 
 
 def mask_secret_url(url: str | None) -> str | None:
