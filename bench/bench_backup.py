@@ -34,26 +34,7 @@ KEY = bytes(range(32))
 
 
 def pgbench_init(server: PostgresServer, scale: int, partitions: int = 0) -> None:
-    subprocess.run(
-        [
-            str(server.bindir / "pgbench"),
-            "-i",
-            *([f"--partitions={partitions}"] if partitions else []),
-            "-q",
-            "-s",
-            str(scale),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(server.port),
-            "-U",
-            server.user,
-            server.database,
-        ],
-        env={**os.environ, "PGPASSWORD": server.password},
-        check=True,
-        capture_output=True,
-    )
+    server.pgbench_init(scale=scale, partitions=partitions)
     server.psql("VACUUM ANALYZE", database=server.database)
 
 

@@ -109,3 +109,20 @@ def second_receiver() -> Iterator[Receiver]:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture(scope="module")
+def pgbench_db(postgres_server: PostgresServer) -> Iterator[str]:
+    """A pgbench -s 1 database of its own on the shared server (100k accounts); its DSN."""
+    dsn = postgres_server.create_database()
+    postgres_server.pgbench_init(dsn.rsplit("/", 1)[1])
+    yield dsn
+    postgres_server.drop_database(dsn)
+
+
+@pytest.fixture
+def empty_db(postgres_server: PostgresServer) -> Iterator[str]:
+    """A new empty database on the shared server; its DSN."""
+    dsn = postgres_server.create_database()
+    yield dsn
+    postgres_server.drop_database(dsn)

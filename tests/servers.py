@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +162,31 @@ class PostgresServer:
         if result.returncode != 0:
             raise RuntimeError(f"psql failed on {sql!r}: {result.stderr.strip()}")
         return result.stdout
+
+    def create_database(self) -> str:
+        """A new empty database owned by the app user; its DSN."""
+        name = f"db_{uuid.uuid4().hex[:10]}"
+        self.psql(f"CREATE DATABASE {name} OWNER {self.user}")
+        return f"postgresql://{self.user}:{self.password}@127.0.0.1:{self.port}/{name}"
+
+    def drop_database(self, dsn: str) -> None:
+        name = dsn.rsplit("/", 1)[1].split("?", 1)[0]
+        self.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+    def pgbench_init(self, database: str = "", scale: int = 1, partitions: int = 0) -> None:
+        """Fill `database` (default: the app database) with pgbench's tables, as the app user."""
+        partitioned = [f"--partitions={partitions}"] if partitions else []
+        target = ["-h", "127.0.0.1", "-p", str(self.port), "-U", self.user]
+        subprocess.run(
+            [
+                str(self.bindir / "pgbench"),
+                *("-i", "-q", "-s", str(scale), *partitioned, *target),
+                database or self.database,
+            ],
+            env={**os.environ, "PGPASSWORD": self.password},
+            check=True,
+            capture_output=True,
+        )
 
     def _pg_ctl(self, *args: str) -> None:
         subprocess.run(

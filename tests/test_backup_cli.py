@@ -13,30 +13,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import boto3  # type: ignore[import-untyped]
-import psycopg
 import pytest
 from moto.server import ThreadedMotoServer
 
-from tests.servers import PostgresServer
-from tests.test_backup_integration import create_db, drop_db, fingerprint, flip, pgbench_init
+from tests.test_backup_integration import fingerprint, flip
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY_B64 = base64.b64encode(bytes(range(32))).decode()
-
-
-@pytest.fixture(scope="module")
-def cli_source(postgres_server: PostgresServer) -> Iterator[str]:
-    dsn = create_db(postgres_server)
-    pgbench_init(postgres_server, str(psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]))
-    yield dsn
-    drop_db(postgres_server, dsn)
-
-
-@pytest.fixture
-def cli_target(postgres_server: PostgresServer) -> Iterator[str]:
-    dsn = create_db(postgres_server)
-    yield dsn
-    drop_db(postgres_server, dsn)
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -60,10 +43,10 @@ def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
 
 @pytest.mark.req("UT-INFRA-02.3", "ET-INFRA-02.2")
 def test_cli_create_list_verify_restore_and_fallback(
-    cli_source: str, cli_target: str, tmp_path: Path
+    pgbench_db: str, empty_db: str, tmp_path: Path
 ) -> None:
     env = {
-        "DATABASE_URL": cli_source,
+        "DATABASE_URL": pgbench_db,
         "BACKUP_DIR": str(tmp_path),
         "BACKUP_ENCRYPTION_KEY": KEY_B64,
         "BACKUP_ENCRYPTION_KEY_ID": "ops-2026",
@@ -86,11 +69,11 @@ def test_cli_create_list_verify_restore_and_fallback(
     assert bad.returncode == 1
     assert one_line_error(bad).startswith(f"error: backup {newer_id} failed verification: checksum")
 
-    restored = run(env, "backup", "restore", "--target", cli_target)
+    restored = run(env, "backup", "restore", "--target", empty_db)
     assert restored.returncode == 3, restored.stderr  # done, from an older backup
     assert f"warning: skipped {newer_id}: checksum mismatch" in restored.stderr
     assert restored.stdout.startswith(f"restored {created['backup_id']} into ")
-    assert fingerprint(cli_target) == fingerprint(cli_source)
+    assert fingerprint(empty_db) == fingerprint(pgbench_db)
     assert "app-test-password" not in restored.stdout + restored.stderr
 
     pruned = run(env, "backup", "prune", "--dry-run")
@@ -98,11 +81,11 @@ def test_cli_create_list_verify_restore_and_fallback(
 
 
 def test_cli_restore_exit_0_when_nothing_was_skipped(
-    cli_source: str, cli_target: str, tmp_path: Path
+    pgbench_db: str, empty_db: str, tmp_path: Path
 ) -> None:
-    env = {"DATABASE_URL": cli_source, "BACKUP_DIR": str(tmp_path)}
+    env = {"DATABASE_URL": pgbench_db, "BACKUP_DIR": str(tmp_path)}
     assert run(env, "backup", "create").returncode == 0
-    restored = run(env, "backup", "restore", "latest", "--target", cli_target, "--json")
+    restored = run(env, "backup", "restore", "latest", "--target", empty_db, "--json")
     assert restored.returncode == 0, restored.stderr
     assert json.loads(restored.stdout)["skipped"] == []
 
@@ -152,10 +135,10 @@ def test_cli_usage_errors_exit_2() -> None:
 
 
 def test_cli_restore_with_no_backups_exits_1(
-    cli_source: str, cli_target: str, tmp_path: Path
+    pgbench_db: str, empty_db: str, tmp_path: Path
 ) -> None:
-    env = {"DATABASE_URL": cli_source, "BACKUP_DIR": str(tmp_path)}
-    proc = run(env, "backup", "restore", "--target", cli_target)
+    env = {"DATABASE_URL": pgbench_db, "BACKUP_DIR": str(tmp_path)}
+    proc = run(env, "backup", "restore", "--target", empty_db)
     assert proc.returncode == 1
     assert one_line_error(proc) == "error: no restorable backup"
 
@@ -171,7 +154,7 @@ def cli_moto() -> Iterator[str]:
         server.stop()
 
 
-def test_cli_s3_from_environment_only(cli_source: str, cli_moto: str) -> None:
+def test_cli_s3_from_environment_only(pgbench_db: str, cli_moto: str) -> None:
     """BACKUP_S3_* and the AWS_* variables are all the CLI needs for MinIO-style storage."""
     client = boto3.client(
         "s3",
@@ -182,7 +165,7 @@ def test_cli_s3_from_environment_only(cli_source: str, cli_moto: str) -> None:
     )
     client.create_bucket(Bucket="cli-backups")
     env = {
-        "DATABASE_URL": cli_source,
+        "DATABASE_URL": pgbench_db,
         "BACKUP_S3_BUCKET": "cli-backups",
         "BACKUP_S3_ENDPOINT": cli_moto,
         "BACKUP_S3_PREFIX": "nightly",
@@ -210,10 +193,10 @@ def test_cli_s3_from_environment_only(cli_source: str, cli_moto: str) -> None:
 
 @pytest.mark.req("UT-INFRA-02.3")
 def test_cli_schedule_runs_a_verified_backup_and_stops_on_sigterm(
-    cli_source: str, tmp_path: Path
+    pgbench_db: str, tmp_path: Path
 ) -> None:
     """The sidecar's loop: with no backup yet it catches up once at start, then waits."""
-    env = {"DATABASE_URL": cli_source, "BACKUP_DIR": str(tmp_path), "BACKUP_SCHEDULE": "0 3 * * *"}
+    env = {"DATABASE_URL": pgbench_db, "BACKUP_DIR": str(tmp_path), "BACKUP_SCHEDULE": "0 3 * * *"}
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("BACKUP_", "DATABASE_"))}
     proc = subprocess.Popen(
         [sys.executable, "-m", "runtime", "backup", "schedule"],

@@ -14,7 +14,6 @@ import hashlib
 import logging
 import os
 import secrets
-import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -38,7 +37,7 @@ from runtime.backup import (
     Storage,
     StorageError,
 )
-from runtime.backup.dump import TABLES_SQL, with_dbname
+from runtime.backup.dump import TABLES_SQL
 from tests.servers import PostgresServer
 
 KEY_A = bytes(range(32))
@@ -55,28 +54,6 @@ def b64(data: bytes) -> bytes:
 
 
 # -- helpers -------------------------------------------------------------------------------
-def pgbench_init(server: PostgresServer, database: str, scale: int = 1) -> None:
-    subprocess.run(
-        [
-            str(server.bindir / "pgbench"),
-            "-i",
-            "-q",
-            "-s",
-            str(scale),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(server.port),
-            "-U",
-            server.user,
-            database,
-        ],
-        env={**os.environ, "PGPASSWORD": server.password},
-        check=True,
-        capture_output=True,
-    )
-
-
 def fingerprint(dsn: str) -> dict[str, tuple[int, str]]:
     """Per table: row count and an md5 over all rows in a stable order (content checksum)."""
     out: dict[str, tuple[int, str]] = {}
@@ -92,17 +69,6 @@ def fingerprint(dsn: str) -> dict[str, tuple[int, str]]:
     return out
 
 
-def create_db(server: PostgresServer) -> str:
-    name = f"db_{uuid.uuid4().hex[:10]}"
-    server.psql(f"CREATE DATABASE {name} OWNER {server.user}")
-    return with_dbname(server.dsn, name)
-
-
-def drop_db(server: PostgresServer, dsn: str) -> None:
-    name = psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]
-    server.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
 def corrupt(storage: Storage, name: str, how: Callable[[bytes], bytes]) -> None:
     data = storage.get_bytes(name)
     storage.delete(name)
@@ -116,22 +82,6 @@ def flip(data: bytes) -> bytes:
 
 
 # -- fixtures ------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def source(postgres_server: PostgresServer) -> Iterator[str]:
-    """A pgbench -s 1 database of its own on the shared server (100k accounts)."""
-    dsn = create_db(postgres_server)
-    pgbench_init(postgres_server, str(psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]))
-    yield dsn
-    drop_db(postgres_server, dsn)
-
-
-@pytest.fixture
-def target(postgres_server: PostgresServer) -> Iterator[str]:
-    dsn = create_db(postgres_server)
-    yield dsn
-    drop_db(postgres_server, dsn)
-
-
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -193,10 +143,10 @@ def s3_leftovers(endpoint: str, bucket: str) -> tuple[list[str], list[str]]:
 @pytest.mark.req("UT-INFRA-02.3", "PT-INFRA-02.1")
 @pytest.mark.parametrize("key", [None, KEY_A], ids=["plain", "encrypted"])
 def test_create_list_verify_deep_verify_restore_round_trips(
-    source: str, target: str, storage: Storage, key: bytes | None
+    pgbench_db: str, empty_db: str, storage: Storage, key: bytes | None
 ) -> None:
-    before = fingerprint(source)
-    manager = manager_for(source, storage, key, count_rows=True)
+    before = fingerprint(pgbench_db)
+    manager = manager_for(pgbench_db, storage, key, count_rows=True)
 
     result = manager.create_backup()
     assert result.status == "success", result.reason
@@ -219,44 +169,46 @@ def test_create_list_verify_deep_verify_restore_round_trips(
     assert deep.ok, deep.reason
     assert manager.list_backups()[0].state == "verified"
 
-    report = manager.restore("latest", target)
+    report = manager.restore("latest", empty_db)
     assert (report.restored, report.skipped) == (result.backup_id, ())
-    assert fingerprint(target) == before
+    assert fingerprint(empty_db) == before
     assert before["public.pgbench_accounts"][0] == 100_000
 
 
 @pytest.mark.req("UT-INFRA-02.3", "PT-INFRA-02.1")
 @pytest.mark.parametrize("key", [None, KEY_A], ids=["plain", "encrypted"])
 def test_parallel_directory_dump_round_trips(
-    source: str, target: str, storage: Storage, key: bytes | None
+    pgbench_db: str, empty_db: str, storage: Storage, key: bytes | None
 ) -> None:
-    before = fingerprint(source)
-    manager = manager_for(source, storage, key, jobs=2)
+    before = fingerprint(pgbench_db)
+    manager = manager_for(pgbench_db, storage, key, jobs=2)
     result = manager.create_backup()
     assert result.status == "success", result.reason
     manifest = manager.load_manifest(result.backup_id)
     assert manifest.dump_format == "directory-tar"
     assert manager.verify(result.backup_id).ok
     assert manager.verify(result.backup_id, deep=True).ok
-    assert manager.restore("latest", target).restored == result.backup_id
-    assert fingerprint(target) == before
+    assert manager.restore("latest", empty_db).restored == result.backup_id
+    assert fingerprint(empty_db) == before
 
 
 @pytest.mark.req("ET-INFRA-02.2")
-def test_parallel_dump_corruption_falls_back(source: str, target: str, tmp_path: Path) -> None:
+def test_parallel_dump_corruption_falls_back(
+    pgbench_db: str, empty_db: str, tmp_path: Path
+) -> None:
     storage = LocalStorage(tmp_path)
-    manager = manager_for(source, storage, jobs=2)
+    manager = manager_for(pgbench_db, storage, jobs=2)
     good, bad = manager.create_backup(), manager.create_backup()
     _flip(storage, bad.manifest.data_object)  # type: ignore[union-attr]
     report = manager.verify(bad.backup_id)
     assert not report.ok and "checksum mismatch" in report.reason
-    assert manager.restore("latest", target).restored == good.backup_id
-    assert fingerprint(target) == fingerprint(source)
+    assert manager.restore("latest", empty_db).restored == good.backup_id
+    assert fingerprint(empty_db) == fingerprint(pgbench_db)
 
 
 @pytest.mark.req("UT-INFRA-02.3")
-def test_run_backup_creates_and_verifies(source: str, tmp_path: Path) -> None:
-    manager = manager_for(source, LocalStorage(tmp_path))
+def test_run_backup_creates_and_verifies(pgbench_db: str, tmp_path: Path) -> None:
+    manager = manager_for(pgbench_db, LocalStorage(tmp_path))
     outcome = manager.run_backup()
     assert outcome.status == "success"
     assert [b.state for b in manager.list_backups()] == ["verified"]
@@ -264,12 +216,14 @@ def test_run_backup_creates_and_verifies(source: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.req("UT-INFRA-02.3")
-def test_schedule_drives_verified_backups_with_a_fake_clock(source: str, tmp_path: Path) -> None:
+def test_schedule_drives_verified_backups_with_a_fake_clock(
+    pgbench_db: str, tmp_path: Path
+) -> None:
     """Given BACKUP_SCHEDULE, each due slot gives one consistent, verified backup; a sidecar
     restarted after missed nights catches up once, remembering the newest backup's time."""
     now = [datetime(2026, 3, 1, 1, 59, tzinfo=UTC)]
     manager = BackupManager(
-        BackupSettings(database_url=source, schedule="0 2 * * *"),
+        BackupSettings(database_url=pgbench_db, schedule="0 2 * * *"),
         LocalStorage(tmp_path),
         clock=lambda: now[0],
     )
@@ -288,10 +242,10 @@ def test_schedule_drives_verified_backups_with_a_fake_clock(source: str, tmp_pat
     assert [b.state for b in manager.list_backups()] == ["verified", "verified"]
 
 
-def test_encrypted_backup_holds_no_plaintext(source: str, tmp_path: Path) -> None:
+def test_encrypted_backup_holds_no_plaintext(pgbench_db: str, tmp_path: Path) -> None:
     storage = LocalStorage(tmp_path)
-    plain = manager_for(source, storage).create_backup()
-    enc = manager_for(source, storage, KEY_A).create_backup()
+    plain = manager_for(pgbench_db, storage).create_backup()
+    enc = manager_for(pgbench_db, storage, KEY_A).create_backup()
     plain_bytes = storage.get_bytes(plain.manifest.data_object)  # type: ignore[union-attr]
     enc_bytes = storage.get_bytes(enc.manifest.data_object)  # type: ignore[union-attr]
     assert plain_bytes.startswith(b"PGDMP") and b"pgbench_accounts" in plain_bytes
@@ -328,26 +282,28 @@ CORRUPTIONS: dict[str, tuple[Callable[[Storage, str], None] | None, str]] = {
 def test_corruption_fails_verify_and_restore_falls_back(
     postgres_server: PostgresServer,
     tmp_path: Path,
-    target: str,
+    empty_db: str,
     corruption: str,
     key: bytes | None,
 ) -> None:
     damage, expected = CORRUPTIONS[corruption]
-    source = create_db(postgres_server)
+    pgbench_db = postgres_server.create_database()
     try:
-        with psycopg.connect(source, autocommit=True) as conn:
+        with psycopg.connect(pgbench_db, autocommit=True) as conn:
             conn.execute("CREATE TABLE orders (id int PRIMARY KEY, note text)")
             conn.execute(
                 "INSERT INTO orders SELECT g, md5(g::text) FROM generate_series(1, 5000) g"
             )
         storage = LocalStorage(tmp_path / "b")
-        manager = manager_for(source, storage, key)
+        manager = manager_for(pgbench_db, storage, key)
         good = manager.create_backup()
-        good_state = fingerprint(source)
-        with psycopg.connect(source, autocommit=True) as conn:
+        good_state = fingerprint(pgbench_db)
+        with psycopg.connect(pgbench_db, autocommit=True) as conn:
             conn.execute("INSERT INTO orders VALUES (999999, 'after the good backup')")
         # the newer backup: made with another key in the wrong-key case
-        newer_maker = manager_for(source, storage, KEY_B, "key-b") if damage is None else manager
+        newer_maker = (
+            manager_for(pgbench_db, storage, KEY_B, "key-b") if damage is None else manager
+        )
         bad = newer_maker.create_backup()
         assert good.status == bad.status == "success"
         if damage is not None:
@@ -357,37 +313,37 @@ def test_corruption_fails_verify_and_restore_falls_back(
         assert not report.ok and expected in report.reason
         assert manager.verify(good.backup_id).ok
 
-        restored = manager.restore("latest", target)
+        restored = manager.restore("latest", empty_db)
         assert restored.restored == good.backup_id
         assert restored.skipped[0][0] == bad.backup_id and expected in restored.skipped[0][1]
-        assert fingerprint(target) == good_state
+        assert fingerprint(empty_db) == good_state
         states = {b.backup_id: b.state for b in manager.list_backups()}
         assert states == {good.backup_id: "verified", bad.backup_id: "corrupt"}
     finally:
-        drop_db(postgres_server, source)
+        postgres_server.drop_database(pgbench_db)
 
 
 @pytest.mark.req("ET-INFRA-02.2")
 def test_corrupted_s3_object_falls_back(
-    source: str, target: str, moto_endpoint: str, bucket: str, tmp_path: Path
+    pgbench_db: str, empty_db: str, moto_endpoint: str, bucket: str, tmp_path: Path
 ) -> None:
     storage = make_storage("s3", tmp_path, moto_endpoint, bucket)
-    manager = manager_for(source, storage, KEY_A)
+    manager = manager_for(pgbench_db, storage, KEY_A)
     good, bad = manager.create_backup(), manager.create_backup()
     _flip(storage, bad.manifest.data_object)  # type: ignore[union-attr]
-    report = manager.restore(bad.backup_id, target)
+    report = manager.restore(bad.backup_id, empty_db)
     assert report.restored == good.backup_id and "checksum mismatch" in report.skipped[0][1]
-    assert fingerprint(target) == fingerprint(source)
+    assert fingerprint(empty_db) == fingerprint(pgbench_db)
 
 
 @pytest.mark.req("ET-INFRA-02.2")
 def test_read_through_catches_an_archive_whose_manifest_matches(
-    source: str, target: str, tmp_path: Path
+    pgbench_db: str, empty_db: str, tmp_path: Path
 ) -> None:
     """A checksum only proves the bytes are the ones written: if they were garbage from the
     start (a broken dump tool, a forged manifest), pg_restore's read-through still says no."""
     storage = LocalStorage(tmp_path)
-    manager = manager_for(source, storage)
+    manager = manager_for(pgbench_db, storage)
     good, bad = manager.create_backup(), manager.create_backup()
     manifest = manager.load_manifest(bad.backup_id)
     data = storage.get_bytes(manifest.data_object)
@@ -400,16 +356,16 @@ def test_read_through_catches_an_archive_whose_manifest_matches(
 
     report = manager.verify(bad.backup_id)
     assert not report.ok and report.reason.startswith("pg_restore cannot read the archive")
-    restored = manager.restore("latest", target)
+    restored = manager.restore("latest", empty_db)
     assert restored.restored == good.backup_id
     [(skipped_id, why)] = restored.skipped
     assert skipped_id == bad.backup_id and why.startswith("pg_restore cannot read the archive")
-    assert fingerprint(target) == fingerprint(source)
+    assert fingerprint(empty_db) == fingerprint(pgbench_db)
 
 
-def test_deep_verify_compares_row_counts_with_the_manifest(source: str, tmp_path: Path) -> None:
+def test_deep_verify_compares_row_counts_with_the_manifest(pgbench_db: str, tmp_path: Path) -> None:
     storage = LocalStorage(tmp_path)
-    manager = manager_for(source, storage, count_rows=True)
+    manager = manager_for(pgbench_db, storage, count_rows=True)
     made = manager.create_backup()
     manifest = manager.load_manifest(made.backup_id)
     rows = dict(manifest.table_rows, **{"public.pgbench_tellers": 11})  # the dump has 10
@@ -427,47 +383,49 @@ def test_deep_verify_compares_row_counts_with_the_manifest(source: str, tmp_path
 
 
 @pytest.mark.req("ET-INFRA-02.2")
-def test_no_restorable_backup_names_every_reason(source: str, target: str, tmp_path: Path) -> None:
+def test_no_restorable_backup_names_every_reason(
+    pgbench_db: str, empty_db: str, tmp_path: Path
+) -> None:
     storage = LocalStorage(tmp_path)
-    manager = manager_for(source, storage)
+    manager = manager_for(pgbench_db, storage)
     first, second = manager.create_backup(), manager.create_backup()
     _truncate(storage, first.manifest.data_object)  # type: ignore[union-attr]
     _flip(storage, second.manifest.data_object)  # type: ignore[union-attr]
     with pytest.raises(NoRestorableBackupError) as err:
-        manager.restore("latest", target)
+        manager.restore("latest", empty_db)
     assert [bid for bid, _ in err.value.skipped] == [second.backup_id, first.backup_id]
     assert "checksum mismatch" in str(err.value) and "truncated" in str(err.value)
-    assert fingerprint(target) == {}  # nothing was applied
+    assert fingerprint(empty_db) == {}  # nothing was applied
 
 
-def test_restore_without_fallback_refuses(source: str, target: str, tmp_path: Path) -> None:
+def test_restore_without_fallback_refuses(pgbench_db: str, empty_db: str, tmp_path: Path) -> None:
     storage = LocalStorage(tmp_path)
-    manager = manager_for(source, storage)
+    manager = manager_for(pgbench_db, storage)
     manager.create_backup()
     bad = manager.create_backup()
     _flip(storage, bad.manifest.data_object)  # type: ignore[union-attr]
     with pytest.raises(Exception, match="checksum mismatch"):
-        manager.restore("latest", target, fallback=False)
+        manager.restore("latest", empty_db, fallback=False)
 
 
-def test_missing_key_is_a_clear_reason(source: str, tmp_path: Path) -> None:
+def test_missing_key_is_a_clear_reason(pgbench_db: str, tmp_path: Path) -> None:
     storage = LocalStorage(tmp_path)
-    made = manager_for(source, storage, KEY_A).create_backup()
-    report = manager_for(source, storage).verify(made.backup_id)
+    made = manager_for(pgbench_db, storage, KEY_A).create_backup()
+    report = manager_for(pgbench_db, storage).verify(made.backup_id)
     assert not report.ok and report.reason.startswith("missing encryption key")
     assert "key-a" in report.reason
 
 
 def test_restore_into_a_non_empty_target_applies_nothing(
-    source: str, target: str, tmp_path: Path
+    pgbench_db: str, empty_db: str, tmp_path: Path
 ) -> None:
-    manager = manager_for(source, LocalStorage(tmp_path))
+    manager = manager_for(pgbench_db, LocalStorage(tmp_path))
     manager.create_backup()
-    with psycopg.connect(target, autocommit=True) as conn:
+    with psycopg.connect(empty_db, autocommit=True) as conn:
         conn.execute("CREATE TABLE pgbench_branches (x int)")
     with pytest.raises(RestoreError, match="nothing was applied"):
-        manager.restore("latest", target)
-    assert fingerprint(target) == {"public.pgbench_branches": (0, "")}
+        manager.restore("latest", empty_db)
+    assert fingerprint(empty_db) == {"public.pgbench_branches": (0, "")}
 
 
 # -- pg_dump failing -----------------------------------------------------------------------
@@ -512,19 +470,19 @@ def test_pg_dump_refusing_a_table_gives_failed(
     postgres_server: PostgresServer, moto_endpoint: str, bucket: str, tmp_path: Path
 ) -> None:
     """pg_dump itself fails (a table the backup role may not read): its error is the reason."""
-    source = create_db(postgres_server)
-    name = psycopg.conninfo.conninfo_to_dict(source)["dbname"]
+    pgbench_db = postgres_server.create_database()
+    name = psycopg.conninfo.conninfo_to_dict(pgbench_db)["dbname"]
     try:
         postgres_server.psql("CREATE TABLE secret_stuff (x int)", database=str(name))
         storage = make_storage("s3", tmp_path, moto_endpoint, bucket)
-        manager = manager_for(source, storage)
+        manager = manager_for(pgbench_db, storage)
         result = manager.create_backup()
         assert result.status == "failed"
         assert "pg_dump exited" in result.reason and "permission denied" in result.reason
         assert s3_leftovers(moto_endpoint, bucket) == ([], [])
         assert manager.list_backups() == []
     finally:
-        drop_db(postgres_server, source)
+        postgres_server.drop_database(pgbench_db)
 
 
 def test_server_killed_mid_dump_aborts_the_multipart_upload(
@@ -604,13 +562,13 @@ def test_local_storage_never_overwrites(tmp_path: Path) -> None:
 
 
 # -- retention on real storage -------------------------------------------------------------
-def test_prune_applies_retention_and_keeps_newest_verified(source: str, tmp_path: Path) -> None:
+def test_prune_applies_retention_and_keeps_newest_verified(pgbench_db: str, tmp_path: Path) -> None:
     now = datetime.now(UTC)
     storage = LocalStorage(tmp_path)
     made = []
     for days_ago in (50, 40, 35, 1):
         clock_value = now - timedelta(days=days_ago)
-        settings = BackupSettings(database_url=source, retention_days=30, min_keep=1)
+        settings = BackupSettings(database_url=pgbench_db, retention_days=30, min_keep=1)
         manager = BackupManager(
             settings, storage, clock=functools.partial(lambda v: v, clock_value)
         )
@@ -618,7 +576,7 @@ def test_prune_applies_retention_and_keeps_newest_verified(source: str, tmp_path
         if days_ago == 40:
             assert manager.verify(made[-1].backup_id).ok
     manager = BackupManager(
-        BackupSettings(database_url=source, retention_days=30, min_keep=1), storage
+        BackupSettings(database_url=pgbench_db, retention_days=30, min_keep=1), storage
     )
     plan = manager.prune(dry_run=True)
     assert set(plan.delete) == {made[0].backup_id, made[2].backup_id}
