@@ -8,7 +8,9 @@ whatever is running: fixtures call it in teardown even when a test failed.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import glob
+import ipaddress
 import os
 import pwd
 import shutil
@@ -21,6 +23,11 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 
 def free_port() -> int:
@@ -62,8 +69,9 @@ class PostgresServer:
     password = "app-test-password"  # a throwaway cluster on loopback
     database = "app"
 
-    def __init__(self, root: Path | None = None) -> None:
+    def __init__(self, root: Path | None = None, extra_conf: str = "") -> None:
         self.bindir = _pg_bindir()
+        self.extra_conf = extra_conf  # appended to postgresql.conf before the first start
         self.root = Path(root or tempfile.mkdtemp(prefix="pg-test-"))
         self.datadir = self.root / "data"
         self.sockdir = self.root / "sock"
@@ -117,6 +125,7 @@ class PostgresServer:
                 "fsync = off\nfull_page_writes = off\n"
                 "max_connections = 200\n"
                 "logging_collector = off\n"
+                f"{self.extra_conf}\n"
             )
         self.start()
         self.psql(f"CREATE ROLE {self.user} LOGIN PASSWORD '{self.password}' CREATEDB")
@@ -207,8 +216,12 @@ class PostgresServer:
         pid = self.postmaster_pid()
         return pid is not None and not _process_gone(pid)
 
+    @property
+    def log_file(self) -> Path:
+        return self.root / "server.log"
+
     def start(self) -> None:
-        self._pg_ctl("-w", "-t", "30", "-l", str(self.root / "server.log"), "start")
+        self._pg_ctl("-w", "-t", "30", "-l", str(self.log_file), "start")
 
     def stop(self, mode: str = "fast") -> None:
         if self.is_running():
@@ -358,3 +371,79 @@ class BlackHole:
         for conn in self._accepted:
             conn.close()
         self._sock.close()
+
+
+class TlsProxy:
+    """nginx terminating TLS (self-signed, 127.0.0.1) in front of a plain-HTTP server, e.g.
+    moto's S3 for pgBackRest, which speaks only HTTPS. Streams bodies both ways unbuffered."""
+
+    def __init__(self, upstream_port: int, root: Path | None = None) -> None:
+        self.root = Path(root or tempfile.mkdtemp(prefix="tls-proxy-"))
+        self.port = free_port()
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+        now = datetime.datetime.now(datetime.UTC)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(
+                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False,
+            )
+            .sign(key, hashes.SHA256())
+        )
+        (self.root / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        (self.root / "key.pem").write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        conf = self.root / "nginx.conf"
+        conf.write_text(
+            f"""daemon off;
+master_process off;
+pid {self.root}/nginx.pid;
+error_log {self.root}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+  access_log off;
+  client_body_temp_path {self.root}/body;
+  proxy_temp_path {self.root}/proxy;
+  server {{
+    listen 127.0.0.1:{self.port} ssl;
+    ssl_certificate {self.root}/cert.pem;
+    ssl_certificate_key {self.root}/key.pem;
+    client_max_body_size 0;
+    proxy_request_buffering off;
+    proxy_buffering off;
+    proxy_http_version 1.1;
+    location / {{
+      proxy_set_header Host $http_host;
+      proxy_pass http://127.0.0.1:{upstream_port};
+    }}
+  }}
+}}
+"""
+        )
+        self.process = subprocess.Popen(
+            ["nginx", "-p", str(self.root), "-c", str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(10)
+            if self.process.poll() is None:
+                self.process.kill()
+        shutil.rmtree(self.root, ignore_errors=True)
