@@ -127,6 +127,11 @@ class ArchivingCluster:
             time.sleep(0.1)
         raise TimeoutError(f"WAL segment {segment} was not archived within {timeout}s")
 
+    def repo_files(self) -> list[str]:
+        """Names of the files in a posix repository (empty for s3)."""
+        repo = self.root / "repo"
+        return [p.name for p in repo.rglob("*") if p.is_file()] if repo.exists() else []
+
     def restored_dir(self, name: str) -> Path:
         """A path for a restored copy (not created: restore creates it)."""
         return self.root / name

@@ -8,6 +8,8 @@ Errors are one line on stderr; results go to stdout (`as_json` for scripts).
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 import sys
 import time
 from dataclasses import asdict
@@ -22,8 +24,9 @@ from runtime.pitr.metrics import BackupRun, PitrState
 from runtime.pitr.pgbackrest import Pgbackrest, PitrError, write_config
 from runtime.pitr.restore import (
     RestoreRefused,
+    prepare_target,
     recovery_outcome,
-    restore,
+    restore_options,
     segment_size,
     start_and_wait,
 )
@@ -86,6 +89,20 @@ def run_backup(settings: PitrSettings, type_: BackupType, state: PitrState | Non
 def repo_info(settings: PitrSettings, tool: Pgbackrest | None = None) -> RepoInfo:
     tool = tool or Pgbackrest(settings)
     return parse_info(tool.check("info", "--output=json"), settings.stanza)
+
+
+_FINDING = re.compile(r"INFO: ((?:invalid|missing|unable|error)\b.*)$", re.IGNORECASE)
+
+
+def verify_findings(tool: Pgbackrest) -> list[str]:
+    """What `pgbackrest verify` finds wrong in the repository (e.g. "invalid checksum
+    '<backup>/pg_data/base/16385/2838.lz4'"), to name the damage after a failed restore."""
+    try:
+        done = tool.run("verify", "--log-level-console=info", timeout=1800)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    found = [m.group(1) for line in done.stdout.splitlines() if (m := _FINDING.search(line))]
+    return found[:10]
 
 
 def _last_archived(settings: PitrSettings) -> tuple[str | None, datetime | None]:
@@ -156,14 +173,26 @@ def run_restore(
     """Restore into `data_dir` to `target_time` (None: the end of the archive); with `start`,
     start the server, wait until it has left recovery and check where recovery stopped."""
     try:
+        prepare_target(settings, data_dir, delta=delta, force=force)
         write_config(settings)
-        info = repo_info(settings)
-        restore(settings, data_dir, target_time, delta=delta, force=force)
+        tool = Pgbackrest(settings)
+        info = repo_info(settings, tool)
     except RestoreRefused as exc:
         _error(str(exc))
         return EXIT_USAGE
     except PitrError as exc:
         _error(str(exc))
+        return EXIT_FAILED
+    try:
+        tool.check(
+            "restore", *restore_options(settings, data_dir, target_time, delta=delta, force=force)
+        )
+    except PitrError as exc:
+        found = verify_findings(tool)
+        _error(
+            f"{exc}; {data_dir} holds a partial restore: do not start it"
+            + (f"; pgbackrest verify found: {'; '.join(found)}" if found else "")
+        )
         return EXIT_FAILED
     where = target_time.isoformat() if target_time else "the end of the archive"
     if not start:

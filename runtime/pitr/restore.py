@@ -21,7 +21,7 @@ from pathlib import Path
 import psycopg
 
 from runtime.pitr.info import RepoInfo
-from runtime.pitr.pgbackrest import Pgbackrest, PitrError, chown_to, run_as_user
+from runtime.pitr.pgbackrest import PitrError, chown_to, run_as_user
 from runtime.pitr.settings import PitrSettings
 
 
@@ -97,23 +97,6 @@ def restore_options(
     if force:
         options.append("--force")
     return options
-
-
-def restore(
-    settings: PitrSettings,
-    data_dir: Path,
-    target_time: datetime | None,
-    *,
-    delta: bool = False,
-    force: bool = False,
-    tool: Pgbackrest | None = None,
-) -> None:
-    """Check the target, then `pgbackrest restore` into it (raises `PitrError` on failure)."""
-    prepare_target(settings, data_dir, delta=delta, force=force)
-    tool = tool or Pgbackrest(settings)
-    tool.check(
-        "restore", *restore_options(settings, data_dir, target_time, delta=delta, force=force)
-    )
 
 
 # -- starting the restored server ----------------------------------------------------------
