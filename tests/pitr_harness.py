@@ -16,6 +16,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -110,7 +111,7 @@ class ArchivingCluster:
         return done.stdout
 
     # -- data ----------------------------------------------------------------------------
-    def connect(self, port: int | None = None) -> psycopg.Connection[tuple[object, ...]]:
+    def connect(self, port: int | None = None) -> psycopg.Connection[tuple[Any, ...]]:
         return psycopg.connect(
             self.server.dsn.replace(str(self.server.port), str(port or self.server.port)),
             autocommit=True,

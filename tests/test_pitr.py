@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import boto3
+import boto3  # type: ignore[import-untyped]
 import psycopg
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
