@@ -259,3 +259,12 @@ def test_every_dashboard_queries_metrics_that_exist(exported: set[str]) -> None:
 
 def test_a_misspelt_metric_would_be_caught(exported: set[str]) -> None:
     assert referenced_metrics("pg_upp == 0") - exported == {"pg_upp"}
+
+
+def test_the_wal_archiver_metrics_the_pitr_alerts_need_are_exported(exported: set[str]) -> None:
+    """docs/runtime-pitr.md: the archiver is watched through postgres_exporter, not the runtime."""
+    assert {
+        "pg_stat_archiver_archived_count",
+        "pg_stat_archiver_failed_count",
+        "pg_stat_archiver_last_archive_age",
+    } <= exported

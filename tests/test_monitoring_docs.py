@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg_pool
-from prometheus_client import generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from runtime.monitoring import (
@@ -21,6 +21,7 @@ from runtime.monitoring import (
 )
 from runtime.monitoring.adapters import PsycopgPoolStats
 from runtime.monitoring.scheduler import BackupScheduler
+from runtime.pitr import BackupRun, PitrCollector, PitrState
 from tests.http_receiver import Receiver
 from tests.servers import PostgresServer
 
@@ -55,6 +56,13 @@ def test_documented_metrics_are_the_exposed_ones(postgres_server: PostgresServer
         pool.close()
         alerts.close()
         receiver.close()
+    # the physical backups' collector, which the sidecar registers next to the service's
+    pitr = PitrState()
+    pitr.record(BackupRun("full", True, 1.0, 2.0, "20261127-010000F"))
+    pitr.record(BackupRun("diff", False, 3.0, 1.0, None, "failed"))
+    pitr_registry = CollectorRegistry()
+    pitr_registry.register(PitrCollector(pitr))
+    text += generate_latest(pitr_registry).decode()
     exposed = {s.name for f in text_string_to_metric_families(text) for s in f.samples}
     # the size is known only after a backup that returned one
     exposed.add("runtime_backup_last_size_bytes")
