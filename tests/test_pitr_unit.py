@@ -4,6 +4,7 @@ without servers (the servers are in tests/test_pitr.py)."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -163,3 +164,23 @@ def test_bad_command_line_or_settings_exit_2_with_one_line(
     assert main(["pitr", "info"]) == 2
     err = capsys.readouterr().err
     assert err == "error: PITR_PROCESS_MAX: got 'lots'; allowed: an integer from 1 to 999\n"
+
+
+RUNBOOK = Path(__file__).resolve().parents[1] / "docs" / "runbook-data-tier.md"
+
+
+def test_every_runbook_command_parses_and_every_named_test_exists() -> None:
+    from runtime.cli import build_parser
+
+    text = RUNBOOK.read_text().replace("\\\n", " ")
+    commands = re.findall(r"^\s*python -m runtime (pitr .+)$", text, flags=re.M)
+    assert len(commands) >= 6
+    for command in commands:
+        args = build_parser().parse_args(command.split())
+        assert callable(args.run)
+    tests = (Path(__file__).parent / "test_pitr.py").read_text()
+    named = re.findall(r"Test: `(test_\w+)`|\(`(test_\w+)`\)", RUNBOOK.read_text())
+    names = {a or b for a, b in named} | set(re.findall(r"^  Test: `(test_\w+)`", text, re.M))
+    assert len(names) >= 5
+    for name in names:
+        assert f"def {name}(" in tests
