@@ -184,3 +184,20 @@ def test_every_runbook_command_parses_and_every_named_test_exists() -> None:
     assert len(names) >= 5
     for name in names:
         assert f"def {name}(" in tests
+
+
+def test_the_weekly_full_wins_over_the_daily_diff_at_the_same_minute() -> None:
+    from runtime.pitr.schedule import next_backup
+
+    settings = load_pitr_settings({})  # full: Sunday 01:00, diff: Monday-Saturday 01:00
+    saturday_noon = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+    assert next_backup(settings, saturday_noon) == (
+        datetime(2026, 11, 29, 1, 0, tzinfo=UTC),
+        "full",
+    )
+    sunday_noon = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+    assert next_backup(settings, sunday_noon) == (datetime(2026, 11, 30, 1, 0, tzinfo=UTC), "diff")
+    both = load_pitr_settings(
+        {"PITR_FULL_SCHEDULE": "0 1 * * *", "PITR_DIFF_SCHEDULE": "0 1 * * *"}
+    )
+    assert next_backup(both, sunday_noon)[1] == "full"

@@ -6,6 +6,7 @@ into its scheduler and registers `PitrCollector`.
 
 from runtime.pitr.commands import run_backup, run_check, run_info, run_restore
 from runtime.pitr.metrics import BackupRun, PitrCollector, PitrState
+from runtime.pitr.schedule import next_backup
 from runtime.pitr.settings import PitrSettings, load_pitr_settings
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "PitrSettings",
     "PitrState",
     "load_pitr_settings",
+    "next_backup",
     "run_backup",
     "run_check",
     "run_info",
