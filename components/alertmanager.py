@@ -53,8 +53,7 @@ class Alertmanager(pulumi.ComponentResource):
     ) -> None:
         super().__init__("infra:alertmanager:Alertmanager", name, None, opts)
         spec = alertmanager_spec(args)
-        self.spec = spec
-        self.service = platform.deploy(spec, parent=self)
+        platform.deploy(spec, parent=self)
         self.address = spec.address
         self.url = pulumi.Output.from_input(f"http://{spec.address}")
         self.scrape_targets = [ScrapeTarget("alertmanager", spec.address)]

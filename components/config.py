@@ -18,6 +18,8 @@ from typing import Any, Literal
 import pulumi
 from croniter import croniter
 
+from components.monitoring.alerts import RUNBOOK_URL
+
 PROJECT = "data-platform"
 
 Kind = Literal["string", "integer", "boolean", "array"]
@@ -311,7 +313,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "runbookUrl",
         "string",
-        "https://github.com/data-platform/data-platform/blob/main/docs/runbooks.md",
+        RUNBOOK_URL,
         "Where alerts' runbook_url annotations point (your copy of docs/runbooks.md).",
         _url,
     ),
