@@ -16,8 +16,7 @@ import redis
 from components.render.nginx_conf import NginxSettings, render_nginx_conf
 from components.render.prometheus_yml import RULES_DIR
 from tests.servers import free_port, wait_for_port
-from tests.stack_harness import StackRun, unwrap
-from tests.test_stack import _run
+from tests.stack_harness import stack_run, uploads
 
 STACKS = ("dev", "prod")
 
@@ -26,11 +25,6 @@ def _tool(name: str) -> str:
     path = shutil.which(name)
     assert path, f"{name} is not installed: run scripts/bootstrap"
     return path
-
-
-def uploads(run: StackRun, service: str) -> dict[str, str]:
-    container = run.containers()[service]
-    return {u["file"]: u["content"] for u in unwrap(container.inputs)["uploads"]}
 
 
 def materialise(files: dict[str, str], root: Path) -> None:
@@ -54,7 +48,7 @@ def nginx_test(conf_dir: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_nginx_accepts_the_generated_configuration(stack: str, tmp_path: Path) -> None:
-    files = uploads(_run(stack), "nginx")
+    files = uploads(stack_run(stack), "nginx")
     assert "BEGIN CERTIFICATE" in files["/etc/nginx/tls/tls.crt"]
     assert "PRIVATE KEY" in files["/etc/nginx/tls/tls.key"]
     materialise(files, tmp_path)
@@ -65,7 +59,7 @@ def test_nginx_accepts_the_generated_configuration(stack: str, tmp_path: Path) -
 
 def test_nginx_test_fails_on_a_broken_configuration(tmp_path: Path) -> None:
     """The check above can fail: the same harness rejects a broken file."""
-    files = uploads(_run("dev"), "nginx")
+    files = uploads(stack_run("dev"), "nginx")
     files["/etc/nginx/nginx.conf"] = files["/etc/nginx/nginx.conf"].replace(
         "ssl_protocols TLSv1.2 TLSv1.3;", "ssl_protocols TLSv1.2 TLSv1.3"
     )
@@ -74,7 +68,7 @@ def test_nginx_test_fails_on_a_broken_configuration(tmp_path: Path) -> None:
 
 
 def test_nginx_conf_follows_the_tls_and_header_policy() -> None:
-    conf = uploads(_run("prod"), "nginx")["/etc/nginx/nginx.conf"]
+    conf = uploads(stack_run("prod"), "nginx")["/etc/nginx/nginx.conf"]
     assert "ssl_protocols TLSv1.2 TLSv1.3;" in conf
     assert "TLSv1.1" not in conf and "TLSv1 " not in conf
     ciphers = next(line for line in conf.splitlines() if "ssl_ciphers" in line)
@@ -96,13 +90,13 @@ def test_nginx_conf_follows_the_tls_and_header_policy() -> None:
 
 
 def test_dev_redirect_keeps_the_nonstandard_https_port() -> None:
-    conf = uploads(_run("dev"), "nginx")["/etc/nginx/nginx.conf"]
+    conf = uploads(stack_run("dev"), "nginx")["/etc/nginx/nginx.conf"]
     assert "return 308 https://$host:8443$request_uri;" in conf
 
 
 def test_nginx_serves_tls_and_proxies_while_upstreams_are_down(tmp_path: Path) -> None:
     """A real nginx with the generated file: starts with no upstream alive, 502s, 308s, 429s."""
-    files = uploads(_run("dev"), "nginx")
+    files = uploads(stack_run("dev"), "nginx")
     http, https, status = free_port(), free_port(), free_port()
     conf = files["/etc/nginx/nginx.conf"]
     conf = conf.replace("listen 80 default_server;", f"listen 127.0.0.1:{http} default_server;")
@@ -162,7 +156,7 @@ def test_render_rejects_nothing_silently() -> None:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_promtool_accepts_prometheus_yml(stack: str, tmp_path: Path) -> None:
-    files = uploads(_run(stack), "prometheus")
+    files = uploads(stack_run(stack), "prometheus")
     config = files["/etc/prometheus/prometheus.yml"]
     rules = {p: text for p, text in files.items() if p.startswith(RULES_DIR)}
     assert rules, "the alert rules are uploaded with Prometheus"
@@ -178,7 +172,7 @@ def test_promtool_accepts_prometheus_yml(stack: str, tmp_path: Path) -> None:
 
 
 def test_promtool_rejects_a_broken_prometheus_yml(tmp_path: Path) -> None:
-    config = uploads(_run("dev"), "prometheus")["/etc/prometheus/prometheus.yml"]
+    config = uploads(stack_run("dev"), "prometheus")["/etc/prometheus/prometheus.yml"]
     path = tmp_path / "prometheus.yml"
     path.write_text(config.replace("scrape_interval: 15s", "scrape_interval: often"))
     assert run_tool(_tool("promtool"), "check", "config", str(path)).returncode != 0
@@ -186,7 +180,7 @@ def test_promtool_rejects_a_broken_prometheus_yml(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_amtool_accepts_alertmanager_yml(stack: str, tmp_path: Path) -> None:
-    config = uploads(_run(stack), "alertmanager")["/etc/alertmanager/alertmanager.yml"]
+    config = uploads(stack_run(stack), "alertmanager")["/etc/alertmanager/alertmanager.yml"]
     path = tmp_path / "alertmanager.yml"
     path.write_text(config)
     result = run_tool(_tool("amtool"), "check-config", str(path))
@@ -195,7 +189,7 @@ def test_amtool_accepts_alertmanager_yml(stack: str, tmp_path: Path) -> None:
 
 
 def test_amtool_rejects_a_broken_alertmanager_yml(tmp_path: Path) -> None:
-    config = uploads(_run("dev"), "alertmanager")["/etc/alertmanager/alertmanager.yml"]
+    config = uploads(stack_run("dev"), "alertmanager")["/etc/alertmanager/alertmanager.yml"]
     path = tmp_path / "alertmanager.yml"
     path.write_text(config.replace("receiver: critical", "receiver: nobody"))
     assert run_tool(_tool("amtool"), "check-config", str(path)).returncode != 0
@@ -206,7 +200,7 @@ def test_amtool_rejects_a_broken_alertmanager_yml(tmp_path: Path) -> None:
 
 def test_redis_runs_with_the_generated_conf(tmp_path: Path) -> None:
     """A real redis-server loads redis.conf: password required, maxmemory and policy applied."""
-    run = _run("dev")
+    run = stack_run("dev")
     files = uploads(run, "redis")
     conf = tmp_path / "redis.conf"
     # /data is the container's volume; everything else is the file as generated
@@ -247,7 +241,7 @@ def test_redis_runs_with_the_generated_conf(tmp_path: Path) -> None:
 def test_amtool_routes_each_severity_to_its_receiver(
     labels: tuple[str, ...], receiver: str, tmp_path: Path
 ) -> None:
-    config = uploads(_run("prod"), "alertmanager")["/etc/alertmanager/alertmanager.yml"]
+    config = uploads(stack_run("prod"), "alertmanager")["/etc/alertmanager/alertmanager.yml"]
     path = tmp_path / "alertmanager.yml"
     path.write_text(config)
     result = run_tool(_tool("amtool"), "config", "routes", "test", f"--config.file={path}", *labels)
@@ -259,7 +253,7 @@ def test_alertmanager_inhibits_warnings_under_a_matching_critical() -> None:
     import yaml
 
     config = yaml.safe_load(
-        uploads(_run("dev"), "alertmanager")["/etc/alertmanager/alertmanager.yml"]
+        uploads(stack_run("dev"), "alertmanager")["/etc/alertmanager/alertmanager.yml"]
     )
     (rule,) = config["inhibit_rules"]
     assert rule["source_matchers"] == ['severity="critical"']
