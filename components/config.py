@@ -116,6 +116,11 @@ def _webhook(v: str) -> str | None:
     return None if ok else "an http(s):// URL, or empty for no webhook"
 
 
+def _heartbeat(v: str) -> str | None:
+    ok = v == "" or (v.startswith("https://") and len(v) > len("https://"))
+    return None if ok else "an https:// URL, or empty for no heartbeat"
+
+
 def _url(v: str) -> str | None:
     return None if v.startswith(("https://", "http://")) else "an http(s):// URL"
 
@@ -186,7 +191,7 @@ SETTINGS: tuple[Setting, ...] = (
         "adminAllowCidrs",
         "array",
         ["127.0.0.1/32", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"],
-        "Client networks allowed to reach /prometheus/ (Prometheus has no login).",
+        "Client networks allowed to reach /prometheus/ and /alertmanager/ (they have no login).",
         _cidrs,
     ),
     Setting(
@@ -308,6 +313,15 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "Alertmanager webhook receiver URL (set with --secret; empty = none).",
         _webhook,
+        secret=True,
+    ),
+    Setting(
+        "watchdogWebhookUrl",
+        "string",
+        "",
+        "Heartbeat URL the always-firing Watchdog alert is sent to (a dead man's switch such as "
+        "healthchecks.io; set with --secret; empty = Watchdog sent nowhere).",
+        _heartbeat,
         secret=True,
     ),
     Setting(
@@ -509,6 +523,7 @@ class StackConfig:
     monitoring_interval: int
     alert_cooldown: int
     alert_webhook_url: pulumi.Output[str] | None
+    watchdog_webhook_url: pulumi.Output[str] | None
     runbook_url: str
     scrape_interval_seconds: int
     prometheus_retention: str

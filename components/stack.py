@@ -4,7 +4,7 @@ Edges (a dependent's container is created only once its dependencies are healthy
 destroyed before them):
 
     postgres, redis, alertmanager -> prometheus -> grafana -> nginx
-                                     prometheus ---------------> nginx
+                     alertmanager, prometheus ---------------> nginx
 """
 
 from __future__ import annotations
@@ -170,7 +170,9 @@ def observability_tier(
         AlertmanagerArgs(
             image=c.alertmanager_image,
             memory_mb=c.alertmanager_memory_mb,
+            external_url=f"{public}/alertmanager/",
             webhook_url=c.alert_webhook_url,
+            watchdog_url=c.watchdog_webhook_url,
         ),
         platform,
         opts=opts,
@@ -223,7 +225,7 @@ def edge_tier(
     platform: Platform,
     opts: pulumi.ResourceOptions,
 ) -> Edge:
-    """The certificate, and nginx in front of the applications, Grafana and Prometheus."""
+    """The certificate, and nginx in front of the applications and the admin UIs."""
     tls = TlsCertificate(
         f"{name}-tls",
         domain=c.domain,
@@ -246,13 +248,18 @@ def edge_tier(
                 frontend_upstream=c.frontend_upstream,
                 grafana_upstream=observability.grafana.address,
                 prometheus_upstream=observability.prometheus.address,
+                alertmanager_upstream=observability.alertmanager.address,
                 admin_allow_cidrs=c.admin_allow_cidrs,
             ),
             http_port=c.nginx_http_port,
             https_port=c.nginx_https_port,
             certificate_pem=tls.certificate_pem,
             private_key_pem=tls.private_key_pem,
-            depends_on=[observability.grafana, observability.prometheus],
+            depends_on=[
+                observability.grafana,
+                observability.prometheus,
+                observability.alertmanager,
+            ],
         ),
         platform,
         opts=opts,

@@ -278,6 +278,7 @@ PROD_CONFIG = {
     "tlsCertificate": PROD_CERTIFICATE,
     "tlsPrivateKey": PROD_PRIVATE_KEY,
     "alertWebhookUrl": "https://hooks.example.com/services/T000/B000/s3cr3t-token",
+    "watchdogWebhookUrl": "https://hc-ping.example.com/0f6c3a1e-heartbeat-s3cr3t",
 }
 DIGEST = "@sha256:" + "ab" * 32
 # every pulled image (the runtime's is built locally from this repository)

@@ -15,7 +15,7 @@ import redis
 
 from components.render.nginx_conf import NginxSettings, render_nginx_conf
 from components.render.prometheus_yml import RULES_DIR
-from tests.servers import free_port, wait_for_port
+from tests.servers import NginxServer, free_port, wait_for_port
 from tests.stack_harness import stack_run, uploads
 
 STACKS = ("dev", "prod")
@@ -96,56 +96,45 @@ def test_dev_redirect_keeps_the_nonstandard_https_port() -> None:
 
 def test_nginx_serves_tls_and_proxies_while_upstreams_are_down(tmp_path: Path) -> None:
     """A real nginx with the generated file: starts with no upstream alive, 502s, 308s, 429s."""
-    files = uploads(stack_run("dev"), "nginx")
-    http, https, status = free_port(), free_port(), free_port()
-    conf = files["/etc/nginx/nginx.conf"]
-    conf = conf.replace("listen 80 default_server;", f"listen 127.0.0.1:{http} default_server;")
-    conf = conf.replace("listen 443 ssl", f"listen 127.0.0.1:{https} ssl")
-    conf = conf.replace("listen 8081;", f"listen 127.0.0.1:{status};")
-    conf = conf.replace("pid /var/run/nginx.pid;", f"pid {tmp_path}/nginx.pid;")
-    # 127.0.0.1:9 (discard) refuses connections: the upstream is down
-    conf = conf.replace("resolver 127.0.0.11", "resolver 127.0.0.1")
-    for upstream in ("backend:8000", "frontend:3000", "grafana:3000", "prometheus:9090"):
-        conf = conf.replace(f"http://{upstream};", "http://127.0.0.1:9;")
-    files["/etc/nginx/nginx.conf"] = conf
-    materialise(files, tmp_path)
-    conf_dir = tmp_path / "etc/nginx"
-    shutil.copy("/etc/nginx/mime.types", conf_dir / "mime.types")
-    process = subprocess.Popen(
-        [_tool("nginx"), "-c", str(conf_dir / "nginx.conf"), "-p", str(conf_dir),
-         "-g", "daemon off;"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )  # fmt: skip
+    nginx = NginxServer(uploads(stack_run("dev"), "nginx"), tmp_path, upstreams={})
     try:
-        wait_for_port(https)
-        curl = [_tool("curl"), "-sk", "--resolve", f"localhost:{https}:127.0.0.1"]
-        site = f"https://localhost:{https}"
-        redirect = run_tool(
-            *curl, "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}",
-            "-H", "Host: localhost", f"http://127.0.0.1:{http}/x?y=1",
+        site = f"https://localhost:{nginx.https}"
+        redirect = nginx.curl(
+            "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}",
+            "-H", "Host: localhost", f"http://127.0.0.1:{nginx.http}/x?y=1",
         )  # fmt: skip
         assert redirect.stdout == "308 https://localhost:8443/x?y=1"
-        api = run_tool(*curl, "-o", "/dev/null", "-D", "-", f"{site}/api/health")
+        api = nginx.curl("-o", "/dev/null", "-D", "-", f"{site}/api/health")
         assert api.stdout.startswith("HTTP/2 502"), api.stdout
         assert "strict-transport-security: max-age=63072000" in api.stdout.lower()
-        tls11 = run_tool(*curl, "--tls-max", "1.1", f"{site}/")
+        tls11 = nginx.curl("--tls-max", "1.1", f"{site}/")
         assert tls11.returncode != 0, "TLS 1.1 must be refused"
         # one curl, one connection, 100 requests: well past rate 20/s + burst 40
-        burst = run_tool(*curl, "-w", "%{http_code}\\n", *[f"{site}/", "-o", "/dev/null"] * 100)
+        burst = nginx.curl("-w", "%{http_code}\\n", *[f"{site}/", "-o", "/dev/null"] * 100)
         codes = burst.stdout.split()
         assert len(codes) == 100 and "429" in codes, codes
-        stub = run_tool(*curl, f"http://127.0.0.1:{status}/stub_status")
+        stub = nginx.curl(f"http://127.0.0.1:{nginx.status}/stub_status")
         assert "Active connections" in stub.stdout
     finally:
-        process.terminate()
-        process.wait(10)
+        nginx.close()
 
 
 def test_render_rejects_nothing_silently() -> None:
     """worker_processes and the rate come straight from config into the file."""
     conf = render_nginx_conf(
-        NginxSettings("example.org", 443, "4", 7, 3, "b:1", "f:2", "g:3", "p:4", ["10.1.0.0/16"])
+        NginxSettings(
+            server_name="example.org",
+            https_port=443,
+            worker_processes="4",
+            rate_limit_rps=7,
+            rate_limit_burst=3,
+            backend_upstream="b:1",
+            frontend_upstream="f:2",
+            grafana_upstream="g:3",
+            prometheus_upstream="p:4",
+            alertmanager_upstream="a:5",
+            admin_allow_cidrs=["10.1.0.0/16"],
+        )
     )
     assert "worker_processes 4;" in conf and "rate=7r/s" in conf and "burst=3" in conf
     assert "allow 10.1.0.0/16;" in conf
@@ -226,36 +215,3 @@ def test_redis_runs_with_the_generated_conf(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(10)
-
-
-@pytest.mark.req("UT-INFRA-04.2")
-@pytest.mark.parametrize(
-    ("labels", "receiver"),
-    [
-        (("alertname=PostgresDown", "severity=critical"), "critical"),
-        (("alertname=HostHighCpu", "severity=warning"), "default"),
-        (("alertname=Watchdog", "severity=none"), "watchdog"),
-        (("alertname=RuntimeServiceDown", "severity=critical", "source=runtime"), "runtime"),
-    ],
-)
-def test_amtool_routes_each_severity_to_its_receiver(
-    labels: tuple[str, ...], receiver: str, tmp_path: Path
-) -> None:
-    config = uploads(stack_run("prod"), "alertmanager")["/etc/alertmanager/alertmanager.yml"]
-    path = tmp_path / "alertmanager.yml"
-    path.write_text(config)
-    result = run_tool(_tool("amtool"), "config", "routes", "test", f"--config.file={path}", *labels)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == receiver
-
-
-def test_alertmanager_inhibits_warnings_under_a_matching_critical() -> None:
-    import yaml
-
-    config = yaml.safe_load(
-        uploads(stack_run("dev"), "alertmanager")["/etc/alertmanager/alertmanager.yml"]
-    )
-    (rule,) = config["inhibit_rules"]
-    assert rule["source_matchers"] == ['severity="critical"']
-    assert rule["target_matchers"] == ['severity="warning"']
-    assert set(rule["equal"]) == {"job", "instance"}

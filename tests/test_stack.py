@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from components.config import ConfigError
+from components.config import SETTINGS, ConfigError
 from tests.stack_harness import (
     PROD_CONFIG,
     PROD_PRIVATE_KEY,
@@ -58,6 +58,7 @@ REQUIRED_EDGES = (
     ("prometheus", "grafana"),
     ("grafana", "nginx"),
     ("prometheus", "nginx"),
+    ("alertmanager", "nginx"),
     ("postgres", "postgres-exporter"),
     ("redis", "redis-exporter"),
     ("nginx", "nginx-exporter"),
@@ -266,7 +267,9 @@ def test_backend_network_is_internal_and_only_the_edge_faces_out(run: StackRun) 
 def test_no_generated_secret_appears_in_plain_text(run: StackRun) -> None:
     secrets = list(run.generated_secrets)
     if run.stack == "prod":
-        secrets += [PROD_PRIVATE_KEY, PROD_CONFIG["alertWebhookUrl"]]
+        # every secret setting an operator gives prod
+        secrets += [PROD_CONFIG[s.key] for s in SETTINGS if s.secret]
+        assert PROD_PRIVATE_KEY in secrets and PROD_CONFIG["watchdogWebhookUrl"] in secrets
     assert len(secrets) >= 4
     for reg in run.registrations:
         for text in plain_strings(reg.inputs):
@@ -352,17 +355,46 @@ def test_prod_without_a_certificate_says_how_to_set_one() -> None:
         run_stack("prod")
 
 
-def test_secret_setting_stored_in_plain_text_is_refused() -> None:
+@pytest.mark.parametrize("key", ["alertWebhookUrl", "watchdogWebhookUrl", "tlsPrivateKey"])
+def test_secret_setting_stored_in_plain_text_is_refused(key: str) -> None:
     import pulumi
 
     from tests.stack_harness import load_cli_config
 
-    config = load_cli_config("dev", {"alertWebhookUrl": "https://hooks.example.com/x"})
+    value = PROD_CONFIG[key]
+    config = load_cli_config("dev", {key: value})
     pulumi.runtime.set_all_config(config, [])  # not marked secret
     from components.config import load_stack_config
 
-    with pytest.raises(ConfigError, match=r"alertWebhookUrl: stored in plain text"):
+    with pytest.raises(ConfigError, match=rf"{key}: stored in plain text") as raised:
         load_stack_config()
+    assert value not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "value", ["http://hc-ping.example.com/uuid-token", "hc-ping.example.com/uuid", "https://"]
+)
+def test_a_heartbeat_url_must_be_https_and_is_never_echoed(value: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        run_stack("dev", {"watchdogWebhookUrl": value})
+    (problem,) = [line.strip() for line in str(raised.value).splitlines()[1:]]
+    assert problem == (
+        "data-platform:watchdogWebhookUrl: got [secret]; "
+        "allowed: an https:// URL, or empty for no heartbeat"
+    )
+
+
+def test_the_heartbeat_url_stays_secret_in_inputs_and_outputs() -> None:
+    """Even on dev, where nothing else is secret config, the file holding it is a secret."""
+    heartbeat = PROD_CONFIG["watchdogWebhookUrl"]
+    run = run_stack("dev", {"watchdogWebhookUrl": heartbeat})
+    alertmanager = run.containers()["alertmanager"]
+    assert heartbeat in json.dumps(unwrap(alertmanager.inputs))  # it is there...
+    for reg in run.registrations:  # ...but never in plain text
+        assert not any(heartbeat in s for s in plain_strings(reg.inputs)), reg.name
+    assert heartbeat not in repr(
+        {k: v for k, v in run.outputs.items() if k not in run.secret_outputs}
+    )
 
 
 # -- the runtime sidecar ------------------------------------------------------------------

@@ -70,7 +70,11 @@ ALERTS: tuple[Alert, ...] = (
         expr="vector(1)",
         severity="none",
         summary="Always firing: proves the alerting pipeline works end to end.",
-        action="If this alert stops arriving, Prometheus or Alertmanager is broken.",
+        action=(
+            "It goes to the heartbeat service of watchdogWebhookUrl, which pages you when it "
+            "stops arriving: then Prometheus, Alertmanager or the network between them and "
+            "the heartbeat service is broken. Check those containers first."
+        ),
         fires=Case(series={}, eval_time="1m"),
         quiet=None,
     ),
