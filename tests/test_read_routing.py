@@ -10,11 +10,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import psycopg
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from psycopg import sql
 
 from runtime.database import DatabaseManager, DatabasePool
 from runtime.replicas import DOWN, LAGGING, NOT_STANDBY, PRIMARY_REASONS, STATES, UP
@@ -67,6 +69,20 @@ def eventually(check: Callable[[], bool], timeout: float = 30.0, what: str = "")
         time.sleep(0.02)
 
 
+def q(template: str, table: str) -> sql.Composed:
+    """`template` with `{}` replaced by the quoted table name."""
+    return sql.SQL(template).format(sql.Identifier(table))
+
+
+def slot(server: PostgresServer, name: str) -> tuple[Any, ...] | None:
+    """(active, restart_lsn is kept) of a replication slot on `server`."""
+    with psycopg.connect(server.dsn) as conn:
+        return conn.execute(
+            "SELECT active, restart_lsn IS NOT NULL FROM pg_replication_slots WHERE slot_name = %s",
+            (name,),
+        ).fetchone()
+
+
 def replica_state(pool: DatabasePool) -> str:
     return pool.read_stats().replicas[0].state
 
@@ -96,9 +112,9 @@ def test_without_replicas_reads_go_to_the_primary_read_only(
     pool = routed_pool(replication_primary, [])
     pools.append(pool)
     assert not on_replica(pool)
-    with pool.connection(readonly=True) as conn:  # as strict as a replica would be
-        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
-            conn.execute("CREATE TABLE nope (v int)")
+    ro = pytest.raises(psycopg.errors.ReadOnlySqlTransaction)
+    with pool.connection(readonly=True) as conn, ro:  # as strict as a replica would be
+        conn.execute("CREATE TABLE nope (v int)")
     with pool.connection() as conn:  # and the flag does not stick to the connection
         assert conn.read_only is None
         conn.execute("CREATE TEMP TABLE fine (v int)")
@@ -172,7 +188,7 @@ def test_a_lagging_replica_is_skipped_and_used_again_after_replay_resumes(
     try:
         # Written behind the pool's back: only the lag limit can keep reads off the replica.
         with psycopg.connect(replication_primary.dsn, autocommit=True) as conn:
-            conn.execute(f"CREATE TABLE {table} AS SELECT generate_series(1, 50000) AS v")
+            conn.execute(q("CREATE TABLE {} AS SELECT generate_series(1, 50000) AS v", table))
         eventually(lambda: replica_state(pool) == LAGGING, what="replica marked lagging")
         lag = pool.read_stats().replicas[0].lag_bytes
         assert lag is not None and lag > 256 * 1024
@@ -182,7 +198,7 @@ def test_a_lagging_replica_is_skipped_and_used_again_after_replay_resumes(
         standby.resume_replay()
     eventually(lambda: on_replica(pool), what="reads back on the replica after resume")
     assert replica_state(pool) == UP
-    assert pool.execute(f"SELECT count(*) FROM {table}", readonly=True) == [(50000,)]
+    assert pool.execute(q("SELECT count(*) FROM {}", table), readonly=True) == [(50000,)]
 
 
 def test_read_your_writes_holds_while_replay_is_paused(
@@ -191,20 +207,20 @@ def test_read_your_writes_holds_while_replay_is_paused(
     pool = routed_pool(replication_primary, [standby.dsn])
     pools.append(pool)
     table = f"ryw_{uuid.uuid4().hex[:8]}"
-    pool.execute(f"CREATE TABLE {table} (v int)")
+    pool.execute(q("CREATE TABLE {} (v int)", table))
     standby.wait_caught_up()
     standby.pause_replay()
     try:
-        pool.execute(f"INSERT INTO {table} VALUES (1)")
+        pool.execute(q("INSERT INTO {} VALUES (1)", table))
         # A tiny write: the replica is well within the lag limit, yet behind this write.
         assert replica_state(pool) == UP
-        rows = pool.execute(f"SELECT count(*), pg_is_in_recovery() FROM {table}", readonly=True)
+        rows = pool.execute(q("SELECT count(*), pg_is_in_recovery() FROM {}", table), readonly=True)
         assert rows == [(1, False)]
         assert pool.read_stats().primary_reads == {"behind_write": 1}
     finally:
         standby.resume_replay()
     eventually(lambda: on_replica(pool), what="reads back on the replica once it replayed")
-    assert pool.execute(f"SELECT count(*) FROM {table}", readonly=True) == [(1,)]
+    assert pool.execute(q("SELECT count(*) FROM {}", table), readonly=True) == [(1,)]
 
 
 @pytest.mark.req("PT-INFRA-02.1")
@@ -214,8 +230,9 @@ def test_every_read_sees_the_latest_write_through_the_pool_whatever_replay_does(
     pool = routed_pool(replication_primary, [standby.dsn])
     pools.append(pool)
     table = f"prop_{uuid.uuid4().hex[:8]}"
-    pool.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, v int)")
-    pool.execute(f"INSERT INTO {table} VALUES (1, 0)")
+    pool.execute(q("CREATE TABLE {} (id int PRIMARY KEY, v int)", table))
+    pool.execute(q("INSERT INTO {} VALUES (1, 0)", table))
+    read = q("SELECT v, pg_is_in_recovery() FROM {}", table)
     state = {"value": 0, "paused": False}
     seen = {"replica": 0, "primary": 0}
 
@@ -237,9 +254,9 @@ def test_every_read_sees_the_latest_write_through_the_pool_whatever_replay_does(
         for step in steps:
             if step == "write":
                 state["value"] += 1
-                pool.execute(f"UPDATE {table} SET v = %s WHERE id = 1", (state["value"],))
+                pool.execute(q("UPDATE {} SET v = %s WHERE id = 1", table), (state["value"],))
             elif step == "read":
-                rows = pool.execute(f"SELECT v, pg_is_in_recovery() FROM {table}", readonly=True)
+                rows = pool.execute(read, readonly=True)
                 value, replica = rows[0]
                 assert value == state["value"], f"stale read: {value} < {state['value']}"
                 seen["replica" if replica else "primary"] += 1
@@ -290,34 +307,30 @@ def test_rebuilding_a_failed_replica_by_the_runbook_puts_it_back_in_service(
     pool = routed_pool(replication_primary, [standby.dsn])
     pools.append(pool)
     table = f"rebuild_{uuid.uuid4().hex[:8]}"
-    pool.execute(f"CREATE TABLE {table} AS SELECT 1 AS v")
+    pool.execute(q("CREATE TABLE {} AS SELECT 1 AS v", table))
     # The failure: the replica crashes and its data directory is lost.
     standby.kill9()
     standby.wipe()
     eventually(lambda: replica_state(pool) == DOWN, what="replica marked down")
-    pool.execute(f"INSERT INTO {table} VALUES (2)")  # the primary goes on; the slot keeps WAL
-    slot = replication_primary.psql(
-        f"SELECT active, restart_lsn IS NOT NULL FROM pg_replication_slots "
-        f"WHERE slot_name = '{standby.slot}'"
-    )
-    assert slot.strip() == "f|t"
+    pool.execute(q("INSERT INTO {} VALUES (2)", table))  # the primary goes on; the slot keeps WAL
+    assert slot(replication_primary, standby.slot) == (False, True)
     # Steps 2-4: base backup again through the same slot (no -C), start it.
     standby.basebackup(create_slot=False)
     standby.start()
     assert standby.in_recovery()
     eventually(
-        lambda: replication_primary.psql(
-            "SELECT state FROM pg_stat_replication WHERE application_name = 'walreceiver'"
-        ).strip()
-        == "streaming",
+        lambda: (
+            replication_primary.psql(
+                "SELECT state FROM pg_stat_replication WHERE application_name = 'walreceiver'"
+            ).strip()
+            == "streaming"
+        ),
         what="streaming again",
     )
     # Step 5: the pool uses it again by itself, and it has everything.
     eventually(lambda: on_replica(pool), what="reads back on the rebuilt replica")
-    assert pool.execute(f"SELECT count(*) FROM {table}", readonly=True) == [(2,)]
-    assert replication_primary.psql(
-        f"SELECT active FROM pg_replication_slots WHERE slot_name = '{standby.slot}'"
-    ).strip() == "t"
+    assert pool.execute(q("SELECT count(*) FROM {}", table), readonly=True) == [(2,)]
+    assert slot(replication_primary, standby.slot) == (True, True)
 
 
 def test_read_stats_name_every_state_and_reason_the_metrics_use(
