@@ -142,12 +142,12 @@ def main() -> None:
         row(
             "read on the replica: execute(SELECT 1, readonly=True)",
             "primary, pool without replicas: execute(SELECT 1)",
-            compare(replica_read, primary_read, 20, args.rounds),
+            compare(replica_read, primary_read, 10, args.rounds),
         )
         row(
             "write with read-your-writes mark: execute(INSERT)",
             "same INSERT, pool without replicas",
-            compare(routed_write, plain_write, 20, args.rounds),
+            compare(routed_write, plain_write, 10, args.rounds),
         )
         before = routed.read_stats()
         row(

@@ -162,9 +162,10 @@ class ReplicaSet:
         self._settings = settings
         self._kwargs = dict(connect_kwargs)
         self._connect_timeout = max(1, math.ceil(min(settings.timeout_seconds, 2)))
-        # Wait this long for a replica connection (a first one is opened on demand), then
-        # read from the primary instead.
-        self._checkout_timeout = min(settings.timeout_seconds, 1.0)
+        # Wait this long for a replica connection, then read from the primary ("busy"). A
+        # connection being opened meanwhile still joins the pool for the next reads; and a
+        # read racing a replica's death waits no longer than this.
+        self._checkout_timeout = min(settings.timeout_seconds, 0.1)
         self._lock = threading.Lock()
         self._round_robin = itertools.count()
         self._closed = threading.Event()
