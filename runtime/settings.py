@@ -79,12 +79,16 @@ class DatabaseSettings:
     name: str
     user: str
     password: Secret | None = None
+    # Streaming replicas that reads may go to (docs/runtime-read-routing.md).
+    replicas: tuple[DatabaseSettings, ...] = ()
 
     @property
     def secrets(self) -> tuple[str, ...]:
         found = [self.dsn.reveal()]
         if self.password is not None:
             found.append(self.password.reveal())
+        for replica in self.replicas:
+            found.extend(replica.secrets)
         return tuple(found)
 
 
@@ -96,6 +100,10 @@ class PoolSettings:
     max_overflow: int = 20
     timeout_seconds: float = 30.0
     statement_timeout_ms: int = 5000
+    # Read routing (docs/runtime-read-routing.md): a replica further behind the primary's WAL
+    # than this is skipped; each replica is checked this often.
+    max_replica_lag_bytes: int = 16 * 1024 * 1024
+    replica_check_interval_seconds: float = 1.0
 
     @property
     def max_connections(self) -> int:
@@ -218,7 +226,49 @@ def _str(name: str, raw: Any, default: str | None = None, *, secret: bool = Fals
 def _database(src: _Source, address: Address) -> DatabaseSettings:
     path = "database.local.dsn" if address == "local" else "database.dsn"
     name, raw = src.get(path, "DATABASE_URL")
-    dsn = _str(name, raw, secret=True)
+    primary = _dsn_settings(src, name, _str(name, raw, secret=True))
+    return DatabaseSettings(
+        dsn=primary.dsn,
+        host=primary.host,
+        port=primary.port,
+        name=primary.name,
+        user=primary.user,
+        password=primary.password,
+        replicas=_replicas(src, address),
+    )
+
+
+def _replicas(src: _Source, address: Address) -> tuple[DatabaseSettings, ...]:
+    """`DATABASE_REPLICA_URLS` (comma-separated DSNs), else `database.replicas`: a list of
+    {"host", "port", "dsn", "local": {"dsn"}} objects as the stack exports them."""
+    env = src.env.get("DATABASE_REPLICA_URLS", "")
+    if env.strip():
+        names = [f"DATABASE_REPLICA_URLS[{i}]" for i in range(env.count(",") + 1)]
+        return tuple(
+            _dsn_settings(src, name, _str(name, part.strip(), secret=True))
+            for name, part in zip(names, env.split(","), strict=True)
+        )
+    raw = src.get("database.replicas", None)[1]
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ConfigError("database.replicas", type(raw).__name__, "a list of {host, port, dsn}")
+    found = []
+    for i, entry in enumerate(raw):
+        name = f"database.replicas[{i}]"
+        if not isinstance(entry, Mapping):
+            raise ConfigError(name, type(entry).__name__, "an object {host, port, dsn}")
+        local = entry.get("local")
+        if address == "local" and isinstance(local, Mapping) and "dsn" in local:
+            name, dsn = f"{name}.local.dsn", local["dsn"]
+        else:
+            name, dsn = f"{name}.dsn", entry.get("dsn")
+        found.append(_dsn_settings(src, name, _str(name, dsn, secret=True)))
+    return tuple(found)
+
+
+def _dsn_settings(src: _Source, name: str, dsn: str) -> DatabaseSettings:
+    """Host, port, database and user of one DSN; `name` is the field reported on errors."""
     try:
         parts = conninfo_to_dict(dsn)
     except Exception:  # psycopg echoes the string, password included: never chain it
@@ -293,6 +343,15 @@ def _pool(src: _Source) -> PoolSettings:
             *src.get("pool.statement_timeout_ms", "DB_STATEMENT_TIMEOUT_MS"),
             0,
             d.statement_timeout_ms,
+        ),
+        max_replica_lag_bytes=_int(
+            *src.get("pool.max_replica_lag_bytes", "DB_MAX_REPLICA_LAG_BYTES"),
+            0,
+            d.max_replica_lag_bytes,
+        ),
+        replica_check_interval_seconds=_seconds(
+            *src.get("pool.replica_check_interval_seconds", "DB_REPLICA_CHECK_INTERVAL"),
+            d.replica_check_interval_seconds,
         ),
     )
 

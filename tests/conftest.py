@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.http_receiver import Receiver
-from tests.servers import BlackHole, PostgresServer, RedisServer
+from tests.servers import BlackHole, PostgresServer, RedisServer, StandbyServer
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -58,6 +58,27 @@ def postgres_server() -> Iterator[PostgresServer]:
 @pytest.fixture
 def fresh_postgres() -> Iterator[PostgresServer]:
     server = PostgresServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def replication_primary() -> Iterator[PostgresServer]:
+    """A primary that standbys stream from (its own cluster: tests pause and kill those)."""
+    server = PostgresServer()
+    try:
+        server.enable_replication()
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def standby(replication_primary: PostgresServer) -> Iterator[StandbyServer]:
+    """A fresh hot standby of `replication_primary` through a slot of its own (dropped after)."""
+    server = StandbyServer(replication_primary)
     try:
         yield server
     finally:

@@ -149,6 +149,17 @@ def test_environment_alone_with_defaults() -> None:
         ({"database__dsn": ""}, {}, "database.dsn", "non-empty"),
         ({"redis__maxmemory": "lots"}, {}, "redis.maxmemory", "'512mb'"),
         ({"redis__eviction_policy": "lru"}, {}, "redis.eviction_policy", "allkeys-lru"),
+        ({"database__replicas": "r1"}, {}, "database.replicas", "a list of {host, port, dsn}"),
+        ({"database__replicas": [{"host": "r"}]}, {}, "database.replicas[0].dsn", "required"),
+        ({}, {"DATABASE_REPLICA_URLS": "postgresql://r/app,"}, "DATABASE_REPLICA_URLS[1]", "non"),
+        ({}, {"DATABASE_REPLICA_URLS": "postgresql://:1/app"}, "DATABASE_REPLICA_URLS[0]", "host"),
+        ({}, {"DB_MAX_REPLICA_LAG_BYTES": "1MB"}, "DB_MAX_REPLICA_LAG_BYTES", "integer >= 0"),
+        (
+            {"pool__replica_check_interval_seconds": 0},
+            {},
+            "pool.replica_check_interval_seconds",
+            "> 0",
+        ),
     ],
 )
 def test_bad_values_name_the_field_the_value_and_the_rule(
@@ -159,6 +170,32 @@ def test_bad_values_name_the_field_the_value_and_the_rule(
     assert caught.value.field == field
     assert str(caught.value).startswith(f"{field}: got ")
     assert allowed in str(caught.value)
+
+
+def test_replicas_come_from_app_config_or_one_environment_variable() -> None:
+    replicas = [
+        {
+            "host": "postgres-replica-1",
+            "port": 5432,
+            "dsn": f"postgresql://app:{DB_PASSWORD}@postgres-replica-1:5432/app",
+            "local": {"dsn": f"postgresql://app:{DB_PASSWORD}@127.0.0.1:15433/app"},
+        }
+    ]
+    data = config(database__replicas=replicas, pool__max_replica_lag_bytes=1024)
+    network = load_settings(data, env={})
+    assert [(r.host, r.port, r.name) for r in network.database.replicas] == [
+        ("postgres-replica-1", 5432, "app")
+    ]
+    assert network.pool.max_replica_lag_bytes == 1024
+    assert network.pool.replica_check_interval_seconds == 1.0
+    local = load_settings(data, env={}, address="local")
+    assert [(r.host, r.port) for r in local.database.replicas] == [("127.0.0.1", 15433)]
+    env = {"DATABASE_REPLICA_URLS": "postgresql://a:pw@r1/app, postgresql://a:pw@r2:6432/app"}
+    overridden = load_settings(data, env=env)
+    assert [(r.host, r.port) for r in overridden.database.replicas] == [("r1", 5432), ("r2", 6432)]
+    assert load_settings(config(), env={}).database.replicas == ()
+    assert DB_PASSWORD not in repr(network) and "pw" not in repr(overridden.database)
+    assert DB_PASSWORD in network.database.secrets  # redacted from the pool's messages
 
 
 def test_missing_required_fields_are_named() -> None:
