@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 
 import pytest
+from moto.server import ThreadedMotoServer
 
 from tests.http_receiver import Receiver
 from tests.servers import BlackHole, PostgresServer, RedisServer
@@ -126,3 +127,15 @@ def empty_db(postgres_server: PostgresServer) -> Iterator[str]:
     dsn = postgres_server.create_database()
     yield dsn
     postgres_server.drop_database(dsn)
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    """moto's S3 server (one per test module)."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()

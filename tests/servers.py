@@ -22,6 +22,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import psycopg
+from psycopg import sql
+
+from runtime.backup.dump import TABLES_SQL
+
 
 def free_port() -> int:
     """A loopback TCP port that was free a moment ago."""
@@ -358,3 +363,27 @@ class BlackHole:
         for conn in self._accepted:
             conn.close()
         self._sock.close()
+
+
+# -- what tests compare ----------------------------------------------------------------
+def fingerprint(dsn: str) -> dict[str, tuple[int, str]]:
+    """What a database holds: per table, the row count and an md5 over all rows in a stable
+    order (a content checksum to compare a restore with its source)."""
+    out: dict[str, tuple[int, str]] = {}
+    with psycopg.connect(dsn) as conn:
+        for schema, table in conn.execute(TABLES_SQL).fetchall():
+            query = sql.SQL(
+                "SELECT count(*), coalesce(md5(string_agg(t::text, ',' ORDER BY t::text)), '') "
+                "FROM {}.{} t"
+            ).format(sql.Identifier(str(schema)), sql.Identifier(str(table)))
+            row = conn.execute(query).fetchone()
+            assert row is not None
+            out[f"{schema}.{table}"] = (int(row[0]), str(row[1]))
+    return out
+
+
+def flip(data: bytes) -> bytes:
+    """`data` with one byte in the middle inverted (a corrupted copy)."""
+    out = bytearray(data)
+    out[len(out) // 2] ^= 0xFF
+    return bytes(out)
