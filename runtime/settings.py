@@ -359,6 +359,8 @@ def mask_secret_url(url: str) -> str:
 def _database(src: _Source, address: Address) -> DatabaseSettings:
     path = "database.local.dsn" if address == "local" else "database.dsn"
     name, raw = src.get(path, "DATABASE_URL")
+    if raw is None:
+        raise ConfigError(f"DATABASE_URL ({path})", None, "a value (it is required)")
     dsn = _str(name, raw, secret=True)
     try:
         parts = conninfo_to_dict(dsn)
@@ -399,6 +401,8 @@ _MAXMEMORY = re.compile(r"^\d+(b|k|kb|m|mb|g|gb)?$", re.IGNORECASE)
 def _redis(src: _Source, address: Address) -> RedisSettings:
     path = "redis.local.url" if address == "local" else "redis.url"
     name, raw = src.get(path, "REDIS_URL")
+    if raw is None:
+        raise ConfigError(f"REDIS_URL ({path})", None, "a value (it is required)")
     url = _str(name, raw, secret=True)
     try:
         parts = urlsplit(url)

@@ -169,7 +169,7 @@ def test_missing_required_fields_are_named() -> None:
         load_settings(env={})
     data = config()
     del data["redis"]
-    with pytest.raises(ConfigError, match=r"^redis\.url: .*required"):
+    with pytest.raises(ConfigError, match=r"^REDIS_URL \(redis\.url\): .*required"):
         load_settings(data, env={})
 
 
