@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pulumi
 
-from components.secrets import generated_password
+from components.passwords import generated_password
 from components.spec import (
     ConfigFile,
     DataVolume,
@@ -89,8 +89,7 @@ class Postgres(pulumi.ComponentResource):
         super().__init__("infra:postgres:Postgres", name, None, opts)
         self.password = generated_password(f"{name}-password", self)
         spec = postgres_spec(args, self.password)
-        self.service = platform.deploy(spec, parent=self)
-        self.spec = spec
+        platform.deploy(spec, parent=self)
         self.host = pulumi.Output.from_input(spec.name)
         self.port = pulumi.Output.from_input(PORT)
         self.database = pulumi.Output.from_input(args.database)

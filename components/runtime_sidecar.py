@@ -23,7 +23,6 @@ from components.spec import (
     HealthProbe,
     ImageBuild,
     Platform,
-    ScrapeTarget,
     ServiceSpec,
 )
 
@@ -90,7 +89,6 @@ class RuntimeSidecar(pulumi.ComponentResource):
     """Backups, metrics and alert evaluation next to the database and the cache."""
 
     url: pulumi.Output[str]
-    scrape_targets: list[ScrapeTarget]
 
     def __init__(
         self,
@@ -101,8 +99,6 @@ class RuntimeSidecar(pulumi.ComponentResource):
     ) -> None:
         super().__init__("infra:runtime:RuntimeSidecar", name, None, opts)
         spec = runtime_sidecar_spec(args)
-        self.spec = spec
-        self.service = platform.deploy(spec, parent=self)
+        platform.deploy(spec, parent=self)
         self.url = pulumi.Output.from_input(f"http://{spec.address}")
-        self.scrape_targets = [ScrapeTarget("runtime", spec.address)]
         self.register_outputs({"url": self.url})
