@@ -38,7 +38,7 @@ import psycopg_pool
 from psycopg.rows import TupleRow
 
 from runtime.errors import redact
-from runtime.logging import StateLog
+from runtime.statelog import StateLog
 from runtime.settings import DatabaseSettings, PoolSettings
 
 Connection = psycopg.Connection[TupleRow]
