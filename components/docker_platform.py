@@ -44,6 +44,8 @@ class DockerPlatform(pulumi.ComponentResource):
         super().__init__("infra:docker:DockerPlatform", name, None, opts)
         self.name = name
         self.policy = policy
+        # (service, volume name) -> volume, for services that mount another's (SharedVolume)
+        self._volumes: dict[tuple[str, str], docker.Volume] = {}
         child = pulumi.ResourceOptions(parent=self)
         # internal=True: no route off the host; only services also on `edge` can reach out
         # or be reached (nginx, and the egress of Grafana and Alertmanager).
@@ -64,6 +66,7 @@ class DockerPlatform(pulumi.ComponentResource):
                 build=docker.DockerBuildArgs(
                     context=spec.build.context,
                     dockerfile=spec.build.dockerfile,
+                    args=dict(spec.build.args) or None,
                 ),
                 skip_push=True,  # built on the Docker host that runs it; no registry needed
                 opts=child,
@@ -78,10 +81,15 @@ class DockerPlatform(pulumi.ComponentResource):
             # protect: `pulumi destroy` refuses to delete the data until it is unprotected.
             docker.Volume(
                 f"{prefix}-{v.name}",
-                opts=child.merge(pulumi.ResourceOptions(protect=self.policy.protect_data)),
+                opts=child.merge(
+                    pulumi.ResourceOptions(protect=self.policy.protect_data and v.persistent)
+                ),
             )
             for v in spec.volumes
         )
+        for volume, v in zip(volumes, spec.volumes, strict=True):
+            self._volumes[(spec.name, v.name)] = volume
+        shared = [(self._shared(spec.name, s.service, s.name), s) for s in spec.shared_volumes]
         networks = set(spec.networks)
         if spec.published:
             # Docker publishes no port of a container attached only to internal networks.
@@ -110,6 +118,14 @@ class DockerPlatform(pulumi.ComponentResource):
                 *(
                     docker.ContainerVolumeArgs(volume_name=vol.name, container_path=v.mount_path)
                     for vol, v in zip(volumes, spec.volumes, strict=True)
+                ),
+                *(
+                    docker.ContainerVolumeArgs(
+                        volume_name=vol.name,
+                        container_path=s.mount_path,
+                        read_only=s.read_only or None,
+                    )
+                    for vol, s in shared
                 ),
                 *(
                     docker.ContainerVolumeArgs(
@@ -153,6 +169,14 @@ class DockerPlatform(pulumi.ComponentResource):
         )
         return DockerService(container=container, image=image, volumes=volumes)
 
+    def _shared(self, user: str, service: str, name: str) -> docker.Volume:
+        try:
+            return self._volumes[(service, name)]
+        except KeyError:
+            raise ValueError(
+                f"{user} mounts volume {name!r} of {service!r}, which is not deployed yet"
+            ) from None
+
     def _healthcheck(self, spec: ServiceSpec) -> docker.ContainerHealthcheckArgs | None:
         if spec.health is None:
             return None
@@ -176,4 +200,7 @@ def _upload(file: ConfigFile) -> docker.ContainerUploadArgs:
         file=file.path,
         content=content,
         source_hash=pulumi.Output.secret(digest) if file.secret else digest,
+        owner=file.owner,
+        group=file.owner,
+        permissions=file.mode,
     )

@@ -32,13 +32,17 @@ from components.monitoring.alerts import RULES_FILE, rules_yaml
 from components.monitoring.dashboards import dashboard_files
 from components.nginx import Nginx, NginxArgs
 from components.postgres import PORT as POSTGRES_PORT
-from components.postgres import Postgres, PostgresArgs
+from components.postgres import PitrRepositoryArgs, Postgres, PostgresArgs
 from components.prometheus import Prometheus, PrometheusArgs
 from components.redis import PORT as REDIS_PORT
 from components.redis import Redis, RedisArgs
 from components.render.nginx_conf import NginxSettings
+from components.render.pgbackrest_conf import CONF_FILE as PGBACKREST_CONF
+from components.render.pgbackrest_conf import POSIX_REPO_PATH
+from components.render.postgresql_conf import STANZA
+from components.replica import PostgresReplica, PostgresReplicaArgs, replica_name
 from components.runtime_sidecar import PORT as RUNTIME_PORT
-from components.runtime_sidecar import RuntimeSidecar, RuntimeSidecarArgs
+from components.runtime_sidecar import PhysicalBackupAccess, RuntimeSidecar, RuntimeSidecarArgs
 from components.spec import Platform, RuntimePolicy, ScrapeTarget
 from components.tls import TlsCertificate
 
@@ -74,19 +78,34 @@ class DataPlatform(pulumi.ComponentResource):
             "" if c.nginx_https_port == 443 else f":{c.nginx_https_port}"
         )
 
+        postgres_args = PostgresArgs(
+            base_image=c.postgres_image,
+            database=c.db_name,
+            user=c.db_user,
+            max_connections=c.postgres_max_connections,
+            memory_mb=c.postgres_memory_mb,
+            repository=pitr_repository(c),
+            archive_timeout_seconds=c.wal_archive_timeout,
+            replicas=c.postgres_replicas,
+            loopback_port=POSTGRES_PORT if c.expose_data_ports else None,
+        )
         self.postgres = Postgres(
             f"{name}-postgres",
-            PostgresArgs(
-                image=c.postgres_image,
-                database=c.db_name,
-                user=c.db_user,
-                max_connections=c.postgres_max_connections,
-                memory_mb=c.postgres_memory_mb,
-                loopback_port=POSTGRES_PORT if c.expose_data_ports else None,
-            ),
+            postgres_args,
             self.platform,
             opts=child,
         )
+        self.replicas = [
+            PostgresReplica(
+                f"{name}-{replica_name(index)}",
+                PostgresReplicaArgs(index, postgres_args, depends_on=[self.postgres]),
+                self.postgres.replication_password,
+                self.postgres.password,
+                self.platform,
+                opts=child,
+            )
+            for index in range(1, c.postgres_replicas + 1)
+        ]
         self.redis = Redis(
             f"{name}-redis",
             RedisArgs(
@@ -189,13 +208,17 @@ class DataPlatform(pulumi.ComponentResource):
             "prometheus_url": self.prometheus.url,
             "alertmanager_url": self.alertmanager.url,
         }
-        self.app_config = _app_config(c, self.postgres, self.redis, self.endpoints)
+        self.app_config = _app_config(c, self.postgres, self.replicas, self.redis, self.endpoints)
         self.runtime = RuntimeSidecar(
             f"{name}-runtime",
             RuntimeSidecarArgs(
                 memory_mb=c.runtime_memory_mb,
                 app_config=self.app_config,
                 depends_on=[self.postgres, self.redis],
+                physical_backups=PhysicalBackupAccess(
+                    pgbackrest_conf=self.postgres.pgbackrest_conf,
+                    posix_repository=not postgres_args.repository.is_s3,
+                ),
             ),
             self.platform,
             opts=child,
@@ -219,9 +242,53 @@ class DataPlatform(pulumi.ComponentResource):
         return [Exporter(f"{name}-{s.name}", s, self.platform, opts=child) for s in specs]
 
 
+def pitr_repository(c: StackConfig) -> PitrRepositoryArgs:
+    """The pgBackRest repository the settings describe (S3 keeps one prefix per stack)."""
+    if c.pitr_repo_type == "posix":
+        return PitrRepositoryArgs(retention_full=c.pitr_retention_full)
+    return PitrRepositoryArgs(
+        retention_full=c.pitr_retention_full,
+        s3_bucket=c.pitr_s3_bucket,
+        s3_region=c.pitr_s3_region,
+        s3_endpoint=c.pitr_s3_endpoint,
+        s3_access_key=c.pitr_s3_access_key,
+        s3_secret_key=c.pitr_s3_secret_key,
+        s3_path=f"/pgbackrest/{c.stack}",
+    )
+
+
+def _pitr(c: StackConfig, postgres: Postgres) -> dict[str, Any]:
+    """What the runtime sidecar needs to run and check the physical backups (docs/data-tier.md)."""
+    repo = pitr_repository(c)
+    repository: dict[str, Any] = {"type": c.pitr_repo_type}
+    if repo.is_s3:
+        repository |= {
+            "path": repo.s3_path,
+            "s3_bucket": repo.s3_bucket,
+            "s3_region": repo.s3_region,
+            "s3_endpoint": repo.s3_endpoint or f"s3.{repo.s3_region}.amazonaws.com",
+            "s3_access_key": repo.s3_access_key,
+            "s3_secret_key": repo.s3_secret_key,
+        }
+    else:
+        repository["path"] = POSIX_REPO_PATH
+    return {
+        "stanza": STANZA,
+        "config_file": PGBACKREST_CONF,
+        "repository": repository,
+        "cipher_type": "aes-256-cbc",
+        "cipher_pass": postgres.cipher_pass,
+        "retention_full": c.pitr_retention_full,
+        "full_schedule": c.pitr_full_schedule,
+        "diff_schedule": c.pitr_diff_schedule,
+        "archive_timeout_seconds": c.wal_archive_timeout,
+    }
+
+
 def _app_config(
     c: StackConfig,
     postgres: Postgres,
+    replicas: list[PostgresReplica],
     redis: Redis,
     endpoints: dict[str, pulumi.Output[str]],
 ) -> pulumi.Output[dict[str, Any]]:
@@ -233,6 +300,8 @@ def _app_config(
         "user": c.db_user,
         "password": postgres.password,
         "dsn": postgres.dsn,
+        # read-only endpoints (hot standbys); empty without replicas
+        "replicas": [{"host": r.host, "port": r.port, "dsn": r.dsn} for r in replicas],
     }
     cache: dict[str, Any] = {
         "host": redis.host,
@@ -275,6 +344,7 @@ def _app_config(
             "retention_days": c.backup_retention_days,
             "min_keep": c.backup_min_keep,
         },
+        "pitr": _pitr(c, postgres),
         "monitoring": {
             "interval_seconds": c.monitoring_interval,
             "alert_cooldown_seconds": c.alert_cooldown,

@@ -29,7 +29,11 @@ from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import wait_for_rpcs
 from pulumi.runtime.sync_await import _sync_await
 
+from components.config import SETTINGS
+
 ROOT = Path(__file__).resolve().parent.parent
+# Keys the CLI stores encrypted (`pulumi config set --secret`): every secret setting.
+SECRET_KEYS = frozenset(s.key for s in SETTINGS if s.secret)
 PROJECT = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["name"]
 SECRET_SIG = rpc._special_secret_sig
 SIG_KEY = rpc._special_sig_key
@@ -226,7 +230,7 @@ def run_stack(stack: str, overrides: Mapping[str, Any] | None = None) -> StackRu
     pulumi_settings.SETTINGS.rpc_manager.clear()
     pulumi_settings.SETTINGS.outputs.clear()
     config = load_cli_config(stack, overrides)
-    secret_keys = [k for k in config if k.split(":", 1)[1] in ("tlsPrivateKey", "alertWebhookUrl")]
+    secret_keys = [k for k in config if k.split(":", 1)[1] in SECRET_KEYS]
     pulumi.runtime.set_all_config(config, secret_keys)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
     try:
