@@ -46,6 +46,7 @@ class DockerPlatform(pulumi.ComponentResource):
         self.policy = policy
         # (service, volume name) -> volume, for services that mount another's (SharedVolume)
         self._volumes: dict[tuple[str, str], docker.Volume] = {}
+        self._built: dict[str, docker.Image] = {}  # image name -> its build
         child = pulumi.ResourceOptions(parent=self)
         # internal=True: no route off the host; only services also on `edge` can reach out
         # or be reached (nginx, and the egress of Grafana and Alertmanager).
@@ -59,7 +60,11 @@ class DockerPlatform(pulumi.ComponentResource):
         prefix = f"{self.name}-{spec.name}"
         child = pulumi.ResourceOptions(parent=parent)
         image: docker.RemoteImage | docker.Image
-        if spec.build is not None:
+        if spec.build is not None and spec.image in self._built:
+            # one build per image: the primary and its replicas run the same one
+            image = self._built[spec.image]
+            image_ref: pulumi.Output[str] = image.image_name
+        elif spec.build is not None:
             image = docker.Image(
                 f"{prefix}-image",
                 image_name=spec.image,
@@ -71,7 +76,8 @@ class DockerPlatform(pulumi.ComponentResource):
                 skip_push=True,  # built on the Docker host that runs it; no registry needed
                 opts=child,
             )
-            image_ref: pulumi.Output[str] = image.image_name
+            self._built[spec.image] = image
+            image_ref = image.image_name
         else:
             image = docker.RemoteImage(
                 f"{prefix}-image", name=spec.image, keep_locally=True, opts=child

@@ -22,7 +22,8 @@ from tests.stack_harness import SECRET_SIG, SIG_KEY, StackRun, run_stack, unwrap
 from tests.test_stack import _TLS_FOR_PROD, _run
 
 DIGEST = "@sha256:" + "ab" * 32
-# every pulled image (the runtime's is built locally from this repository)
+# every pulled image: RemoteImages, and postgresImage, the base of the locally built
+# PostgreSQL image (the runtime's base is pinned in runtime/Dockerfile)
 IMAGE_KEYS = tuple(s.key for s in SETTINGS if s.key.endswith("Image"))
 
 
@@ -138,9 +139,27 @@ BREAKAGES: list[tuple[str, str, str, str, Mutation, str]] = [
         "image-pinned-tag",
         "dev",
         IMG,
-        "postgres-image",
-        _set("name", "postgres:latest"),
+        "alertmanager-image",
+        _set("name", "prom/alertmanager:latest"),
         "':latest'",
+    ),
+    (
+        "image-pinned-tag",
+        "dev",
+        rules.BUILT_IMAGE,
+        "postgres-image",
+        _set("imageName", "data-platform-postgres:latest"),
+        "':latest'",
+    ),
+    (
+        "image-pinned-digest-prod",
+        "prod",
+        rules.BUILT_IMAGE,
+        "postgres-image",
+        lambda props: props["build"]["args"].__setitem__(
+            "POSTGRES_IMAGE", "postgres:15.13-bookworm"
+        ),
+        "'postgres:15.13-bookworm' is pinned to a tag only",
     ),
     ("image-pinned-tag", "dev", IMG, "redis-image", _set("name", "redis"), "has no tag"),
     (
