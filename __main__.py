@@ -11,5 +11,5 @@ platform = DataPlatform("platform", config)
 pulumi.export("app_config", platform.app_config)
 for name, url in platform.endpoints.items():
     pulumi.export(name, url)
-pulumi.export("postgres_host", platform.postgres.host)
-pulumi.export("redis_host", platform.redis.host)
+pulumi.export("postgres_host", platform.data.postgres.host)
+pulumi.export("redis_host", platform.data.redis.host)

@@ -1,4 +1,8 @@
-"""Alertmanager: routes Prometheus's alerts to receivers (webhook from secret config)."""
+"""Alertmanager: routes alerts to receivers, behind nginx at /alertmanager/ for admins.
+
+The alert webhook and the Watchdog's heartbeat URL come from secret config; the file that
+holds them is then a secret too.
+"""
 
 from __future__ import annotations
 
@@ -17,21 +21,33 @@ CONFIG_FILE = "/etc/alertmanager/alertmanager.yml"
 class AlertmanagerArgs:
     image: str
     memory_mb: int
+    external_url: str  # the public URL links in notifications point at
     webhook_url: pulumi.Output[str] | None = None
+    watchdog_url: pulumi.Output[str] | None = None
 
 
 def alertmanager_spec(args: AlertmanagerArgs) -> ServiceSpec:
-    if args.webhook_url is not None:
-        config: pulumi.Input[str] = args.webhook_url.apply(render_alertmanager_yml)
+    config: pulumi.Input[str]
+    if args.webhook_url is None and args.watchdog_url is None:
+        config = render_alertmanager_yml(None, None)
     else:
-        config = render_alertmanager_yml(None)
+        config = pulumi.Output.all(args.webhook_url, args.watchdog_url).apply(
+            lambda urls: render_alertmanager_yml(urls[0], urls[1])
+        )
     return ServiceSpec(
         name="alertmanager",
         image=args.image,
         port=PORT,
-        command=[f"--config.file={CONFIG_FILE}", "--storage.path=/alertmanager"],
-        # The webhook URL carries a token: the whole file is a secret when it is set.
-        files=[ConfigFile(CONFIG_FILE, config, secret=args.webhook_url is not None)],
+        command=[
+            f"--config.file={CONFIG_FILE}",
+            "--storage.path=/alertmanager",
+            # Links in notifications (externalURL, silence links) point at the public path;
+            # nginx strips the prefix, so Alertmanager itself still serves at /.
+            f"--web.external-url={args.external_url}",
+            "--web.route-prefix=/",
+        ],
+        # The URLs carry tokens: the whole file is a secret when either is set.
+        files=[ConfigFile(CONFIG_FILE, config, secret=not isinstance(config, str))],
         volumes=[DataVolume("data", "/alertmanager")],
         health=HealthProbe(["wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{PORT}/-/ready"]),
         memory_mb=args.memory_mb,
@@ -53,8 +69,7 @@ class Alertmanager(pulumi.ComponentResource):
     ) -> None:
         super().__init__("infra:alertmanager:Alertmanager", name, None, opts)
         spec = alertmanager_spec(args)
-        self.spec = spec
-        self.service = platform.deploy(spec, parent=self)
+        platform.deploy(spec, parent=self)
         self.address = spec.address
         self.url = pulumi.Output.from_input(f"http://{spec.address}")
         self.scrape_targets = [ScrapeTarget("alertmanager", spec.address)]

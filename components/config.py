@@ -18,6 +18,8 @@ from typing import Any, Literal
 import pulumi
 from croniter import croniter
 
+from components.monitoring.alerts import RUNBOOK_URL
+
 PROJECT = "data-platform"
 
 Kind = Literal["string", "integer", "boolean", "array"]
@@ -113,6 +115,11 @@ def _cidrs(v: list[str]) -> str | None:
 def _webhook(v: str) -> str | None:
     ok = v == "" or v.startswith(("https://", "http://"))
     return None if ok else "an http(s):// URL, or empty for no webhook"
+
+
+def _heartbeat(v: str) -> str | None:
+    ok = v == "" or (v.startswith("https://") and len(v) > len("https://"))
+    return None if ok else "an https:// URL, or empty for no heartbeat"
 
 
 def _url(v: str) -> str | None:
@@ -216,7 +223,7 @@ SETTINGS: tuple[Setting, ...] = (
         "adminAllowCidrs",
         "array",
         ["127.0.0.1/32", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"],
-        "Client networks allowed to reach /prometheus/ (Prometheus has no login).",
+        "Client networks allowed to reach /prometheus/ and /alertmanager/ (they have no login).",
         _cidrs,
     ),
     Setting(
@@ -436,9 +443,18 @@ SETTINGS: tuple[Setting, ...] = (
         secret=True,
     ),
     Setting(
+        "watchdogWebhookUrl",
+        "string",
+        "",
+        "Heartbeat URL the always-firing Watchdog alert is sent to (a dead man's switch such as "
+        "healthchecks.io; set with --secret; empty = Watchdog sent nowhere).",
+        _heartbeat,
+        secret=True,
+    ),
+    Setting(
         "runbookUrl",
         "string",
-        "https://github.com/data-platform/data-platform/blob/main/docs/runbooks.md",
+        RUNBOOK_URL,
         "Where alerts' runbook_url annotations point (your copy of docs/runbooks.md).",
         _url,
     ),
@@ -654,6 +670,7 @@ class StackConfig:
     monitoring_interval: int
     alert_cooldown: int
     alert_webhook_url: pulumi.Output[str] | None
+    watchdog_webhook_url: pulumi.Output[str] | None
     runbook_url: str
     scrape_interval_seconds: int
     prometheus_retention: str

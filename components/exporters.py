@@ -202,6 +202,5 @@ class Exporter(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("infra:exporters:Exporter", name, None, opts)
-        self.spec = spec
-        self.service = platform.deploy(spec, parent=self)
+        platform.deploy(spec, parent=self)
         self.register_outputs({"address": spec.address})

@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 
 import pulumi
 
+from components.passwords import generated_password
 from components.render.grafana_provisioning import (
     DASHBOARDS_DIR,
     render_dashboard_provider,
     render_datasources,
 )
-from components.secrets import generated_password
-from components.spec import ConfigFile, DataVolume, HealthProbe, Platform, ScrapeTarget, ServiceSpec
+from components.spec import ConfigFile, DataVolume, HealthProbe, Platform, ServiceSpec
 
 PORT = 3000
 CREDENTIAL_FILE = "/run/secrets/grafana-admin-password"
@@ -79,7 +79,6 @@ def grafana_spec(args: GrafanaArgs, admin_password: pulumi.Input[str]) -> Servic
 class Grafana(pulumi.ComponentResource):
     url: pulumi.Output[str]
     admin_password: pulumi.Output[str]
-    scrape_targets: list[ScrapeTarget]
 
     def __init__(
         self,
@@ -91,9 +90,7 @@ class Grafana(pulumi.ComponentResource):
         super().__init__("infra:grafana:Grafana", name, None, opts)
         self.admin_password = generated_password(f"{name}-admin-password", self)
         spec = grafana_spec(args, self.admin_password)
-        self.spec = spec
-        self.service = platform.deploy(spec, parent=self)
+        platform.deploy(spec, parent=self)
         self.address = spec.address
         self.url = pulumi.Output.from_input(args.root_url)
-        self.scrape_targets = [ScrapeTarget("grafana", spec.address)]
         self.register_outputs({"url": self.url, "admin_password": self.admin_password})

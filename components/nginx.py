@@ -69,8 +69,7 @@ class Nginx(pulumi.ComponentResource):
     ) -> None:
         super().__init__("infra:nginx:Nginx", name, None, opts)
         spec = nginx_spec(args)
-        self.spec = spec
-        self.service = platform.deploy(spec, parent=self)
+        platform.deploy(spec, parent=self)
         suffix = "" if args.https_port == 443 else f":{args.https_port}"
         self.public_url = pulumi.Output.from_input(f"https://{args.settings.server_name}{suffix}")
         self.stub_status_address = f"{spec.name}:{STUB_STATUS_PORT}"

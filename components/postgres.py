@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pulumi
 
+from components.passwords import generated_password
 from components.render.pgbackrest_conf import (
     CONF_FILE as PGBACKREST_CONF,
 )
@@ -34,7 +35,6 @@ from components.render.postgresql_conf import (
     render_pg_hba_conf,
     render_pg_ident_conf,
 )
-from components.secrets import generated_password
 from components.spec import (
     ConfigFile,
     DataVolume,
@@ -237,8 +237,7 @@ class Postgres(pulumi.ComponentResource):
         self.cipher_pass = generated_password(f"{name}-pitr-cipher-pass", self)
         self.pgbackrest_conf = pgbackrest_conf(args, self.cipher_pass)
         spec = postgres_spec(args, self.password, self.replication_password, self.pgbackrest_conf)
-        self.service = platform.deploy(spec, parent=self)
-        self.spec = spec
+        platform.deploy(spec, parent=self)
         self.host = pulumi.Output.from_input(spec.name)
         self.port = pulumi.Output.from_input(PORT)
         self.database = pulumi.Output.from_input(args.database)

@@ -68,8 +68,7 @@ class Prometheus(pulumi.ComponentResource):
     ) -> None:
         super().__init__("infra:prometheus:Prometheus", name, None, opts)
         spec = prometheus_spec(args)
-        self.spec = spec
-        self.service = platform.deploy(spec, parent=self)
+        platform.deploy(spec, parent=self)
         self.address = spec.address
         self.url = pulumi.Output.from_input(f"http://{spec.address}")
         self.register_outputs({"url": self.url})

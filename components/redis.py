@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import pulumi
 
+from components.passwords import generated_password
 from components.render.redis_conf import render_redis_conf
-from components.secrets import generated_password
 from components.spec import (
     ConfigFile,
     DataVolume,
@@ -78,8 +78,7 @@ class Redis(pulumi.ComponentResource):
         super().__init__("infra:redis:Redis", name, None, opts)
         self.password = generated_password(f"{name}-password", self)
         spec = redis_spec(args, self.password)
-        self.spec = spec
-        self.service = platform.deploy(spec, parent=self)
+        platform.deploy(spec, parent=self)
         self.host = pulumi.Output.from_input(spec.name)
         self.port = pulumi.Output.from_input(PORT)
         self.url = pulumi.Output.secret(

@@ -33,7 +33,6 @@ from components.spec import (
     HealthProbe,
     ImageBuild,
     Platform,
-    ScrapeTarget,
     ServiceSpec,
     SharedVolume,
 )
@@ -137,7 +136,6 @@ class RuntimeSidecar(pulumi.ComponentResource):
     """Backups, metrics and alert evaluation next to the database and the cache."""
 
     url: pulumi.Output[str]
-    scrape_targets: list[ScrapeTarget]
 
     def __init__(
         self,
@@ -148,8 +146,6 @@ class RuntimeSidecar(pulumi.ComponentResource):
     ) -> None:
         super().__init__("infra:runtime:RuntimeSidecar", name, None, opts)
         spec = runtime_sidecar_spec(args)
-        self.spec = spec
-        self.service = platform.deploy(spec, parent=self)
+        platform.deploy(spec, parent=self)
         self.url = pulumi.Output.from_input(f"http://{spec.address}")
-        self.scrape_targets = [ScrapeTarget("runtime", spec.address)]
         self.register_outputs({"url": self.url})

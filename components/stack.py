@@ -4,11 +4,12 @@ Edges (a dependent's container is created only once its dependencies are healthy
 destroyed before them):
 
     postgres, redis, alertmanager -> prometheus -> grafana -> nginx
-                                     prometheus ---------------> nginx
+                     alertmanager, prometheus ---------------> nginx
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -47,23 +48,50 @@ from components.spec import Platform, RuntimePolicy, ScrapeTarget
 from components.tls import TlsCertificate
 
 
+@dataclass(frozen=True)
+class DataTier:
+    """What applications store their data in."""
+
+    postgres: Postgres
+    replicas: list[PostgresReplica]  # hot standbys: the read-only endpoints
+    redis: Redis
+
+
+@dataclass(frozen=True)
+class Observability:
+    """Alert routing, metrics and dashboards (the exporters come after the edge they watch)."""
+
+    alertmanager: Alertmanager
+    prometheus: Prometheus
+    grafana: Grafana
+
+
+@dataclass(frozen=True)
+class Edge:
+    """The one published service and its certificate."""
+
+    tls: TlsCertificate
+    nginx: Nginx
+
+
 class DataPlatform(pulumi.ComponentResource):
-    """PostgreSQL, Redis, Alertmanager, Prometheus, Grafana and nginx for one stack."""
+    """PostgreSQL, Redis, Alertmanager, Prometheus, Grafana and nginx for one stack.
+
+    Every service is a direct child of this component, whichever tier builds it, so the
+    resources' URNs do not depend on how this file is organised.
+    """
 
     app_config: pulumi.Output[dict[str, Any]]
     endpoints: dict[str, pulumi.Output[str]]
+    data: DataTier
 
     def __init__(
-        self,
-        name: str,
-        config: StackConfig,
-        platform: Platform | None = None,
-        opts: pulumi.ResourceOptions | None = None,
+        self, name: str, config: StackConfig, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("infra:stack:DataPlatform", name, None, opts)
         c = config
         child = pulumi.ResourceOptions(parent=self)
-        self.platform = platform or DockerPlatform(
+        platform = DockerPlatform(
             f"{name}-docker",
             RuntimePolicy(
                 restart_policy=c.restart_policy,
@@ -77,169 +105,210 @@ class DataPlatform(pulumi.ComponentResource):
         public = f"https://{c.domain}" + (
             "" if c.nginx_https_port == 443 else f":{c.nginx_https_port}"
         )
-
-        postgres_args = PostgresArgs(
-            base_image=c.postgres_image,
-            database=c.db_name,
-            user=c.db_user,
-            max_connections=c.postgres_max_connections,
-            memory_mb=c.postgres_memory_mb,
-            repository=pitr_repository(c),
-            archive_timeout_seconds=c.wal_archive_timeout,
-            replicas=c.postgres_replicas,
-            loopback_port=POSTGRES_PORT if c.expose_data_ports else None,
-        )
-        self.postgres = Postgres(
-            f"{name}-postgres",
-            postgres_args,
-            self.platform,
-            opts=child,
-        )
-        self.replicas = [
-            PostgresReplica(
-                f"{name}-{replica_name(index)}",
-                PostgresReplicaArgs(index, postgres_args, depends_on=[self.postgres]),
-                self.postgres.replication_password,
-                self.postgres.password,
-                self.platform,
-                opts=child,
-            )
-            for index in range(1, c.postgres_replicas + 1)
-        ]
-        self.redis = Redis(
-            f"{name}-redis",
-            RedisArgs(
-                image=c.redis_image,
-                maxmemory=c.redis_max_memory,
-                eviction_policy=c.redis_eviction_policy,
-                memory_mb=c.redis_memory_mb,
-                loopback_port=REDIS_PORT if c.expose_data_ports else None,
-            ),
-            self.platform,
-            opts=child,
-        )
-        self.alertmanager = Alertmanager(
-            f"{name}-alertmanager",
-            AlertmanagerArgs(
-                image=c.alertmanager_image,
-                memory_mb=c.alertmanager_memory_mb,
-                webhook_url=c.alert_webhook_url,
-            ),
-            self.platform,
-            opts=child,
-        )
-        self.prometheus = Prometheus(
-            f"{name}-prometheus",
-            PrometheusArgs(
-                image=c.prometheus_image,
-                memory_mb=c.prometheus_memory_mb,
-                stack=c.stack,
-                external_url=f"{public}/prometheus/",
-                retention=c.prometheus_retention,
-                scrape_interval_seconds=c.scrape_interval_seconds,
-                alertmanager_address=self.alertmanager.address,
-                scrape_targets=[
-                    *self.alertmanager.scrape_targets,
-                    # Services started after Prometheus are found by their fixed aliases.
-                    ScrapeTarget("grafana", f"grafana:{GRAFANA_PORT}"),
-                    *scrape_targets("https://nginx/", c.host_metrics),
-                    ScrapeTarget("runtime", f"runtime:{RUNTIME_PORT}"),
-                ],
-                rule_files={RULES_FILE: rules_yaml(runbook_url=c.runbook_url)},
-                depends_on=[self.postgres, self.redis, self.alertmanager],
-            ),
-            self.platform,
-            opts=child,
-        )
-        self.grafana = Grafana(
-            f"{name}-grafana",
-            GrafanaArgs(
-                image=c.grafana_image,
-                memory_mb=c.grafana_memory_mb,
-                admin_user=c.grafana_admin_user,
-                root_url=f"{public}/grafana/",
-                prometheus_url=f"http://{self.prometheus.address}",
-                scrape_interval_seconds=c.scrape_interval_seconds,
-                dashboards=dashboard_files(),
-                depends_on=[self.prometheus],
-            ),
-            self.platform,
-            opts=child,
-        )
-        self.tls = TlsCertificate(
-            f"{name}-tls",
-            domain=c.domain,
-            provided_certificate=c.tls_certificate if c.tls_mode == "provided" else "",
-            provided_private_key=c.tls_private_key if c.tls_mode == "provided" else None,
-            opts=child,
-        )
-        self.nginx = Nginx(
-            f"{name}-nginx",
-            NginxArgs(
-                image=c.nginx_image,
-                memory_mb=c.nginx_memory_mb,
-                settings=NginxSettings(
-                    server_name=c.domain,
-                    https_port=c.nginx_https_port,
-                    worker_processes=c.nginx_worker_processes,
-                    rate_limit_rps=c.rate_limit_rps,
-                    rate_limit_burst=c.rate_limit_burst,
-                    backend_upstream=c.backend_upstream,
-                    frontend_upstream=c.frontend_upstream,
-                    grafana_upstream=self.grafana.address,
-                    prometheus_upstream=self.prometheus.address,
-                    admin_allow_cidrs=c.admin_allow_cidrs,
-                ),
-                http_port=c.nginx_http_port,
-                https_port=c.nginx_https_port,
-                certificate_pem=self.tls.certificate_pem,
-                private_key_pem=self.tls.private_key_pem,
-                depends_on=[self.grafana, self.prometheus],
-            ),
-            self.platform,
-            opts=child,
-        )
-
-        self.exporters = self._exporters(name, c)
-
+        self.data = data_tier(name, c, platform, child)
+        observability = observability_tier(name, c, public, self.data, platform, child)
+        edge = edge_tier(name, c, observability, platform, child)
+        exporters(name, c, self.data, edge, platform, child)
         self.endpoints = {
-            "public_url": self.nginx.public_url,
-            "grafana_url": self.grafana.url,
-            "prometheus_url": self.prometheus.url,
-            "alertmanager_url": self.alertmanager.url,
+            "public_url": edge.nginx.public_url,
+            "grafana_url": observability.grafana.url,
+            "prometheus_url": observability.prometheus.url,
+            "alertmanager_url": observability.alertmanager.url,
         }
-        self.app_config = _app_config(c, self.postgres, self.replicas, self.redis, self.endpoints)
-        self.runtime = RuntimeSidecar(
+        self.app_config = _app_config(c, self.data, self.endpoints)
+        RuntimeSidecar(
             f"{name}-runtime",
             RuntimeSidecarArgs(
                 memory_mb=c.runtime_memory_mb,
                 app_config=self.app_config,
-                depends_on=[self.postgres, self.redis],
+                depends_on=[self.data.postgres, self.data.redis],
                 physical_backups=PhysicalBackupAccess(
-                    pgbackrest_conf=self.postgres.pgbackrest_conf,
-                    posix_repository=not postgres_args.repository.is_s3,
+                    pgbackrest_conf=self.data.postgres.pgbackrest_conf,
+                    posix_repository=c.pitr_repo_type == "posix",
                 ),
             ),
-            self.platform,
+            platform,
             opts=child,
         )
         self.register_outputs({"app_config": self.app_config, **self.endpoints})
 
-    def _exporters(self, name: str, c: StackConfig) -> list[Exporter]:
-        """One exporter per target, each created after (and destroyed before) its target."""
-        specs = [
-            postgres_exporter_spec(
-                c.postgres_exporter_image, c.db_name, c.db_user, self.postgres.password,
-                self.postgres,
+
+def data_tier(
+    name: str, c: StackConfig, platform: Platform, opts: pulumi.ResourceOptions
+) -> DataTier:
+    """PostgreSQL (archiving its WAL) and its replicas, and Redis; PostgreSQL and Redis
+    published on 127.0.0.1 only when exposeDataPorts is set."""
+    postgres_args = PostgresArgs(
+        base_image=c.postgres_image,
+        database=c.db_name,
+        user=c.db_user,
+        max_connections=c.postgres_max_connections,
+        memory_mb=c.postgres_memory_mb,
+        repository=pitr_repository(c),
+        archive_timeout_seconds=c.wal_archive_timeout,
+        replicas=c.postgres_replicas,
+        loopback_port=POSTGRES_PORT if c.expose_data_ports else None,
+    )
+    postgres = Postgres(f"{name}-postgres", postgres_args, platform, opts=opts)
+    # each replica is created once the primary is healthy, and destroyed before it
+    replicas = [
+        PostgresReplica(
+            f"{name}-{replica_name(index)}",
+            PostgresReplicaArgs(index, postgres_args, depends_on=[postgres]),
+            postgres.replication_password,
+            postgres.password,
+            platform,
+            opts=opts,
+        )
+        for index in range(1, c.postgres_replicas + 1)
+    ]
+    redis = Redis(
+        f"{name}-redis",
+        RedisArgs(
+            image=c.redis_image,
+            maxmemory=c.redis_max_memory,
+            eviction_policy=c.redis_eviction_policy,
+            memory_mb=c.redis_memory_mb,
+            loopback_port=REDIS_PORT if c.expose_data_ports else None,
+        ),
+        platform,
+        opts=opts,
+    )
+    return DataTier(postgres=postgres, replicas=replicas, redis=redis)
+
+
+def observability_tier(
+    name: str,
+    c: StackConfig,
+    public: str,
+    data: DataTier,
+    platform: Platform,
+    opts: pulumi.ResourceOptions,
+) -> Observability:
+    """Alertmanager, then Prometheus (after the data it watches), then Grafana over it."""
+    alertmanager = Alertmanager(
+        f"{name}-alertmanager",
+        AlertmanagerArgs(
+            image=c.alertmanager_image,
+            memory_mb=c.alertmanager_memory_mb,
+            external_url=f"{public}/alertmanager/",
+            webhook_url=c.alert_webhook_url,
+            watchdog_url=c.watchdog_webhook_url,
+        ),
+        platform,
+        opts=opts,
+    )
+    prometheus = Prometheus(
+        f"{name}-prometheus",
+        PrometheusArgs(
+            image=c.prometheus_image,
+            memory_mb=c.prometheus_memory_mb,
+            stack=c.stack,
+            external_url=f"{public}/prometheus/",
+            retention=c.prometheus_retention,
+            scrape_interval_seconds=c.scrape_interval_seconds,
+            alertmanager_address=alertmanager.address,
+            scrape_targets=[
+                *alertmanager.scrape_targets,
+                # Services started after Prometheus are found by their fixed aliases.
+                ScrapeTarget("grafana", f"grafana:{GRAFANA_PORT}"),
+                *scrape_targets("https://nginx/", c.host_metrics),
+                ScrapeTarget("runtime", f"runtime:{RUNTIME_PORT}"),
+            ],
+            rule_files={RULES_FILE: rules_yaml(runbook_url=c.runbook_url)},
+            depends_on=[data.postgres, data.redis, alertmanager],
+        ),
+        platform,
+        opts=opts,
+    )
+    grafana = Grafana(
+        f"{name}-grafana",
+        GrafanaArgs(
+            image=c.grafana_image,
+            memory_mb=c.grafana_memory_mb,
+            admin_user=c.grafana_admin_user,
+            root_url=f"{public}/grafana/",
+            prometheus_url=f"http://{prometheus.address}",
+            scrape_interval_seconds=c.scrape_interval_seconds,
+            dashboards=dashboard_files(),
+            depends_on=[prometheus],
+        ),
+        platform,
+        opts=opts,
+    )
+    return Observability(alertmanager=alertmanager, prometheus=prometheus, grafana=grafana)
+
+
+def edge_tier(
+    name: str,
+    c: StackConfig,
+    observability: Observability,
+    platform: Platform,
+    opts: pulumi.ResourceOptions,
+) -> Edge:
+    """The certificate, and nginx in front of the applications and the admin UIs."""
+    tls = TlsCertificate(
+        f"{name}-tls",
+        domain=c.domain,
+        provided_certificate=c.tls_certificate if c.tls_mode == "provided" else "",
+        provided_private_key=c.tls_private_key if c.tls_mode == "provided" else None,
+        opts=opts,
+    )
+    nginx = Nginx(
+        f"{name}-nginx",
+        NginxArgs(
+            image=c.nginx_image,
+            memory_mb=c.nginx_memory_mb,
+            settings=NginxSettings(
+                server_name=c.domain,
+                https_port=c.nginx_https_port,
+                worker_processes=c.nginx_worker_processes,
+                rate_limit_rps=c.rate_limit_rps,
+                rate_limit_burst=c.rate_limit_burst,
+                backend_upstream=c.backend_upstream,
+                frontend_upstream=c.frontend_upstream,
+                grafana_upstream=observability.grafana.address,
+                prometheus_upstream=observability.prometheus.address,
+                alertmanager_upstream=observability.alertmanager.address,
+                admin_allow_cidrs=c.admin_allow_cidrs,
             ),
-            redis_exporter_spec(c.redis_exporter_image, self.redis.password, self.redis),
-            nginx_exporter_spec(c.nginx_exporter_image, self.nginx.stub_status_address, self.nginx),
-            blackbox_spec(c.blackbox_image, c.domain, c.tls_mode == "provided", self.nginx),
-        ]  # fmt: skip
-        if c.host_metrics:
-            specs += [node_exporter_spec(c.node_exporter_image), cadvisor_spec(c.cadvisor_image)]
-        child = pulumi.ResourceOptions(parent=self)
-        return [Exporter(f"{name}-{s.name}", s, self.platform, opts=child) for s in specs]
+            http_port=c.nginx_http_port,
+            https_port=c.nginx_https_port,
+            certificate_pem=tls.certificate_pem,
+            private_key_pem=tls.private_key_pem,
+            depends_on=[
+                observability.grafana,
+                observability.prometheus,
+                observability.alertmanager,
+            ],
+        ),
+        platform,
+        opts=opts,
+    )
+    return Edge(tls=tls, nginx=nginx)
+
+
+def exporters(
+    name: str,
+    c: StackConfig,
+    data: DataTier,
+    edge: Edge,
+    platform: Platform,
+    opts: pulumi.ResourceOptions,
+) -> list[Exporter]:
+    """One exporter per target, each created after (and destroyed before) its target."""
+    postgres, redis, nginx = data.postgres, data.redis, edge.nginx
+    specs = [
+        postgres_exporter_spec(
+            c.postgres_exporter_image, c.db_name, c.db_user, postgres.password, postgres
+        ),
+        redis_exporter_spec(c.redis_exporter_image, redis.password, redis),
+        nginx_exporter_spec(c.nginx_exporter_image, nginx.stub_status_address, nginx),
+        blackbox_spec(c.blackbox_image, c.domain, c.tls_mode == "provided", nginx),
+    ]
+    if c.host_metrics:
+        specs += [node_exporter_spec(c.node_exporter_image), cadvisor_spec(c.cadvisor_image)]
+    return [Exporter(f"{name}-{s.name}", s, platform, opts=opts) for s in specs]
 
 
 def pitr_repository(c: StackConfig) -> PitrRepositoryArgs:
@@ -286,13 +355,10 @@ def _pitr(c: StackConfig, postgres: Postgres) -> dict[str, Any]:
 
 
 def _app_config(
-    c: StackConfig,
-    postgres: Postgres,
-    replicas: list[PostgresReplica],
-    redis: Redis,
-    endpoints: dict[str, pulumi.Output[str]],
+    c: StackConfig, data: DataTier, endpoints: dict[str, pulumi.Output[str]]
 ) -> pulumi.Output[dict[str, Any]]:
     """The one output applications read (docs/app_config.md); secret as a whole."""
+    postgres, redis = data.postgres, data.redis
     database: dict[str, Any] = {
         "host": postgres.host,
         "port": postgres.port,
@@ -301,7 +367,7 @@ def _app_config(
         "password": postgres.password,
         "dsn": postgres.dsn,
         # read-only endpoints (hot standbys); empty without replicas
-        "replicas": [{"host": r.host, "port": r.port, "dsn": r.dsn} for r in replicas],
+        "replicas": [{"host": r.host, "port": r.port, "dsn": r.dsn} for r in data.replicas],
     }
     cache: dict[str, Any] = {
         "host": redis.host,

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import json
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -18,7 +20,10 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -358,3 +363,136 @@ class BlackHole:
         for conn in self._accepted:
             conn.close()
         self._sock.close()
+
+
+def _http(url: str, body: Any = None, timeout: float = 5.0) -> tuple[int, Any]:
+    """GET (or POST `body` as JSON) and return the status and the decoded JSON, if any."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            raw = response.read()
+            status = response.status
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode(errors="replace")
+    try:
+        return status, json.loads(raw) if raw else None
+    except json.JSONDecodeError:
+        return status, raw.decode(errors="replace")
+
+
+class AlertmanagerServer:
+    """Debian's Alertmanager running a given alertmanager.yml with the stack's command line.
+
+    The container's flags are kept (`--web.external-url`, `--web.route-prefix`); only the
+    file paths, the listen address and clustering (off) are changed for a local process.
+    """
+
+    BINARY = "/usr/bin/prometheus-alertmanager"
+
+    def __init__(self, config: str, command: Sequence[str], root: Path) -> None:
+        if not os.path.exists(self.BINARY):
+            raise RuntimeError(f"{self.BINARY} not found: run scripts/bootstrap")
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "alertmanager.yml").write_text(config)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        kept = [f for f in command if not f.startswith(("--config.file=", "--storage.path="))]
+        self._log = open(root / "alertmanager.log", "wb")  # noqa: SIM115 - closed in close()
+        self.process = subprocess.Popen(
+            [
+                self.BINARY,
+                *kept,
+                f"--config.file={root / 'alertmanager.yml'}",
+                f"--storage.path={root / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--cluster.listen-address=",
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError((root / "alertmanager.log").read_text())
+            with contextlib.suppress(OSError):
+                if _http(f"{self.url}/-/ready", timeout=1)[0] == 200:
+                    return
+            time.sleep(0.05)
+        self.close()
+        raise TimeoutError("Alertmanager did not become ready in 30 s")
+
+    def post_alerts(self, alerts: list[dict[str, Any]]) -> None:
+        status, body = _http(f"{self.url}/api/v2/alerts", alerts)
+        assert status == 200, (status, body)
+
+    def alerts(self) -> list[dict[str, Any]]:
+        status, body = _http(f"{self.url}/api/v2/alerts")
+        assert status == 200, (status, body)
+        return list(body)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        self._log.close()
+
+
+class NginxServer:
+    """A real nginx running the generated nginx.conf on loopback ports.
+
+    `upstreams` maps a `set $<name>_upstream` variable's name (backend, grafana, alertmanager,
+    ...) to a local port; every other upstream points at 127.0.0.1:9, where nothing listens.
+    """
+
+    def __init__(self, files: dict[str, str], root: Path, upstreams: dict[str, int]) -> None:
+        nginx = shutil.which("nginx")
+        if nginx is None:
+            raise RuntimeError("nginx is not installed: run scripts/bootstrap")
+        self.http, self.https, self.status = free_port(), free_port(), free_port()
+        conf = files["/etc/nginx/nginx.conf"]
+        conf = conf.replace(
+            "listen 80 default_server;", f"listen 127.0.0.1:{self.http} default_server;"
+        )
+        conf = conf.replace("listen 443 ssl", f"listen 127.0.0.1:{self.https} ssl")
+        conf = conf.replace("listen 8081;", f"listen 127.0.0.1:{self.status};")
+        conf = conf.replace("pid /var/run/nginx.pid;", f"pid {root}/nginx.pid;")
+        conf = conf.replace("resolver 127.0.0.11", "resolver 127.0.0.1")
+
+        def local(match: re.Match[str]) -> str:
+            return f"set ${match[1]}_upstream http://127.0.0.1:{upstreams.get(match[1], 9)};"
+
+        conf = re.sub(r"set \$(\w+)_upstream http://[^;]+;", local, conf)
+        for path, content in {**files, "/etc/nginx/nginx.conf": conf}.items():
+            target = root / path.lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(content)
+        conf_dir = root / "etc/nginx"
+        shutil.copy("/etc/nginx/mime.types", conf_dir / "mime.types")
+        self.process = subprocess.Popen(
+            [nginx, "-c", str(conf_dir / "nginx.conf"), "-p", str(conf_dir), "-g", "daemon off;"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_for_port(self.https)
+        except TimeoutError:
+            self.close()
+            raise
+
+    def curl(self, *args: str, host: str = "localhost") -> subprocess.CompletedProcess[str]:
+        """curl with the site's name resolved to this nginx (-k: the certificate is a test's)."""
+        curl = shutil.which("curl")
+        assert curl, "curl is not installed: run scripts/bootstrap"
+        resolve = f"{host}:{self.https}:127.0.0.1"
+        return subprocess.run(
+            [curl, "-sk", "--resolve", resolve, *args], capture_output=True, text=True, timeout=60
+        )
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)

@@ -1,14 +1,17 @@
 """Run the Pulumi program under Pulumi's mocks and record what it registers.
 
-DESIGN.md's harness: the CLI merges Pulumi.yaml's defaults with Pulumi.<stack>.yaml and the
-mocks do not, so `load_cli_config` does that here; `RecordingMonitor` keeps what
-`MockResourceArgs` drops (parent, dependencies, protect); the program runs with
-`runpy.run_path("__main__.py")` and `preview=False`, so every `apply` really runs.
+The one harness every stack test uses (docs/testing.md explains each pitfall it avoids): the
+CLI merges Pulumi.yaml's defaults with Pulumi.<stack>.yaml and the mocks do not, so
+`load_cli_config` does that here; `RecordingMonitor` keeps what `MockResourceArgs` drops
+(parent, dependencies, protect); the program runs with `runpy.run_path("__main__.py")` and
+`preview=False`, so every `apply` really runs. `stack_run` caches one run per stack for the
+many tests that only read it.
 """
 
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import json
 import runpy
@@ -32,8 +35,6 @@ from pulumi.runtime.sync_await import _sync_await
 from components.config import SETTINGS
 
 ROOT = Path(__file__).resolve().parent.parent
-# Keys the CLI stores encrypted (`pulumi config set --secret`): every secret setting.
-SECRET_KEYS = frozenset(s.key for s in SETTINGS if s.secret)
 PROJECT = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["name"]
 SECRET_SIG = rpc._special_secret_sig
 SIG_KEY = rpc._special_sig_key
@@ -230,7 +231,8 @@ def run_stack(stack: str, overrides: Mapping[str, Any] | None = None) -> StackRu
     pulumi_settings.SETTINGS.rpc_manager.clear()
     pulumi_settings.SETTINGS.outputs.clear()
     config = load_cli_config(stack, overrides)
-    secret_keys = [k for k in config if k.split(":", 1)[1] in SECRET_KEYS]
+    secret = {s.key for s in SETTINGS if s.secret}
+    secret_keys = [k for k in config if k.split(":", 1)[1] in secret]
     pulumi.runtime.set_all_config(config, secret_keys)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
     try:
@@ -244,3 +246,69 @@ def run_stack(stack: str, overrides: Mapping[str, Any] | None = None) -> StackRu
         k for k, v in exported.items() if _sync_await(pulumi.Output.from_input(v).is_secret())
     }
     return StackRun(stack, monitor.registrations, outputs, secret, mocks.generated_secrets)
+
+
+# -- the runs most tests read ----------------------------------------------------------------
+
+
+def _self_signed_pair() -> tuple[str, str]:
+    """A real certificate and key, standing in for what an operator sets on prod."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "platform.example.com")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem
+
+
+PROD_CERTIFICATE, PROD_PRIVATE_KEY = _self_signed_pair()
+# What an operator sets on prod besides Pulumi.prod.yaml (secrets with `--secret`).
+PROD_CONFIG = {
+    "tlsCertificate": PROD_CERTIFICATE,
+    "tlsPrivateKey": PROD_PRIVATE_KEY,
+    "alertWebhookUrl": "https://hooks.example.com/services/T000/B000/s3cr3t-token",
+    "watchdogWebhookUrl": "https://hc-ping.example.com/0f6c3a1e-heartbeat-s3cr3t",
+    # the S3 credentials of the pgBackRest repository
+    "pitrS3AccessKey": "AKIAEXAMPLEACCESSKEY",
+    "pitrS3SecretKey": "s3-secret-key-example/0123456789abcdefghij",
+}
+DIGEST = "@sha256:" + "ab" * 32
+# every pulled image: RemoteImages, and postgresImage, the base of the locally built
+# PostgreSQL image (the runtime's base is pinned in runtime/Dockerfile)
+IMAGE_KEYS = tuple(s.key for s in SETTINGS if s.key.endswith("Image"))
+
+
+@functools.cache
+def stack_run(stack: str) -> StackRun:
+    """dev as configured, prod with PROD_CONFIG; one run per stack, shared by the tests."""
+    return run_stack(stack, PROD_CONFIG if stack == "prod" else None)
+
+
+@functools.cache
+def prod_pinned_to_digests() -> StackRun:
+    """prod with every image also pinned to a digest (what the advisory rule asks for)."""
+    config = load_cli_config("prod")
+    images = {key: config[f"{PROJECT}:{key}"] + DIGEST for key in IMAGE_KEYS}
+    return run_stack("prod", {**PROD_CONFIG, **images})
+
+
+def policy_baseline(stack: str) -> StackRun:
+    """dev as configured; prod with digests, so that prod's baseline breaks no policy rule."""
+    return prod_pinned_to_digests() if stack == "prod" else stack_run(stack)
+
+
+def uploads(run: StackRun, service: str) -> dict[str, str]:
+    """The files uploaded into a service's container: path -> content (secrets unwrapped)."""
+    container = run.containers()[service]
+    return {u["file"]: u["content"] for u in unwrap(container.inputs)["uploads"]}

@@ -16,8 +16,7 @@ from components.monitoring.alerts import (
     rules_yaml,
     runbooks_markdown,
 )
-from tests.test_generated_files import uploads
-from tests.test_stack import _run
+from tests.stack_harness import stack_run, uploads
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPECTED = {
@@ -53,7 +52,7 @@ def test_the_alert_set_covers_the_platform() -> None:
 
 @pytest.mark.req("UT-INFRA-04.2")
 def test_promtool_checks_the_rules_the_stack_uploads(tmp_path: Path) -> None:
-    files = uploads(_run("prod"), "prometheus")
+    files = uploads(stack_run("prod"), "prometheus")
     (tmp_path / RULES_FILE).write_text(files[f"/etc/prometheus/rules/{RULES_FILE}"])
     result = promtool("check", "rules", RULES_FILE, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr

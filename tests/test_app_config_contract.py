@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from runtime.settings import load_settings
-from tests.test_stack import _run
+from tests.stack_harness import stack_run
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_runtime_loads_the_stacks_app_config(stack: str, tmp_path: Path) -> None:
-    app_config = _run(stack).outputs["app_config"]
+    app_config = stack_run(stack).outputs["app_config"]
     # what `pulumi stack output app_config --json --show-secrets > app_config.json` writes
     path = tmp_path / "app_config.json"
     path.write_text(json.dumps(app_config, indent=2))
@@ -28,11 +28,11 @@ def test_runtime_loads_the_stacks_app_config(stack: str, tmp_path: Path) -> None
 
 
 def test_dev_apps_on_the_host_use_the_loopback_addresses() -> None:
-    app_config = _run("dev").outputs["app_config"]
+    app_config = stack_run("dev").outputs["app_config"]
     local = load_settings(app_config, env={}, address="local")
     network = load_settings(app_config, env={})
     assert (network.database.host, network.redis.host) == ("postgres", "redis")
     assert (local.database.host, local.redis.host) == ("127.0.0.1", "127.0.0.1")
     assert "@127.0.0.1:5432/app" in local.database.dsn.reveal()
     with pytest.raises(Exception, match="local"):  # prod publishes no data port
-        load_settings(_run("prod").outputs["app_config"], env={}, address="local")
+        load_settings(stack_run("prod").outputs["app_config"], env={}, address="local")

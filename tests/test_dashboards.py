@@ -11,8 +11,7 @@ from grafana_foundation_sdk.models.dashboard import Dashboard as DashboardModel
 
 from components.monitoring.dashboards import BOARDS, build
 from components.render.grafana_provisioning import DASHBOARDS_DIR, PROMETHEUS_DATASOURCE_UID
-from tests.test_generated_files import uploads
-from tests.test_stack import _run
+from tests.stack_harness import stack_run, uploads
 
 
 def round_trip(data: dict[str, object]) -> dict[str, object]:
@@ -75,7 +74,7 @@ def test_dashboards_have_fixed_unique_uids_and_cover_the_platform() -> None:
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_grafana_is_provisioned_with_every_dashboard(stack: str) -> None:
-    files = uploads(_run(stack), "grafana")
+    files = uploads(stack_run(stack), "grafana")
     for board in BOARDS:
         assert json.loads(files[f"{DASHBOARDS_DIR}/{board.uid}.json"]) == build(board)
     provider = files["/etc/grafana/provisioning/dashboards/platform.yml"]

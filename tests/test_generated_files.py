@@ -15,9 +15,8 @@ import redis
 
 from components.render.nginx_conf import NginxSettings, render_nginx_conf
 from components.render.prometheus_yml import RULES_DIR
-from tests.servers import free_port, wait_for_port
-from tests.stack_harness import StackRun, unwrap
-from tests.test_stack import _run
+from tests.servers import NginxServer, free_port, wait_for_port
+from tests.stack_harness import stack_run, uploads
 
 STACKS = ("dev", "prod")
 
@@ -26,11 +25,6 @@ def _tool(name: str) -> str:
     path = shutil.which(name)
     assert path, f"{name} is not installed: run scripts/bootstrap"
     return path
-
-
-def uploads(run: StackRun, service: str) -> dict[str, str]:
-    container = run.containers()[service]
-    return {u["file"]: u["content"] for u in unwrap(container.inputs)["uploads"]}
 
 
 def materialise(files: dict[str, str], root: Path) -> None:
@@ -54,7 +48,7 @@ def nginx_test(conf_dir: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_nginx_accepts_the_generated_configuration(stack: str, tmp_path: Path) -> None:
-    files = uploads(_run(stack), "nginx")
+    files = uploads(stack_run(stack), "nginx")
     assert "BEGIN CERTIFICATE" in files["/etc/nginx/tls/tls.crt"]
     assert "PRIVATE KEY" in files["/etc/nginx/tls/tls.key"]
     materialise(files, tmp_path)
@@ -65,7 +59,7 @@ def test_nginx_accepts_the_generated_configuration(stack: str, tmp_path: Path) -
 
 def test_nginx_test_fails_on_a_broken_configuration(tmp_path: Path) -> None:
     """The check above can fail: the same harness rejects a broken file."""
-    files = uploads(_run("dev"), "nginx")
+    files = uploads(stack_run("dev"), "nginx")
     files["/etc/nginx/nginx.conf"] = files["/etc/nginx/nginx.conf"].replace(
         "ssl_protocols TLSv1.2 TLSv1.3;", "ssl_protocols TLSv1.2 TLSv1.3"
     )
@@ -74,7 +68,7 @@ def test_nginx_test_fails_on_a_broken_configuration(tmp_path: Path) -> None:
 
 
 def test_nginx_conf_follows_the_tls_and_header_policy() -> None:
-    conf = uploads(_run("prod"), "nginx")["/etc/nginx/nginx.conf"]
+    conf = uploads(stack_run("prod"), "nginx")["/etc/nginx/nginx.conf"]
     assert "ssl_protocols TLSv1.2 TLSv1.3;" in conf
     assert "TLSv1.1" not in conf and "TLSv1 " not in conf
     ciphers = next(line for line in conf.splitlines() if "ssl_ciphers" in line)
@@ -96,62 +90,51 @@ def test_nginx_conf_follows_the_tls_and_header_policy() -> None:
 
 
 def test_dev_redirect_keeps_the_nonstandard_https_port() -> None:
-    conf = uploads(_run("dev"), "nginx")["/etc/nginx/nginx.conf"]
+    conf = uploads(stack_run("dev"), "nginx")["/etc/nginx/nginx.conf"]
     assert "return 308 https://$host:8443$request_uri;" in conf
 
 
 def test_nginx_serves_tls_and_proxies_while_upstreams_are_down(tmp_path: Path) -> None:
     """A real nginx with the generated file: starts with no upstream alive, 502s, 308s, 429s."""
-    files = uploads(_run("dev"), "nginx")
-    http, https, status = free_port(), free_port(), free_port()
-    conf = files["/etc/nginx/nginx.conf"]
-    conf = conf.replace("listen 80 default_server;", f"listen 127.0.0.1:{http} default_server;")
-    conf = conf.replace("listen 443 ssl", f"listen 127.0.0.1:{https} ssl")
-    conf = conf.replace("listen 8081;", f"listen 127.0.0.1:{status};")
-    conf = conf.replace("pid /var/run/nginx.pid;", f"pid {tmp_path}/nginx.pid;")
-    # 127.0.0.1:9 (discard) refuses connections: the upstream is down
-    conf = conf.replace("resolver 127.0.0.11", "resolver 127.0.0.1")
-    for upstream in ("backend:8000", "frontend:3000", "grafana:3000", "prometheus:9090"):
-        conf = conf.replace(f"http://{upstream};", "http://127.0.0.1:9;")
-    files["/etc/nginx/nginx.conf"] = conf
-    materialise(files, tmp_path)
-    conf_dir = tmp_path / "etc/nginx"
-    shutil.copy("/etc/nginx/mime.types", conf_dir / "mime.types")
-    process = subprocess.Popen(
-        [_tool("nginx"), "-c", str(conf_dir / "nginx.conf"), "-p", str(conf_dir),
-         "-g", "daemon off;"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )  # fmt: skip
+    nginx = NginxServer(uploads(stack_run("dev"), "nginx"), tmp_path, upstreams={})
     try:
-        wait_for_port(https)
-        curl = [_tool("curl"), "-sk", "--resolve", f"localhost:{https}:127.0.0.1"]
-        site = f"https://localhost:{https}"
-        redirect = run_tool(
-            *curl, "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}",
-            "-H", "Host: localhost", f"http://127.0.0.1:{http}/x?y=1",
+        site = f"https://localhost:{nginx.https}"
+        redirect = nginx.curl(
+            "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}",
+            "-H", "Host: localhost", f"http://127.0.0.1:{nginx.http}/x?y=1",
         )  # fmt: skip
         assert redirect.stdout == "308 https://localhost:8443/x?y=1"
-        api = run_tool(*curl, "-o", "/dev/null", "-D", "-", f"{site}/api/health")
+        api = nginx.curl("-o", "/dev/null", "-D", "-", f"{site}/api/health")
         assert api.stdout.startswith("HTTP/2 502"), api.stdout
         assert "strict-transport-security: max-age=63072000" in api.stdout.lower()
-        tls11 = run_tool(*curl, "--tls-max", "1.1", f"{site}/")
+        tls11 = nginx.curl("--tls-max", "1.1", f"{site}/")
         assert tls11.returncode != 0, "TLS 1.1 must be refused"
         # one curl, one connection, 100 requests: well past rate 20/s + burst 40
-        burst = run_tool(*curl, "-w", "%{http_code}\\n", *[f"{site}/", "-o", "/dev/null"] * 100)
+        burst = nginx.curl("-w", "%{http_code}\\n", *[f"{site}/", "-o", "/dev/null"] * 100)
         codes = burst.stdout.split()
         assert len(codes) == 100 and "429" in codes, codes
-        stub = run_tool(*curl, f"http://127.0.0.1:{status}/stub_status")
+        stub = nginx.curl(f"http://127.0.0.1:{nginx.status}/stub_status")
         assert "Active connections" in stub.stdout
     finally:
-        process.terminate()
-        process.wait(10)
+        nginx.close()
 
 
 def test_render_rejects_nothing_silently() -> None:
     """worker_processes and the rate come straight from config into the file."""
     conf = render_nginx_conf(
-        NginxSettings("example.org", 443, "4", 7, 3, "b:1", "f:2", "g:3", "p:4", ["10.1.0.0/16"])
+        NginxSettings(
+            server_name="example.org",
+            https_port=443,
+            worker_processes="4",
+            rate_limit_rps=7,
+            rate_limit_burst=3,
+            backend_upstream="b:1",
+            frontend_upstream="f:2",
+            grafana_upstream="g:3",
+            prometheus_upstream="p:4",
+            alertmanager_upstream="a:5",
+            admin_allow_cidrs=["10.1.0.0/16"],
+        )
     )
     assert "worker_processes 4;" in conf and "rate=7r/s" in conf and "burst=3" in conf
     assert "allow 10.1.0.0/16;" in conf
@@ -162,7 +145,7 @@ def test_render_rejects_nothing_silently() -> None:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_promtool_accepts_prometheus_yml(stack: str, tmp_path: Path) -> None:
-    files = uploads(_run(stack), "prometheus")
+    files = uploads(stack_run(stack), "prometheus")
     config = files["/etc/prometheus/prometheus.yml"]
     rules = {p: text for p, text in files.items() if p.startswith(RULES_DIR)}
     assert rules, "the alert rules are uploaded with Prometheus"
@@ -178,7 +161,7 @@ def test_promtool_accepts_prometheus_yml(stack: str, tmp_path: Path) -> None:
 
 
 def test_promtool_rejects_a_broken_prometheus_yml(tmp_path: Path) -> None:
-    config = uploads(_run("dev"), "prometheus")["/etc/prometheus/prometheus.yml"]
+    config = uploads(stack_run("dev"), "prometheus")["/etc/prometheus/prometheus.yml"]
     path = tmp_path / "prometheus.yml"
     path.write_text(config.replace("scrape_interval: 15s", "scrape_interval: often"))
     assert run_tool(_tool("promtool"), "check", "config", str(path)).returncode != 0
@@ -186,7 +169,7 @@ def test_promtool_rejects_a_broken_prometheus_yml(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_amtool_accepts_alertmanager_yml(stack: str, tmp_path: Path) -> None:
-    config = uploads(_run(stack), "alertmanager")["/etc/alertmanager/alertmanager.yml"]
+    config = uploads(stack_run(stack), "alertmanager")["/etc/alertmanager/alertmanager.yml"]
     path = tmp_path / "alertmanager.yml"
     path.write_text(config)
     result = run_tool(_tool("amtool"), "check-config", str(path))
@@ -195,7 +178,7 @@ def test_amtool_accepts_alertmanager_yml(stack: str, tmp_path: Path) -> None:
 
 
 def test_amtool_rejects_a_broken_alertmanager_yml(tmp_path: Path) -> None:
-    config = uploads(_run("dev"), "alertmanager")["/etc/alertmanager/alertmanager.yml"]
+    config = uploads(stack_run("dev"), "alertmanager")["/etc/alertmanager/alertmanager.yml"]
     path = tmp_path / "alertmanager.yml"
     path.write_text(config.replace("receiver: critical", "receiver: nobody"))
     assert run_tool(_tool("amtool"), "check-config", str(path)).returncode != 0
@@ -206,7 +189,7 @@ def test_amtool_rejects_a_broken_alertmanager_yml(tmp_path: Path) -> None:
 
 def test_redis_runs_with_the_generated_conf(tmp_path: Path) -> None:
     """A real redis-server loads redis.conf: password required, maxmemory and policy applied."""
-    run = _run("dev")
+    run = stack_run("dev")
     files = uploads(run, "redis")
     conf = tmp_path / "redis.conf"
     # /data is the container's volume; everything else is the file as generated
@@ -232,36 +215,3 @@ def test_redis_runs_with_the_generated_conf(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(10)
-
-
-@pytest.mark.req("UT-INFRA-04.2")
-@pytest.mark.parametrize(
-    ("labels", "receiver"),
-    [
-        (("alertname=PostgresDown", "severity=critical"), "critical"),
-        (("alertname=HostHighCpu", "severity=warning"), "default"),
-        (("alertname=Watchdog", "severity=none"), "watchdog"),
-        (("alertname=RuntimeServiceDown", "severity=critical", "source=runtime"), "runtime"),
-    ],
-)
-def test_amtool_routes_each_severity_to_its_receiver(
-    labels: tuple[str, ...], receiver: str, tmp_path: Path
-) -> None:
-    config = uploads(_run("prod"), "alertmanager")["/etc/alertmanager/alertmanager.yml"]
-    path = tmp_path / "alertmanager.yml"
-    path.write_text(config)
-    result = run_tool(_tool("amtool"), "config", "routes", "test", f"--config.file={path}", *labels)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == receiver
-
-
-def test_alertmanager_inhibits_warnings_under_a_matching_critical() -> None:
-    import yaml
-
-    config = yaml.safe_load(
-        uploads(_run("dev"), "alertmanager")["/etc/alertmanager/alertmanager.yml"]
-    )
-    (rule,) = config["inhibit_rules"]
-    assert rule["source_matchers"] == ['severity="critical"']
-    assert rule["target_matchers"] == ['severity="warning"']
-    assert set(rule["equal"]) == {"job", "instance"}

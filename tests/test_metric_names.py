@@ -24,8 +24,7 @@ from components.monitoring.dashboards import BOARDS
 from components.render.prometheus_yml import RULES_DIR
 from tests.data_tier import ArchivingPrimary, Replica
 from tests.servers import RedisServer, free_port, wait_for_port
-from tests.test_generated_files import uploads
-from tests.test_stack import _run
+from tests.stack_harness import stack_run, uploads
 
 # Documented cAdvisor metrics (github.com/google/cadvisor/blob/master/docs/storage/prometheus.md)
 CADVISOR = {
@@ -138,7 +137,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[set[str]]:
         port = free_port()
         queries = tmp / "queries.yml"
         queries.write_text(
-            uploads(_run("dev"), "postgres-exporter")["/etc/postgres_exporter/queries.yml"]
+            uploads(stack_run("dev"), "postgres-exporter")["/etc/postgres_exporter/queries.yml"]
         )
         running.append(Running(
             [_binary("prometheus-postgres-exporter"), f"--web.listen-address=127.0.0.1:{port}",
@@ -174,7 +173,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[set[str]]:
         port = free_port()
         prometheus_yml = tmp / "prometheus.yml"
         rules = tmp / "rules.yml"  # rule-group metrics exist only with rules loaded
-        rules.write_text(uploads(_run("dev"), "prometheus")[f"{RULES_DIR}/{RULES_FILE}"])
+        rules.write_text(uploads(stack_run("dev"), "prometheus")[f"{RULES_DIR}/{RULES_FILE}"])
         prometheus_yml.write_text(f"global: {{scrape_interval: 15s}}\nrule_files: [{rules}]\n")
         running.append(Running(
             [_binary("prometheus"), f"--config.file={prometheus_yml}",
@@ -202,7 +201,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[set[str]]:
 
 def _start_nginx(tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
     """The generated nginx.conf, on free loopback ports."""
-    files = uploads(_run("dev"), "nginx")
+    files = uploads(stack_run("dev"), "nginx")
     https, status = free_port(), free_port()
     conf = files["/etc/nginx/nginx.conf"]
     conf = conf.replace(
@@ -231,7 +230,7 @@ def _start_nginx(tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
 
 def _blackbox_probe(tmp: Path) -> set[str]:
     """The generated blackbox config probing the real nginx over TLS."""
-    files = uploads(_run("dev"), "blackbox")
+    files = uploads(stack_run("dev"), "blackbox")
     config = tmp / "blackbox.yml"
     config.write_text(files["/etc/blackbox_exporter/config.yml"])
     port = free_port()

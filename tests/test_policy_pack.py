@@ -27,9 +27,16 @@ from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
 import rules
-from tests.stack_harness import Registration, StackRun, unwrap
-from tests.test_policy import IMAGE_KEYS, _prod_pinned_to_digests, _stack_run, breakage_params
-from tests.test_stack import _run
+from tests.policy_cases import breakage_params
+from tests.stack_harness import (
+    IMAGE_KEYS,
+    Registration,
+    StackRun,
+    policy_baseline,
+    prod_pinned_to_digests,
+    stack_run,
+    unwrap,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 PACK = ROOT / "policy"
@@ -128,12 +135,12 @@ def test_the_pack_declares_every_rule_with_its_enforcement_level(pack: Any) -> N
 
 
 def test_dev_and_prod_with_digests_pass_the_real_pack(pack: Any) -> None:
-    assert analyze_stack(pack, _run("dev")) == []
-    assert analyze_stack(pack, _prod_pinned_to_digests()) == []
+    assert analyze_stack(pack, stack_run("dev")) == []
+    assert analyze_stack(pack, prod_pinned_to_digests()) == []
 
 
 def test_prod_with_tags_only_gets_advisories_that_do_not_block(pack: Any) -> None:
-    found = analyze_stack(pack, _run("prod"))
+    found = analyze_stack(pack, stack_run("prod"))
     assert len(found) == len(IMAGE_KEYS)  # one per pulled image
     assert {(name, level) for name, level, _ in found} == {("image-pinned-digest-prod", ADVISORY)}
 
@@ -144,7 +151,7 @@ def test_prod_with_tags_only_gets_advisories_that_do_not_block(pack: Any) -> Non
 def test_the_real_pack_reports_each_broken_copy(
     pack: Any, rule: str, which: str, type_: str, suffix: str, mutate: Any, expected: str
 ) -> None:
-    reg = _registration(_stack_run(which), type_, suffix)
+    reg = _registration(policy_baseline(which), type_, suffix)
     props = _unwrapped(copy.deepcopy(reg.inputs))
     mutate(props)
     found = analyze(pack, reg.type, reg.name, reg.urn, props)
@@ -154,7 +161,7 @@ def test_the_real_pack_reports_each_broken_copy(
 
 
 def test_a_value_unknown_in_preview_is_reported_not_guessed(pack: Any) -> None:
-    reg = _registration(_run("dev"), rules.CONTAINER, "-postgres")
+    reg = _registration(stack_run("dev"), rules.CONTAINER, "-postgres")
     props = {**reg.inputs, "healthcheck": UNKNOWN_STRING}
     found = analyze(pack, reg.type, reg.name, reg.urn, props)
     assert [(name, level) for name, level, _ in found] == [("container-healthcheck", ADVISORY)]
@@ -163,7 +170,7 @@ def test_a_value_unknown_in_preview_is_reported_not_guessed(pack: Any) -> None:
 
 def test_without_a_urn_the_stack_comes_from_the_engines_environment(pack: Any) -> None:
     """The server runs with PULUMI_STACK=dev: dev's loopback ports pass, prod's rule is off."""
-    reg = _registration(_run("dev"), rules.CONTAINER, "-postgres")
+    reg = _registration(stack_run("dev"), rules.CONTAINER, "-postgres")
     assert analyze(pack, reg.type, reg.name, "", reg.inputs) == []
     props = _unwrapped(copy.deepcopy(reg.inputs))
     props["ports"][0]["ip"] = "0.0.0.0"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from graphlib import TopologicalSorter
@@ -10,8 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from components.config import ConfigError
-from tests.stack_harness import StackRun, plain_strings, run_stack, unwrap
+from components.config import SETTINGS, ConfigError
+from tests.stack_harness import (
+    PROD_CONFIG,
+    PROD_PRIVATE_KEY,
+    StackRun,
+    plain_strings,
+    run_stack,
+    stack_run,
+    unwrap,
+)
 
 STACKS = ("dev", "prod")
 CORE = {"postgres", "redis", "alertmanager", "prometheus", "grafana", "nginx"}
@@ -47,7 +54,7 @@ ADDED_CAPABILITIES = {
     "nginx": ["CHOWN", "NET_BIND_SERVICE", "SETGID", "SETUID"],
     "cadvisor": ["DAC_READ_SEARCH", "SYS_PTRACE"],
 }  # every other service (prometheus, grafana, exporters, the runtime...) adds none
-# DESIGN.md's table: (dependency, dependent).
+# (dependency, dependent): the edges README's architecture section draws.
 REQUIRED_EDGES = (
     ("postgres", "prometheus"),
     ("redis", "prometheus"),
@@ -55,6 +62,7 @@ REQUIRED_EDGES = (
     ("prometheus", "grafana"),
     ("grafana", "nginx"),
     ("prometheus", "nginx"),
+    ("alertmanager", "nginx"),
     ("postgres", "postgres-exporter"),
     ("redis", "redis-exporter"),
     ("nginx", "nginx-exporter"),
@@ -64,53 +72,9 @@ REQUIRED_EDGES = (
 )
 
 
-@functools.cache
-def _run(stack: str) -> StackRun:
-    return run_stack(stack, _TLS_FOR_PROD if stack == "prod" else None)
-
-
-def _self_signed_pair() -> tuple[str, str]:
-    """A real certificate and key, standing in for what an operator sets on prod."""
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "platform.example.com")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem
-
-
-_CERT, _KEY = _self_signed_pair()
-_TLS_FOR_PROD = {
-    "tlsCertificate": _CERT,
-    "tlsPrivateKey": _KEY,
-    "alertWebhookUrl": "https://hooks.example.com/services/T000/B000/s3cr3t-token",
-    # the operator's S3 credentials for the pgBackRest repository (secret config)
-    "pitrS3AccessKey": "AKIAEXAMPLEACCESSKEY",
-    "pitrS3SecretKey": "s3-secret-key-example/0123456789abcdefghij",
-}
-
-
 @pytest.fixture(params=STACKS)
 def run(request: pytest.FixtureRequest) -> StackRun:
-    return _run(request.param)
+    return stack_run(request.param)
 
 
 def start_order(run: StackRun) -> list[str]:
@@ -193,6 +157,16 @@ def test_components_are_typed_and_own_their_children(run: StackRun) -> None:
             assert reg.parent in run.by_urn, f"{reg.type} {reg.name} has no component parent"
 
 
+def test_every_service_component_is_a_direct_child_of_the_platform(run: StackRun) -> None:
+    """URNs carry the parent chain: moving a service under another component replaces it."""
+    (platform,) = run.of_type("infra:stack:DataPlatform")
+    for service, reg in run.containers().items():
+        component = run.by_urn[reg.parent]
+        assert component.parent == platform.urn, service
+        assert component.name == f"platform-{service}", service
+    assert {r.parent for r in run.of_type("infra:docker:DockerPlatform")} == {platform.urn}
+
+
 def test_restart_attempts_apply_with_on_failure() -> None:
     run = run_stack("dev", {"restartPolicy": "on-failure", "restartAttempts": 5})
     for reg in run.containers().values():
@@ -216,7 +190,7 @@ def test_start_order_follows_the_dependency_edges(run: StackRun) -> None:
 
 @pytest.mark.parametrize("edge", REQUIRED_EDGES, ids=lambda e: f"{e[0]}->{e[1]}")
 def test_removing_any_edge_is_caught(edge: tuple[str, str]) -> None:
-    run = _run("dev")
+    run = stack_run("dev")
     graph = {s: set(run.container_dependencies(s)) for s in run.containers()}
     graph[edge[1]].discard(edge[0])
     assert missing_edges(graph) == [edge]
@@ -267,14 +241,14 @@ def _published(run: StackRun) -> dict[str, list[tuple[str, int, int]]]:
 
 @pytest.mark.req("ET-INFRA-01.2")
 def test_prod_publishes_only_nginx_80_and_443() -> None:
-    published = _published(_run("prod"))
+    published = _published(stack_run("prod"))
     assert published.pop("nginx") == [("0.0.0.0", 80, 80), ("0.0.0.0", 443, 443)]
     assert all(ports == [] for ports in published.values()), published
 
 
 @pytest.mark.req("ET-INFRA-01.2")
 def test_dev_publishes_data_ports_on_loopback_only() -> None:
-    published = _published(_run("dev"))
+    published = _published(stack_run("dev"))
     assert published.pop("postgres") == [("127.0.0.1", 5432, 5432)]
     assert published.pop("redis") == [("127.0.0.1", 6379, 6379)]
     assert published.pop("nginx") == [("0.0.0.0", 80, 8080), ("0.0.0.0", 443, 8443)]
@@ -311,8 +285,10 @@ def test_backend_network_is_internal_and_only_the_edge_faces_out(run: StackRun) 
 def test_no_generated_secret_appears_in_plain_text(run: StackRun) -> None:
     secrets = list(run.generated_secrets)
     if run.stack == "prod":
-        secrets += [_KEY, _TLS_FOR_PROD["alertWebhookUrl"]]
-        secrets += [_TLS_FOR_PROD["pitrS3AccessKey"], _TLS_FOR_PROD["pitrS3SecretKey"]]
+        # every secret setting an operator gives prod
+        secrets += [PROD_CONFIG[s.key] for s in SETTINGS if s.secret]
+        assert PROD_PRIVATE_KEY in secrets and PROD_CONFIG["watchdogWebhookUrl"] in secrets
+        assert PROD_CONFIG["pitrS3SecretKey"] in secrets
     # includes the replication password and the pgBackRest repository's cipher passphrase
     assert len(secrets) >= 6
     for reg in run.registrations:
@@ -399,17 +375,46 @@ def test_prod_without_a_certificate_says_how_to_set_one() -> None:
         run_stack("prod")
 
 
-def test_secret_setting_stored_in_plain_text_is_refused() -> None:
+@pytest.mark.parametrize("key", ["alertWebhookUrl", "watchdogWebhookUrl", "tlsPrivateKey"])
+def test_secret_setting_stored_in_plain_text_is_refused(key: str) -> None:
     import pulumi
 
     from tests.stack_harness import load_cli_config
 
-    config = load_cli_config("dev", {"alertWebhookUrl": "https://hooks.example.com/x"})
+    value = PROD_CONFIG[key]
+    config = load_cli_config("dev", {key: value})
     pulumi.runtime.set_all_config(config, [])  # not marked secret
     from components.config import load_stack_config
 
-    with pytest.raises(ConfigError, match=r"alertWebhookUrl: stored in plain text"):
+    with pytest.raises(ConfigError, match=rf"{key}: stored in plain text") as raised:
         load_stack_config()
+    assert value not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "value", ["http://hc-ping.example.com/uuid-token", "hc-ping.example.com/uuid", "https://"]
+)
+def test_a_heartbeat_url_must_be_https_and_is_never_echoed(value: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        run_stack("dev", {"watchdogWebhookUrl": value})
+    (problem,) = [line.strip() for line in str(raised.value).splitlines()[1:]]
+    assert problem == (
+        "data-platform:watchdogWebhookUrl: got [secret]; "
+        "allowed: an https:// URL, or empty for no heartbeat"
+    )
+
+
+def test_the_heartbeat_url_stays_secret_in_inputs_and_outputs() -> None:
+    """Even on dev, where nothing else is secret config, the file holding it is a secret."""
+    heartbeat = PROD_CONFIG["watchdogWebhookUrl"]
+    run = run_stack("dev", {"watchdogWebhookUrl": heartbeat})
+    alertmanager = run.containers()["alertmanager"]
+    assert heartbeat in json.dumps(unwrap(alertmanager.inputs))  # it is there...
+    for reg in run.registrations:  # ...but never in plain text
+        assert not any(heartbeat in s for s in plain_strings(reg.inputs)), reg.name
+    assert heartbeat not in repr(
+        {k: v for k, v in run.outputs.items() if k not in run.secret_outputs}
+    )
 
 
 # -- the runtime sidecar ------------------------------------------------------------------
@@ -505,7 +510,7 @@ def test_pgbackrest_conf_is_one_secret_file_for_the_primary_and_the_sidecar(run:
         assert "repo1-type=posix\nrepo1-path=/var/lib/pgbackrest\n" in conf
     else:
         assert "repo1-type=s3\n" in conf and "repo1-s3-bucket=platform-example-pitr\n" in conf
-        assert f"repo1-s3-key={_TLS_FOR_PROD['pitrS3AccessKey']}\n" in conf
+        assert f"repo1-s3-key={PROD_CONFIG['pitrS3AccessKey']}\n" in conf
 
 
 def test_the_sidecar_reads_the_primarys_data_and_repository(run: StackRun) -> None:
@@ -540,7 +545,7 @@ def test_replicas_follow_the_setting_and_start_after_a_healthy_primary(run: Stac
 
 
 def test_a_replica_publishes_nothing_and_sits_on_the_backend_only() -> None:
-    run = _run("prod")
+    run = stack_run("prod")
     inputs = unwrap(run.containers()["postgres-replica-1"].inputs)
     assert "ports" not in inputs
     backend = [
@@ -554,7 +559,7 @@ def test_a_replica_publishes_nothing_and_sits_on_the_backend_only() -> None:
 
 
 def test_a_replica_gets_its_password_as_a_0600_file_only() -> None:
-    run = _run("prod")
+    run = stack_run("prod")
     reg = run.containers()["postgres-replica-1"]
     inputs = unwrap(reg.inputs)
     uploads = _uploads(run, "postgres-replica-1")
@@ -598,7 +603,7 @@ def test_app_config_has_the_read_only_endpoints_and_the_pitr_settings(run: Stack
     else:
         assert repository["type"] == "s3" and repository["path"] == "/pgbackrest/prod"
         assert repository["s3_endpoint"] == "s3.eu-west-1.amazonaws.com"
-        assert repository["s3_secret_key"] == _TLS_FOR_PROD["pitrS3SecretKey"]
+        assert repository["s3_secret_key"] == PROD_CONFIG["pitrS3SecretKey"]
 
 
 @pytest.mark.req("ET-INFRA-01.1")
@@ -646,6 +651,6 @@ def test_an_s3_repository_without_bucket_or_credentials_is_refused(
 
 
 def test_prod_without_s3_credentials_says_how_to_set_them() -> None:
-    overrides = {k: v for k, v in _TLS_FOR_PROD.items() if not k.startswith("pitrS3")}
+    overrides = {k: v for k, v in PROD_CONFIG.items() if not k.startswith("pitrS3")}
     with pytest.raises(ConfigError, match=r"pitrS3AccessKey/pitrS3SecretKey: not set"):
         run_stack("prod", overrides)

@@ -15,13 +15,14 @@ from typing import Literal
 import yaml
 
 Severity = Literal["critical", "warning", "none"]
+# The default of the runbookUrl setting; each alert links to `{runbook_url}#{alertname}`.
 RUNBOOK_URL = "https://github.com/data-platform/data-platform/blob/main/docs/runbooks.md"
 RULES_FILE = "platform-alerts.yml"
 # Filesystems that are not real disks.
 _VIRTUAL_FS = 'fstype!~"tmpfs|ramfs|overlay|squashfs|nsfs|devtmpfs"'
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Case:
     """Input series (promtool notation) and the time to evaluate at."""
 
@@ -31,7 +32,7 @@ class Case:
     interval: str = "1m"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Alert:
     name: str
     group: str
@@ -64,271 +65,418 @@ def _s(metric: str, labels: Mapping[str, str]) -> str:
 
 ALERTS: tuple[Alert, ...] = (
     Alert(
-        "Watchdog", "platform", "vector(1)", "none",
-        "Always firing: proves the alerting pipeline works end to end.",
-        "If this alert stops arriving, Prometheus or Alertmanager is broken.",
-        fires=Case({}, "1m"),
+        name="Watchdog",
+        group="platform",
+        expr="vector(1)",
+        severity="none",
+        summary="Always firing: proves the alerting pipeline works end to end.",
+        action=(
+            "It goes to the heartbeat service of watchdogWebhookUrl, which pages you when it "
+            "stops arriving: then Prometheus, Alertmanager or the network between them and "
+            "the heartbeat service is broken. Check those containers first."
+        ),
+        fires=Case(series={}, eval_time="1m"),
         quiet=None,
     ),
     Alert(
-        "TargetDown", "platform", "up == 0", "warning",
-        "A scrape target has been down for 2 minutes.",
-        "Check the container (`docker ps`, `docker logs`) of the job in the alert's labels.",
-        fires=Case({_s("up", PG): "0x10"}, "5m", PG),
-        quiet=Case({_s("up", PG): "1x10"}, "5m"),
+        name="TargetDown",
+        group="platform",
+        expr="up == 0",
+        severity="warning",
+        summary="A scrape target has been down for 2 minutes.",
+        action="Check the container (`docker ps`, `docker logs`) of the job in the alert's labels.",
+        fires=Case(series={_s("up", PG): "0x10"}, eval_time="5m", labels=PG),
+        quiet=Case(series={_s("up", PG): "1x10"}, eval_time="5m"),
         for_="2m",
     ),
     Alert(
-        "EndpointDown", "platform", "probe_success == 0", "critical",
-        "The public HTTPS endpoint fails its probe.",
-        "Check nginx (`docker logs`), its certificate and the upstreams it proxies.",
-        fires=Case({_s("probe_success", PROBE): "0x10"}, "5m", PROBE),
-        quiet=Case({_s("probe_success", PROBE): "1x10"}, "5m"),
+        name="EndpointDown",
+        group="platform",
+        expr="probe_success == 0",
+        severity="critical",
+        summary="The public HTTPS endpoint fails its probe.",
+        action="Check nginx (`docker logs`), its certificate and the upstreams it proxies.",
+        fires=Case(series={_s("probe_success", PROBE): "0x10"}, eval_time="5m", labels=PROBE),
+        quiet=Case(series={_s("probe_success", PROBE): "1x10"}, eval_time="5m"),
         for_="2m",
     ),
     Alert(
-        "TlsCertificateExpiringSoon", "platform",
-        "probe_ssl_earliest_cert_expiry - time() < 14 * 86400", "warning",
-        "The public TLS certificate expires in less than 14 days.",
-        "Renew it: prod `pulumi config set tlsCertificate`/`--secret tlsPrivateKey`, then "
-        "`pulumi up`; dev certificates renew on `pulumi up` in their last 30 days.",
-        fires=Case({_s("probe_ssl_earliest_cert_expiry", PROBE): "604800x10"}, "5m", PROBE),
-        quiet=Case({_s("probe_ssl_earliest_cert_expiry", PROBE): "8640000x10"}, "5m"),
+        name="TlsCertificateExpiringSoon",
+        group="platform",
+        expr="probe_ssl_earliest_cert_expiry - time() < 14 * 86400",
+        severity="warning",
+        summary="The public TLS certificate expires in less than 14 days.",
+        action=(
+            "Renew it: prod `pulumi config set tlsCertificate`/`--secret tlsPrivateKey`, then "
+            "`pulumi up`; dev certificates renew on `pulumi up` in their last 30 days."
+        ),
+        fires=Case(
+            series={_s("probe_ssl_earliest_cert_expiry", PROBE): "604800x10"},
+            eval_time="5m",
+            labels=PROBE,
+        ),
+        quiet=Case(
+            series={_s("probe_ssl_earliest_cert_expiry", PROBE): "8640000x10"}, eval_time="5m"
+        ),
     ),
     Alert(
-        "PostgresDown", "postgres", "pg_up == 0", "critical",
-        "The PostgreSQL exporter cannot reach PostgreSQL.",
-        "Check the postgres container and its logs; applications are failing over to errors.",
-        fires=Case({_s("pg_up", PG): "0x10"}, "5m", PG),
-        quiet=Case({_s("pg_up", PG): "1x10"}, "5m"),
+        name="PostgresDown",
+        group="postgres",
+        expr="pg_up == 0",
+        severity="critical",
+        summary="The PostgreSQL exporter cannot reach PostgreSQL.",
+        action=(
+            "Check the postgres container and its logs; applications are failing over to errors."
+        ),
+        fires=Case(series={_s("pg_up", PG): "0x10"}, eval_time="5m", labels=PG),
+        quiet=Case(series={_s("pg_up", PG): "1x10"}, eval_time="5m"),
         for_="1m",
     ),
     Alert(
-        "PostgresRestarted", "postgres", "changes(pg_postmaster_start_time_seconds[15m]) > 0",
-        "warning",
-        "PostgreSQL restarted in the last 15 minutes.",
-        "Read the container's logs for the cause (OOM kill, crash, manual restart).",
-        fires=Case({_s("pg_postmaster_start_time_seconds", PG): "100x5 700x5"}, "10m", PG),
-        quiet=Case({_s("pg_postmaster_start_time_seconds", PG): "100x10"}, "10m"),
+        name="PostgresRestarted",
+        group="postgres",
+        expr="changes(pg_postmaster_start_time_seconds[15m]) > 0",
+        severity="warning",
+        summary="PostgreSQL restarted in the last 15 minutes.",
+        action="Read the container's logs for the cause (OOM kill, crash, manual restart).",
+        fires=Case(
+            series={_s("pg_postmaster_start_time_seconds", PG): "100x5 700x5"},
+            eval_time="10m",
+            labels=PG,
+        ),
+        quiet=Case(series={_s("pg_postmaster_start_time_seconds", PG): "100x10"}, eval_time="10m"),
     ),
     Alert(
-        "PostgresTooManyConnections", "postgres",
-        "sum by (instance, job) (pg_stat_activity_count) / on (instance, job) "
-        "max by (instance, job) (pg_settings_max_connections) > 0.8",
-        "warning",
-        "More than 80% of PostgreSQL's max_connections are in use.",
-        "Look for leaking pools or too many application instances; raise "
-        "postgresMaxConnections only with memory to match.",
+        name="PostgresTooManyConnections",
+        group="postgres",
+        expr=(
+            "sum by (instance, job) (pg_stat_activity_count) / on (instance, job) "
+            "max by (instance, job) (pg_settings_max_connections) > 0.8"
+        ),
+        severity="warning",
+        summary="More than 80% of PostgreSQL's max_connections are in use.",
+        action=(
+            "Look for leaking pools or too many application instances; raise "
+            "postgresMaxConnections only with memory to match."
+        ),
         fires=Case(
-            {
+            series={
                 _s("pg_stat_activity_count", {**PG, "datname": "app", "state": "active"}): "85x10",
                 _s("pg_settings_max_connections", PG): "100x10",
             },
-            "10m",
-            PG,
+            eval_time="10m",
+            labels=PG,
         ),
         quiet=Case(
-            {
+            series={
                 _s("pg_stat_activity_count", {**PG, "datname": "app", "state": "active"}): "20x10",
                 _s("pg_settings_max_connections", PG): "100x10",
             },
-            "10m",
+            eval_time="10m",
         ),
         for_="5m",
     ),
     Alert(
-        "PostgresDeadlocks", "postgres",
-        "sum by (instance, job, datname) (increase(pg_stat_database_deadlocks[5m])) > 0",
-        "warning",
-        "PostgreSQL detected deadlocks in the last 5 minutes.",
-        "Find the conflicting statements in the postgres logs; fix the lock order in the app.",
-        fires=Case(
-            {_s("pg_stat_database_deadlocks", {**PG, "datname": "app"}): "0 0 0 1 2 3 3 3"},
-            "5m",
-            {**PG, "datname": "app"},
+        name="PostgresDeadlocks",
+        group="postgres",
+        expr="sum by (instance, job, datname) (increase(pg_stat_database_deadlocks[5m])) > 0",
+        severity="warning",
+        summary="PostgreSQL detected deadlocks in the last 5 minutes.",
+        action=(
+            "Find the conflicting statements in the postgres logs; fix the lock order in the app."
         ),
-        quiet=Case({_s("pg_stat_database_deadlocks", {**PG, "datname": "app"}): "3x10"}, "5m"),
+        fires=Case(
+            series={_s("pg_stat_database_deadlocks", {**PG, "datname": "app"}): "0 0 0 1 2 3 3 3"},
+            eval_time="5m",
+            labels={**PG, "datname": "app"},
+        ),
+        quiet=Case(
+            series={_s("pg_stat_database_deadlocks", {**PG, "datname": "app"}): "3x10"},
+            eval_time="5m",
+        ),
     ),
     Alert(
-        "RedisDown", "redis", "redis_up == 0", "critical",
-        "The Redis exporter cannot reach Redis.",
-        "Check the redis container; the runtime serves from PostgreSQL meanwhile (slower).",
-        fires=Case({_s("redis_up", RD): "0x10"}, "5m", RD),
-        quiet=Case({_s("redis_up", RD): "1x10"}, "5m"),
+        name="RedisDown",
+        group="redis",
+        expr="redis_up == 0",
+        severity="critical",
+        summary="The Redis exporter cannot reach Redis.",
+        action="Check the redis container; the runtime serves from PostgreSQL meanwhile (slower).",
+        fires=Case(series={_s("redis_up", RD): "0x10"}, eval_time="5m", labels=RD),
+        quiet=Case(series={_s("redis_up", RD): "1x10"}, eval_time="5m"),
         for_="1m",
     ),
     Alert(
-        "RedisMemoryNearLimit", "redis",
-        "(redis_memory_used_bytes / redis_memory_max_bytes > 0.9) "
-        "and on (instance, job) (redis_memory_max_bytes > 0)",
-        "warning",
-        "Redis uses more than 90% of its maxmemory.",
-        "Expected with an LRU/LFU policy under load; with noeviction writes will fail: "
-        "raise redisMaxMemory (and redisMemoryMb) or shorten TTLs.",
+        name="RedisMemoryNearLimit",
+        group="redis",
+        expr=(
+            "(redis_memory_used_bytes / redis_memory_max_bytes > 0.9) "
+            "and on (instance, job) (redis_memory_max_bytes > 0)"
+        ),
+        severity="warning",
+        summary="Redis uses more than 90% of its maxmemory.",
+        action=(
+            "Expected with an LRU/LFU policy under load; with noeviction writes will fail: "
+            "raise redisMaxMemory (and redisMemoryMb) or shorten TTLs."
+        ),
         fires=Case(
-            {_s("redis_memory_used_bytes", RD): "95x10",
-             _s("redis_memory_max_bytes", RD): "100x10"},
-            "10m",
-            RD,
+            series={
+                _s("redis_memory_used_bytes", RD): "95x10",
+                _s("redis_memory_max_bytes", RD): "100x10",
+            },
+            eval_time="10m",
+            labels=RD,
         ),
         # maxmemory 0 means "no limit": never divide by it
         quiet=Case(
-            {_s("redis_memory_used_bytes", RD): "95x10", _s("redis_memory_max_bytes", RD): "0x10"},
-            "10m",
+            series={
+                _s("redis_memory_used_bytes", RD): "95x10",
+                _s("redis_memory_max_bytes", RD): "0x10",
+            },
+            eval_time="10m",
         ),
         for_="5m",
     ),
     Alert(
-        "RedisRejectedConnections", "redis",
-        "increase(redis_rejected_connections_total[5m]) > 0", "warning",
-        "Redis rejected client connections (maxclients reached).",
-        "Look for connection leaks in clients; check `redis-cli info clients`.",
-        fires=Case({_s("redis_rejected_connections_total", RD): "0 0 0 5 10 10 10"}, "5m", RD),
-        quiet=Case({_s("redis_rejected_connections_total", RD): "10x10"}, "5m"),
+        name="RedisRejectedConnections",
+        group="redis",
+        expr="increase(redis_rejected_connections_total[5m]) > 0",
+        severity="warning",
+        summary="Redis rejected client connections (maxclients reached).",
+        action="Look for connection leaks in clients; check `redis-cli info clients`.",
+        fires=Case(
+            series={_s("redis_rejected_connections_total", RD): "0 0 0 5 10 10 10"},
+            eval_time="5m",
+            labels=RD,
+        ),
+        quiet=Case(series={_s("redis_rejected_connections_total", RD): "10x10"}, eval_time="5m"),
     ),
     Alert(
-        "NginxDown", "nginx", "nginx_up == 0", "critical",
-        "The nginx exporter cannot read nginx's stub_status.",
-        "Check the nginx container and `docker logs`; the public endpoint is likely down.",
-        fires=Case({_s("nginx_up", {"job": "nginx", "instance": "nginx-exporter:9113"}): "0x10"},
-                   "5m", {"job": "nginx", "instance": "nginx-exporter:9113"}),
-        quiet=Case({_s("nginx_up", {"job": "nginx", "instance": "nginx-exporter:9113"}): "1x10"},
-                   "5m"),
+        name="NginxDown",
+        group="nginx",
+        expr="nginx_up == 0",
+        severity="critical",
+        summary="The nginx exporter cannot read nginx's stub_status.",
+        action="Check the nginx container and `docker logs`; the public endpoint is likely down.",
+        fires=Case(
+            series={_s("nginx_up", {"job": "nginx", "instance": "nginx-exporter:9113"}): "0x10"},
+            eval_time="5m",
+            labels={"job": "nginx", "instance": "nginx-exporter:9113"},
+        ),
+        quiet=Case(
+            series={_s("nginx_up", {"job": "nginx", "instance": "nginx-exporter:9113"}): "1x10"},
+            eval_time="5m",
+        ),
         for_="1m",
     ),
     Alert(
-        "HostHighCpu", "host",
-        '100 * (1 - avg by (instance, job) (rate(node_cpu_seconds_total{mode="idle"}[5m]))) > 90',
-        "warning",
-        "Host CPU above 90% for 10 minutes.",
-        "Find the busy container (Grafana: Host and containers); scale or limit it.",
-        fires=Case({_s("node_cpu_seconds_total", {**NODE, "cpu": "0", "mode": "idle"}): "0+3x30"},
-                   "20m", NODE),
-        quiet=Case({_s("node_cpu_seconds_total", {**NODE, "cpu": "0", "mode": "idle"}): "0+57x30"},
-                   "20m"),
+        name="HostHighCpu",
+        group="host",
+        expr=(
+            "100 * (1 - avg by (instance, job) "
+            '(rate(node_cpu_seconds_total{mode="idle"}[5m]))) > 90'
+        ),
+        severity="warning",
+        summary="Host CPU above 90% for 10 minutes.",
+        action="Find the busy container (Grafana: Host and containers); scale or limit it.",
+        fires=Case(
+            series={_s("node_cpu_seconds_total", {**NODE, "cpu": "0", "mode": "idle"}): "0+3x30"},
+            eval_time="20m",
+            labels=NODE,
+        ),
+        quiet=Case(
+            series={_s("node_cpu_seconds_total", {**NODE, "cpu": "0", "mode": "idle"}): "0+57x30"},
+            eval_time="20m",
+        ),
         for_="10m",
     ),
     Alert(
-        "HostLowMemory", "host",
-        "node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes < 0.10", "warning",
-        "Less than 10% of host memory is available.",
-        "Check container memory (Grafana); lower limits or move services.",
+        name="HostLowMemory",
+        group="host",
+        expr="node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes < 0.10",
+        severity="warning",
+        summary="Less than 10% of host memory is available.",
+        action="Check container memory (Grafana); lower limits or move services.",
         fires=Case(
-            {_s("node_memory_MemAvailable_bytes", NODE): "5x10",
-             _s("node_memory_MemTotal_bytes", NODE): "100x10"},
-            "10m",
-            NODE,
+            series={
+                _s("node_memory_MemAvailable_bytes", NODE): "5x10",
+                _s("node_memory_MemTotal_bytes", NODE): "100x10",
+            },
+            eval_time="10m",
+            labels=NODE,
         ),
         quiet=Case(
-            {_s("node_memory_MemAvailable_bytes", NODE): "50x10",
-             _s("node_memory_MemTotal_bytes", NODE): "100x10"},
-            "10m",
+            series={
+                _s("node_memory_MemAvailable_bytes", NODE): "50x10",
+                _s("node_memory_MemTotal_bytes", NODE): "100x10",
+            },
+            eval_time="10m",
         ),
         for_="5m",
     ),
     Alert(
-        "HostDiskAlmostFull", "host",
-        f"node_filesystem_avail_bytes{{{_VIRTUAL_FS}}} / node_filesystem_size_bytes < 0.10",
-        "warning",
-        "A host filesystem has less than 10% free space.",
-        "Prune old backups and images (`docker image prune`), or grow the disk.",
+        name="HostDiskAlmostFull",
+        group="host",
+        expr=f"node_filesystem_avail_bytes{{{_VIRTUAL_FS}}} / node_filesystem_size_bytes < 0.10",
+        severity="warning",
+        summary="A host filesystem has less than 10% free space.",
+        action="Prune old backups and images (`docker image prune`), or grow the disk.",
         fires=Case(
-            {_s("node_filesystem_avail_bytes", DISK): "5x10",
-             _s("node_filesystem_size_bytes", DISK): "100x10"},
-            "10m",
-            DISK,
+            series={
+                _s("node_filesystem_avail_bytes", DISK): "5x10",
+                _s("node_filesystem_size_bytes", DISK): "100x10",
+            },
+            eval_time="10m",
+            labels=DISK,
         ),
         quiet=Case(
-            {_s("node_filesystem_avail_bytes", DISK): "50x10",
-             _s("node_filesystem_size_bytes", DISK): "100x10"},
-            "10m",
+            series={
+                _s("node_filesystem_avail_bytes", DISK): "50x10",
+                _s("node_filesystem_size_bytes", DISK): "100x10",
+            },
+            eval_time="10m",
         ),
         for_="5m",
     ),
     Alert(
-        "HostDiskWillFillIn24h", "host",
-        f"predict_linear(node_filesystem_avail_bytes{{{_VIRTUAL_FS}}}[6h], 24 * 3600) < 0 "
+        name="HostDiskWillFillIn24h",
+        group="host",
+        expr=f"predict_linear(node_filesystem_avail_bytes{{{_VIRTUAL_FS}}}[6h], 24 * 3600) < 0 "
         f"and node_filesystem_avail_bytes{{{_VIRTUAL_FS}}} / node_filesystem_size_bytes < 0.4",
-        "warning",
-        "At the current rate a host filesystem fills up within 24 hours.",
-        "Find what is writing (backups, logs, Prometheus) before the disk is full.",
+        severity="warning",
+        summary="At the current rate a host filesystem fills up within 24 hours.",
+        action="Find what is writing (backups, logs, Prometheus) before the disk is full.",
         fires=Case(
-            {_s("node_filesystem_avail_bytes", DISK): "390-1x180",
-             _s("node_filesystem_size_bytes", DISK): "1000x180"},
-            "2h",
-            DISK,
+            series={
+                _s("node_filesystem_avail_bytes", DISK): "390-1x180",
+                _s("node_filesystem_size_bytes", DISK): "1000x180",
+            },
+            eval_time="2h",
+            labels=DISK,
         ),
         quiet=Case(
-            {_s("node_filesystem_avail_bytes", DISK): "390x180",
-             _s("node_filesystem_size_bytes", DISK): "1000x180"},
-            "2h",
+            series={
+                _s("node_filesystem_avail_bytes", DISK): "390x180",
+                _s("node_filesystem_size_bytes", DISK): "1000x180",
+            },
+            eval_time="2h",
         ),
         for_="1h",
     ),
     Alert(
-        "ContainerOomKilled", "containers",
-        'increase(container_oom_events_total{name!=""}[5m]) > 0', "warning",
-        "A container was killed for exceeding its memory limit.",
-        "Raise the service's memory limit (…MemoryMb) or find the leak.",
-        fires=Case({_s("container_oom_events_total", CTR): "0 0 0 1 1 1 1"}, "5m", CTR),
-        quiet=Case({_s("container_oom_events_total", CTR): "1x10"}, "5m"),
+        name="ContainerOomKilled",
+        group="containers",
+        expr='increase(container_oom_events_total{name!=""}[5m]) > 0',
+        severity="warning",
+        summary="A container was killed for exceeding its memory limit.",
+        action="Raise the service's memory limit (…MemoryMb) or find the leak.",
+        fires=Case(
+            series={_s("container_oom_events_total", CTR): "0 0 0 1 1 1 1"},
+            eval_time="5m",
+            labels=CTR,
+        ),
+        quiet=Case(series={_s("container_oom_events_total", CTR): "1x10"}, eval_time="5m"),
     ),
     Alert(
-        "ContainerRestarting", "containers",
-        'changes(container_start_time_seconds{name!=""}[15m]) > 2', "warning",
-        "A container restarted more than twice in 15 minutes.",
-        "It is crash-looping: read `docker logs` of the container named in the alert.",
-        fires=Case({_s("container_start_time_seconds", CTR): "1 60 120 180 240 240 240"},
-                   "6m", CTR),
-        quiet=Case({_s("container_start_time_seconds", CTR): "1x10"}, "6m"),
+        name="ContainerRestarting",
+        group="containers",
+        expr='changes(container_start_time_seconds{name!=""}[15m]) > 2',
+        severity="warning",
+        summary="A container restarted more than twice in 15 minutes.",
+        action="It is crash-looping: read `docker logs` of the container named in the alert.",
+        fires=Case(
+            series={_s("container_start_time_seconds", CTR): "1 60 120 180 240 240 240"},
+            eval_time="6m",
+            labels=CTR,
+        ),
+        quiet=Case(series={_s("container_start_time_seconds", CTR): "1x10"}, eval_time="6m"),
     ),
     Alert(
-        "BackupMissing", "backups",
-        "time() - runtime_backup_last_success_timestamp_seconds > 26 * 3600", "critical",
-        "No successful backup in the last 26 hours.",
-        "Run `python -m runtime backup create` in the sidecar and read why the last ones failed.",
-        fires=Case({_s("runtime_backup_last_success_timestamp_seconds", RT): "0x30"}, "27h", RT,
-                   interval="1h"),
-        quiet=Case({_s("runtime_backup_last_success_timestamp_seconds", RT): "0x30"}, "25h",
-                   interval="1h"),
+        name="BackupMissing",
+        group="backups",
+        expr="time() - runtime_backup_last_success_timestamp_seconds > 26 * 3600",
+        severity="critical",
+        summary="No successful backup in the last 26 hours.",
+        action=(
+            "Run `python -m runtime backup create` in the sidecar and read why the last ones "
+            "failed."
+        ),
+        fires=Case(
+            series={_s("runtime_backup_last_success_timestamp_seconds", RT): "0x30"},
+            eval_time="27h",
+            labels=RT,
+            interval="1h",
+        ),
+        quiet=Case(
+            series={_s("runtime_backup_last_success_timestamp_seconds", RT): "0x30"},
+            eval_time="25h",
+            interval="1h",
+        ),
     ),
     Alert(
-        "BackupFailed", "backups", "increase(runtime_backup_failures_total[1h]) > 0", "warning",
-        "A backup failed in the last hour.",
-        "`python -m runtime backup list` shows the failure reason; fix it and run one now.",
-        fires=Case({_s("runtime_backup_failures_total", RT): "0 0 1 1 1"}, "4m", RT),
-        quiet=Case({_s("runtime_backup_failures_total", RT): "1x10"}, "4m"),
+        name="BackupFailed",
+        group="backups",
+        expr="increase(runtime_backup_failures_total[1h]) > 0",
+        severity="warning",
+        summary="A backup failed in the last hour.",
+        action="`python -m runtime backup list` shows the failure reason; fix it and run one now.",
+        fires=Case(
+            series={_s("runtime_backup_failures_total", RT): "0 0 1 1 1"}, eval_time="4m", labels=RT
+        ),
+        quiet=Case(series={_s("runtime_backup_failures_total", RT): "1x10"}, eval_time="4m"),
     ),
     Alert(
-        "PrometheusConfigReloadFailed", "prometheus",
-        "prometheus_config_last_reload_successful == 0", "warning",
-        "Prometheus could not load its configuration.",
-        "Run `promtool check config` on the generated prometheus.yml; `pulumi up` again.",
-        fires=Case({_s("prometheus_config_last_reload_successful", PROM): "0x10"}, "10m", PROM),
-        quiet=Case({_s("prometheus_config_last_reload_successful", PROM): "1x10"}, "10m"),
+        name="PrometheusConfigReloadFailed",
+        group="prometheus",
+        expr="prometheus_config_last_reload_successful == 0",
+        severity="warning",
+        summary="Prometheus could not load its configuration.",
+        action="Run `promtool check config` on the generated prometheus.yml; `pulumi up` again.",
+        fires=Case(
+            series={_s("prometheus_config_last_reload_successful", PROM): "0x10"},
+            eval_time="10m",
+            labels=PROM,
+        ),
+        quiet=Case(
+            series={_s("prometheus_config_last_reload_successful", PROM): "1x10"}, eval_time="10m"
+        ),
         for_="5m",
     ),
     Alert(
-        "PrometheusRuleEvaluationFailures", "prometheus",
-        "increase(prometheus_rule_evaluation_failures_total[5m]) > 0", "warning",
-        "Prometheus failed to evaluate alert or recording rules.",
-        "Read Prometheus's logs; a rule may query a metric with conflicting labels.",
-        fires=Case({_s("prometheus_rule_evaluation_failures_total", PROM): "0 0 0 2 4 4 4"},
-                   "5m", PROM),
-        quiet=Case({_s("prometheus_rule_evaluation_failures_total", PROM): "4x10"}, "5m"),
+        name="PrometheusRuleEvaluationFailures",
+        group="prometheus",
+        expr="increase(prometheus_rule_evaluation_failures_total[5m]) > 0",
+        severity="warning",
+        summary="Prometheus failed to evaluate alert or recording rules.",
+        action="Read Prometheus's logs; a rule may query a metric with conflicting labels.",
+        fires=Case(
+            series={_s("prometheus_rule_evaluation_failures_total", PROM): "0 0 0 2 4 4 4"},
+            eval_time="5m",
+            labels=PROM,
+        ),
+        quiet=Case(
+            series={_s("prometheus_rule_evaluation_failures_total", PROM): "4x10"}, eval_time="5m"
+        ),
     ),
     Alert(
-        "PrometheusAlertmanagerMissing", "prometheus",
-        "prometheus_notifications_alertmanagers_discovered < 1", "critical",
-        "Prometheus has no Alertmanager to send alerts to.",
-        "Check the alertmanager container and the `alerting:` block of prometheus.yml.",
-        fires=Case({_s("prometheus_notifications_alertmanagers_discovered", PROM): "0x10"},
-                   "10m", PROM),
-        quiet=Case({_s("prometheus_notifications_alertmanagers_discovered", PROM): "1x10"},
-                   "10m"),
+        name="PrometheusAlertmanagerMissing",
+        group="prometheus",
+        expr="prometheus_notifications_alertmanagers_discovered < 1",
+        severity="critical",
+        summary="Prometheus has no Alertmanager to send alerts to.",
+        action="Check the alertmanager container and the `alerting:` block of prometheus.yml.",
+        fires=Case(
+            series={_s("prometheus_notifications_alertmanagers_discovered", PROM): "0x10"},
+            eval_time="10m",
+            labels=PROM,
+        ),
+        quiet=Case(
+            series={_s("prometheus_notifications_alertmanagers_discovered", PROM): "1x10"},
+            eval_time="10m",
+        ),
         for_="5m",
     ),
-)  # fmt: skip
+)
 
 
 def rules_yaml(alerts: Sequence[Alert] = ALERTS, runbook_url: str = RUNBOOK_URL) -> str:

@@ -52,6 +52,7 @@ class NginxSettings:
     frontend_upstream: str
     grafana_upstream: str
     prometheus_upstream: str
+    alertmanager_upstream: str
     admin_allow_cidrs: Sequence[str]
     resolver: str = DOCKER_RESOLVER
 
@@ -140,6 +141,7 @@ http {{
         set $frontend_upstream http://{s.frontend_upstream};
         set $grafana_upstream http://{s.grafana_upstream};
         set $prometheus_upstream http://{s.prometheus_upstream};
+        set $alertmanager_upstream http://{s.alertmanager_upstream};
 
         location /api/ {{
             proxy_pass $backend_upstream;
@@ -157,6 +159,15 @@ http {{
             deny all;
             rewrite ^/prometheus/(.*)$ /$1 break;
             proxy_pass $prometheus_upstream;
+        }}
+
+        # Alertmanager has no login either (silences, the alert list): admin networks only.
+        # Its --web.external-url carries the /alertmanager/ prefix, like Prometheus's.
+        location /alertmanager/ {{
+{admin_allow}
+            deny all;
+            rewrite ^/alertmanager/(.*)$ /$1 break;
+            proxy_pass $alertmanager_upstream;
         }}
 
         location / {{
