@@ -8,7 +8,9 @@ key, its value and what is allowed (a `pulumi.RunError`, so no stack trace).
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
+import itertools
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -18,7 +20,7 @@ from typing import Any, Literal
 import pulumi
 from croniter import croniter
 
-from components.monitoring.alerts import RUNBOOK_URL
+from components.monitoring.alerts import RUNBOOK_URL, THRESHOLDS
 
 PROJECT = "data-platform"
 
@@ -407,14 +409,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "replicationLagAlertBytes",
         "integer",
-        16777216,
+        THRESHOLDS.replication_lag_bytes,
         "Replay lag of a replica, in bytes of WAL, above which ReplicationLagHigh fires.",
         _at_least(1),
     ),
     Setting(
         "replicationSlotMaxRetainedBytes",
         "integer",
-        1073741824,
+        THRESHOLDS.slot_retained_bytes,
         "WAL a replication slot may hold back on the primary before ReplicationSlotRetainingWal "
         "fires.",
         _at_least(1),
@@ -704,6 +706,24 @@ class StackConfig:
 
 def snake(key: str) -> str:
     return re.sub(r"(?<!^)([A-Z])", r"_\1", key).lower()
+
+
+def schedule_max_gap_seconds(*schedules: str) -> int:
+    """The longest time between two consecutive runs of the cron `schedules` together, over
+    a year of runs (what an alert on a missing scheduled job must allow for)."""
+    start = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    end = start + datetime.timedelta(days=366)
+    runs: set[datetime.datetime] = set()
+    for schedule in schedules:
+        times = croniter(schedule, start)
+        run = times.get_next(datetime.datetime)
+        while run <= end and len(runs) < 100_000:
+            runs.add(run)
+            run = times.get_next(datetime.datetime)
+    ordered = sorted(runs)
+    if len(ordered) < 2:
+        return int((end - start).total_seconds())
+    return int(max((b - a).total_seconds() for a, b in itertools.pairwise(ordered)))
 
 
 def size_in_bytes(size: str) -> int:

@@ -15,7 +15,7 @@ from typing import Any
 import pulumi
 
 from components.alertmanager import Alertmanager, AlertmanagerArgs
-from components.config import StackConfig
+from components.config import StackConfig, schedule_max_gap_seconds
 from components.docker_platform import DockerPlatform
 from components.exporters import (
     Exporter,
@@ -29,7 +29,12 @@ from components.exporters import (
 )
 from components.grafana import PORT as GRAFANA_PORT
 from components.grafana import Grafana, GrafanaArgs
-from components.monitoring.alerts import RULES_FILE, rules_yaml
+from components.monitoring.alerts import (
+    BACKUP_MARGIN_SECONDS,
+    RULES_FILE,
+    Thresholds,
+    rules_yaml,
+)
 from components.monitoring.dashboards import dashboard_files
 from components.nginx import Nginx, NginxArgs
 from components.postgres import PORT as POSTGRES_PORT
@@ -215,7 +220,9 @@ def observability_tier(
                 *scrape_targets("https://nginx/", c.host_metrics),
                 ScrapeTarget("runtime", f"runtime:{RUNTIME_PORT}"),
             ],
-            rule_files={RULES_FILE: rules_yaml(runbook_url=c.runbook_url)},
+            rule_files={
+                RULES_FILE: rules_yaml(runbook_url=c.runbook_url, thresholds=alert_thresholds(c))
+            },
             depends_on=[data.postgres, data.redis, alertmanager],
         ),
         platform,
@@ -309,6 +316,20 @@ def exporters(
     if c.host_metrics:
         specs += [node_exporter_spec(c.node_exporter_image), cadvisor_spec(c.cadvisor_image)]
     return [Exporter(f"{name}-{s.name}", s, platform, opts=opts) for s in specs]
+
+
+def alert_thresholds(c: StackConfig) -> Thresholds:
+    """The alert thresholds these settings decide."""
+    return Thresholds(
+        replication_lag_bytes=c.replication_lag_alert_bytes,
+        slot_retained_bytes=c.replication_slot_max_retained_bytes,
+        full_backup_max_age_seconds=schedule_max_gap_seconds(c.pitr_full_schedule)
+        + BACKUP_MARGIN_SECONDS,
+        physical_backup_max_age_seconds=schedule_max_gap_seconds(
+            c.pitr_full_schedule, c.pitr_diff_schedule
+        )
+        + BACKUP_MARGIN_SECONDS,
+    )
 
 
 def pitr_repository(c: StackConfig) -> PitrRepositoryArgs:
