@@ -3,6 +3,7 @@
 Edges (a dependent's container is created only once its dependencies are healthy, and is
 destroyed before them):
 
+    postgres -> postgres-replica-N (hot standbys), runtime (physical backups)
     postgres, redis, alertmanager -> prometheus -> grafana -> nginx
                      alertmanager, prometheus ---------------> nginx
 """

@@ -223,10 +223,20 @@ def plain_strings(value: Any) -> Iterator[str]:
         yield value
 
 
-def run_stack(stack: str, overrides: Mapping[str, Any] | None = None) -> StackRun:
-    """Run __main__.py for `stack` under mocks; raises what the program raises."""
+def run_stack(
+    stack: str,
+    overrides: Mapping[str, Any] | None = None,
+    registered: list[Registration] | None = None,
+) -> StackRun:
+    """Run __main__.py for `stack` under mocks; raises what the program raises.
+
+    `registered`, when given, receives every registration as it happens, so a test can see
+    what a failing program created before it failed.
+    """
     mocks = PlatformMocks()
     monitor = RecordingMonitor(mocks)
+    if registered is not None:
+        monitor.registrations = registered
     pulumi_settings.ROOT.set(None)
     pulumi_settings.SETTINGS.rpc_manager.clear()
     pulumi_settings.SETTINGS.outputs.clear()

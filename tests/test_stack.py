@@ -13,6 +13,7 @@ from components.config import SETTINGS, ConfigError
 from tests.stack_harness import (
     PROD_CONFIG,
     PROD_PRIVATE_KEY,
+    Registration,
     StackRun,
     plain_strings,
     run_stack,
@@ -628,6 +629,16 @@ def test_bad_data_tier_settings_fail_with_key_value_and_rule(
     key: str, value: str, allowed: str
 ) -> None:
     test_bad_config_fails_with_key_value_and_rule(key, value, allowed)
+    registered: list[Registration] = []
+    with pytest.raises(ConfigError):
+        run_stack("dev", {key: value}, registered=registered)
+    assert registered == [], "a bad setting must stop the program before it creates anything"
+
+
+def test_the_nothing_created_check_sees_what_a_good_run_creates() -> None:
+    registered: list[Registration] = []
+    run_stack("dev", registered=registered)
+    assert any(r.type == "docker:index/container:Container" for r in registered)
 
 
 @pytest.mark.parametrize(
