@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import time
+import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from components.render.pgbackrest_conf import PgBackRestSettings, render_pgbackrest_conf
 from components.render.postgresql_conf import (
@@ -26,7 +30,7 @@ from components.render.postgresql_conf import (
     render_replication_passfile,
     replica_settings,
 )
-from tests.servers import PostgresServer, free_port
+from tests.servers import PostgresServer, free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE = ROOT / "images/postgres"
@@ -225,3 +229,63 @@ class Replica:
         self.log.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.datadir / "postmaster.pid")
+
+
+class PostgresExporter:
+    """Debian's prometheus-postgres-exporter on the primary, logged in as the superuser
+    (as the stack's exporter is, as dbUser)."""
+
+    def __init__(self, primary: ArchivingPrimary) -> None:
+        binary = shutil.which("prometheus-postgres-exporter")
+        assert binary, "prometheus-postgres-exporter is not installed: run scripts/bootstrap"
+        self.port = free_port()
+        dsn = (
+            f"postgresql://postgres:postgres-test-password@127.0.0.1:{primary.server.port}"
+            "/postgres?sslmode=disable"
+        )
+        self.process = subprocess.Popen(
+            [binary, f"--web.listen-address=127.0.0.1:{self.port}"],
+            env={"DATA_SOURCE_NAME": dsn, "PATH": "/usr/bin"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port)
+
+    def samples(self) -> list[tuple[str, dict[str, str], float]]:
+        """(name, labels, value) of every sample of one scrape."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=20) as r:
+            text = r.read().decode()
+        return [
+            (s.name, dict(s.labels), s.value)
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        ]
+
+    def value(self, name: str, **labels: str) -> float | None:
+        for sample, found, value in self.samples():
+            if sample == name and all(found.get(k) == v for k, v in labels.items()):
+                return value
+        return None
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+def streaming_check(replica: Replica, bindir: Path, tmp: Path) -> subprocess.CompletedProcess[str]:
+    """The image's health check against `replica`, with a `gosu` that is runuser (the image
+    has gosu; this machine has runuser)."""
+    shim = tmp / "gosu"
+    shim.write_text('#!/bin/sh\nuser="$1"; shift\nexec runuser -u "$user" -- "$@"\n')
+    shim.chmod(0o755)
+    return subprocess.run(
+        ["bash", str(IMAGE / "streaming-check.sh"), "postgres"],
+        env={
+            "PATH": f"{tmp}:{bindir}:/usr/sbin:/usr/bin:/bin",
+            "PGHOST": str(replica.sockdir),
+            "PGPORT": str(replica.port),
+        },
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )

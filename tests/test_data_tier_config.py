@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -21,7 +22,14 @@ from components.render.postgresql_conf import (
     render_pg_hba_conf,
     render_replication_passfile,
 )
-from tests.data_tier import REPLICATION_PASSWORD, SLOT, ArchivingPrimary, Replica
+from tests.data_tier import (
+    REPLICATION_PASSWORD,
+    SLOT,
+    ArchivingPrimary,
+    PostgresExporter,
+    Replica,
+    streaming_check,
+)
 
 
 @pytest.fixture(scope="module")
@@ -180,3 +188,78 @@ def test_the_access_files_have_no_trust_line() -> None:
 def test_a_password_that_would_break_the_passfile_is_refused() -> None:
     with pytest.raises(ValueError, match="must not contain"):
         render_replication_passfile("postgres", 5432, "a:b")
+
+
+# -- real faults: what the alerts and the replica's health check see --------------------------
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[ArchivingPrimary, Replica]]:
+    """A primary and a streaming replica of the test's own, to break."""
+    server = ArchivingPrimary()
+    standby: Replica | None = None
+    try:
+        server.run_init_script()
+        standby = Replica(server)
+        standby.wait_streaming()
+        yield server, standby
+    finally:
+        if standby is not None:
+            standby.close()
+        server.close()
+
+
+def _until(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.3)
+
+
+def test_the_exporter_shows_lag_and_a_slot_whose_replica_is_gone(
+    pair: tuple[ArchivingPrimary, Replica],
+) -> None:
+    """The series ReplicationLagHigh and ReplicaNotStreaming watch react to real faults."""
+    primary, replica = pair
+    exporter = PostgresExporter(primary)
+    try:
+        _until(
+            lambda: exporter.value("pg_replication_slots_active", slot_name=SLOT) == 1.0,
+            "the slot is active while the replica streams",
+        )
+        replica.psql("SELECT pg_wal_replay_pause()")
+        primary.server.psql(
+            "CREATE TABLE lag AS SELECT g, repeat('x', 100) AS pad FROM generate_series(1, 50000) g"
+        )
+        _until(
+            lambda: (
+                (
+                    exporter.value("pg_stat_replication_pg_wal_lsn_diff", application_name=SLOT)
+                    or 0.0
+                )
+                > 1_000_000
+            ),
+            "replay paused: the lag in bytes grows past 1 MB",
+        )
+        replica.psql("SELECT pg_wal_replay_resume()")
+        replica.close()  # the replica is gone; its slot stays
+        _until(
+            lambda: exporter.value("pg_replication_slots_active", slot_name=SLOT) == 0.0,
+            "the slot is inactive once its replica is gone",
+        )
+    finally:
+        exporter.close()
+
+
+def test_the_replica_health_check_fails_once_the_primary_is_gone(
+    pair: tuple[ArchivingPrimary, Replica], tmp_path: Path
+) -> None:
+    primary, replica = pair
+    bindir = primary.server.bindir
+    healthy = streaming_check(replica, bindir, tmp_path)
+    assert healthy.returncode == 0, healthy.stdout + healthy.stderr
+    primary.server.stop()
+    _until(
+        lambda: streaming_check(replica, bindir, tmp_path).returncode != 0,
+        "the health check fails while the replica has no primary to stream from",
+    )
