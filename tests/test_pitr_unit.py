@@ -18,7 +18,7 @@ from runtime.pitr.restore import recovery_outcome
 from runtime.settings import PitrSettings, load_settings
 
 
-def load_pitr_settings(env: dict[str, str]) -> PitrSettings:
+def pitr_from_env(env: dict[str, str]) -> PitrSettings:
     """The `pitr` section from PITR_* variables alone (an operator's host)."""
     settings = load_settings({}, env=env, require=()).pitr
     assert settings is not None
@@ -71,13 +71,13 @@ def test_a_bad_value_names_the_variable_the_value_and_what_is_allowed(
     env: dict[str, str], message: str
 ) -> None:
     with pytest.raises(ConfigError) as caught:
-        load_pitr_settings(env)
+        pitr_from_env(env)
     assert str(caught.value).startswith(message)
 
 
 def test_secrets_come_from_files_and_never_show_in_repr(tmp_path: Path) -> None:
     (tmp_path / "pass").write_text("from-a-file\n")
-    settings = load_pitr_settings({**S3_ENV, "PITR_CIPHER_PASS_FILE": str(tmp_path / "pass")})
+    settings = pitr_from_env({**S3_ENV, "PITR_CIPHER_PASS_FILE": str(tmp_path / "pass")})
     assert settings.cipher_pass is not None and settings.cipher_pass.reveal() == "from-a-file"
     shown = repr(settings)
     assert "from-a-file" not in shown and "s3-secret-value" not in shown
@@ -85,7 +85,7 @@ def test_secrets_come_from_files_and_never_show_in_repr(tmp_path: Path) -> None:
 
 
 def test_rendered_config_carries_the_s3_repository_and_tls_verification_by_default() -> None:
-    text = render_config(load_pitr_settings(S3_ENV))
+    text = render_config(pitr_from_env(S3_ENV))
     lines = set(text.splitlines())
     assert {
         "repo1-type=s3",
@@ -101,7 +101,7 @@ def test_rendered_config_carries_the_s3_repository_and_tls_verification_by_defau
         "[main]",
         "pg1-path=/var/lib/postgresql/data/pgdata",
     } <= lines
-    off = render_config(load_pitr_settings({**S3_ENV, "PITR_S3_VERIFY_TLS": "false"}))
+    off = render_config(pitr_from_env({**S3_ENV, "PITR_S3_VERIFY_TLS": "false"}))
     assert "repo1-storage-verify-tls=n" in off.splitlines()
 
 
@@ -229,7 +229,7 @@ def test_without_a_provided_file_the_runtime_renders_its_own(tmp_path: Path) -> 
         "PITR_LOCK_PATH": str(tmp_path / "lock"),
         "PITR_SPOOL_PATH": str(tmp_path / "spool"),
     }
-    settings = load_pitr_settings(env)
+    settings = pitr_from_env(env)
     assert not settings.config_provided
     assert prepare_config(settings) == conf
     assert f"repo1-path={tmp_path / 'repo'}" in conf.read_text().splitlines()
@@ -310,7 +310,7 @@ def test_the_full_backup_wins_and_a_differential_it_covers_is_skipped(
         return run
 
     monkeypatch.setattr(schedule, "take_backup", fake)
-    same_minute = load_pitr_settings(
+    same_minute = pitr_from_env(
         {"PITR_FULL_SCHEDULE": "0 1 * * *", "PITR_DIFF_SCHEDULE": "0 1 * * *"}
     )
     backups = schedule.PhysicalBackups(same_minute, PitrState(), clock=clock)
