@@ -578,7 +578,11 @@ SETTINGS: tuple[Setting, ...] = (
         _between(0, 8),
     ),
     Setting(
-        "k8sPostgresStorage", "string", "20Gi", "Volume size of each PostgreSQL instance.", _quantity
+        "k8sPostgresStorage",
+        "string",
+        "20Gi",
+        "Volume size of each PostgreSQL instance.",
+        _quantity,
     ),
     Setting(
         "k8sVolumeStorage",
@@ -591,8 +595,7 @@ SETTINGS: tuple[Setting, ...] = (
         "k8sBackupDestination",
         "string",
         "",
-        "s3://bucket/path CloudNativePG archives WAL and base backups to; required on "
-        "kubernetes.",
+        "s3://bucket/path CloudNativePG archives WAL and base backups to; required on kubernetes.",
         _s3_destination,
     ),
     Setting(
