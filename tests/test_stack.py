@@ -268,7 +268,9 @@ def test_no_generated_secret_appears_in_plain_text(run: StackRun) -> None:
     secrets = list(run.generated_secrets)
     if run.stack == "prod":
         # every secret setting an operator gives prod (the k8s* ones belong to the k8s stack)
-        secrets += [PROD_CONFIG[s.key] for s in SETTINGS if s.secret and not s.key.startswith("k8s")]
+        secrets += [
+            PROD_CONFIG[s.key] for s in SETTINGS if s.secret and not s.key.startswith("k8s")
+        ]
         assert PROD_PRIVATE_KEY in secrets and PROD_CONFIG["watchdogWebhookUrl"] in secrets
     assert len(secrets) >= 4
     for reg in run.registrations:
