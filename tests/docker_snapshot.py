@@ -14,15 +14,19 @@ import json
 import re
 from typing import Any
 
-from tests.stack_harness import StackRun, run_stack, unwrap
+from tests.stack_harness import PROD_CONFIG, StackRun, run_stack, unwrap
 
 SNAPSHOT_FILE = "tests/data/docker_stacks.json"
 # The mocks generate a fresh key (and certificate) per run: PEM blocks are compared by kind,
 # and SHA-256 digests (upload hashes of those files) by shape; the contents still count.
 _SHA256 = re.compile(r"\b[0-9a-f]{64}\b")
+# The runtime image's tag is a hash of runtime/'s code (components/runtime_sidecar.py): a
+# change to the runtime is not a change to the stack's shape.
+_RUNTIME_TAG = re.compile(r"(data-platform-runtime:)[0-9a-f]{16}\b")
 _PEM = re.compile(r"-----BEGIN ([A-Z ]+)-----.*?-----END \1-----", re.DOTALL)
 # prod with fixed stand-ins for its secret settings, so the snapshot is reproducible
 PROD_STANDINS = {
+    **PROD_CONFIG,
     "tlsCertificate": "-----BEGIN CERTIFICATE-----\nstand-in\n-----END CERTIFICATE-----\n",
     "tlsPrivateKey": "-----BEGIN PRIVATE KEY-----\nstand-in\n-----END PRIVATE KEY-----\n",
     "alertWebhookUrl": "https://hooks.example.com/services/stand-in",
@@ -34,6 +38,7 @@ def _digest(value: Any) -> str:
     text = json.dumps(unwrap(value), sort_keys=True, default=str)
     text = _PEM.sub(lambda m: f"<PEM {m.group(1)}>", text.replace("\\n", "\n"))
     text = _SHA256.sub("<sha256>", text)
+    text = _RUNTIME_TAG.sub(r"\1<source hash>", text)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

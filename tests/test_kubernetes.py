@@ -19,12 +19,13 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from components.config import ConfigError
+from components.config import ConfigError, StackConfig, parse_config
 from components.kubernetes import operators as ops
 from components.kubernetes.objects import NETWORK_LABEL, PART_OF, PART_OF_VALUE
-from components.monitoring.alerts import ALERTS
+from components.monitoring.alerts import ALERTS, SIDECAR_PHYSICAL_BACKUP_ALERTS
+from components.stack import alert_thresholds
 from rules import restricted_violations
-from tests.stack_harness import StackRun, plain_strings, run_stack, unwrap
+from tests.stack_harness import StackRun, load_cli_config, plain_strings, run_stack, unwrap
 
 CRDS = Path(__file__).resolve().parent / "data" / "crds"
 K8S_SECRETS = {
@@ -39,6 +40,17 @@ WORKLOADS = ("kubernetes:apps/v1:Deployment", "kubernetes:apps/v1:StatefulSet")
 @functools.cache
 def k8s_run() -> StackRun:
     return run_stack("k8s", K8S_SECRETS)
+
+
+def k8s_config() -> StackConfig:
+    """The k8s stack's settings, as the program parses them."""
+    raw = load_cli_config("k8s", K8S_SECRETS)
+    return parse_config({k.split(":", 1)[1]: v for k, v in raw.items()}, stack="k8s")
+
+
+def prometheus_rule(run: StackRun) -> dict[str, Any]:
+    (rule,) = [o for o in objects(run, False) if o["kind"] == "PrometheusRule"]
+    return rule
 
 
 def as_object(reg: Any) -> dict[str, Any]:
@@ -145,8 +157,31 @@ def test_app_config_has_the_docker_shape_with_in_cluster_names() -> None:
     def shape(v: Any) -> Any:
         return {k: shape(x) for k, x in v.items()} if isinstance(v, dict) else type(v).__name__
 
-    assert shape(k8s) == shape(docker)
+    # no `pitr` section: CloudNativePG, not the runtime sidecar, archives WAL there
+    assert "pitr" in docker and "pitr" not in k8s
+    assert shape(k8s) == shape({k: v for k, v in docker.items() if k != "pitr"})
     assert k8s["database"]["host"] == "postgres" and k8s["redis"]["host"] == "redis"
+
+
+def test_postgres_replicas_are_cnpg_standbys_behind_one_read_only_endpoint() -> None:
+    app = k8s_run().outputs["app_config"]
+    (cluster,) = k8s_run().of_type("kubernetes:postgresql.cnpg.io/v1:Cluster")
+    assert unwrap(cluster.inputs)["spec"]["instances"] == 3  # Pulumi.k8s.yaml: postgresReplicas 2
+    (replica,) = app["database"]["replicas"]
+    password = app["database"]["password"]
+    assert replica == {
+        "host": "postgres-db-ro",  # CloudNativePG's read-only Service of the Cluster
+        "port": 5432,
+        "dsn": f"postgresql://app:{password}@postgres-db-ro:5432/app"
+        "?target_session_attrs=read-only",
+    }
+
+
+def test_without_postgres_replicas_one_instance_and_no_read_only_endpoint() -> None:
+    run = run_stack("k8s", {**K8S_SECRETS, "postgresReplicas": "0"})
+    (cluster,) = run.of_type("kubernetes:postgresql.cnpg.io/v1:Cluster")
+    assert unwrap(cluster.inputs)["spec"]["instances"] == 1
+    assert run.outputs["app_config"]["database"]["replicas"] == []
 
 
 @pytest.mark.parametrize(
@@ -386,13 +421,25 @@ def test_the_network_check_fails_when_an_edge_is_opened_or_closed() -> None:
 
 
 def test_the_prometheus_rule_holds_exactly_the_rules_promtool_tests() -> None:
-    (rule,) = objects(k8s_run(), False)[0:0] or [
-        o for o in objects(k8s_run(), False) if o["kind"] == "PrometheusRule"
-    ]
-    names = [r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]]
-    assert sorted(names) == sorted(a.name for a in ALERTS)
+    rule = prometheus_rule(k8s_run())
     exprs = {r["alert"]: r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]}
-    assert exprs == {a.name: a.expr for a in ALERTS}
+    # the sidecar's pgBackRest alerts stay out: CloudNativePG takes the physical backups
+    kept = [a for a in ALERTS if a.name not in SIDECAR_PHYSICAL_BACKUP_ALERTS]
+    assert sorted(exprs) == sorted(a.name for a in kept)
+    assert exprs == {a.name: a.rendered_expr(alert_thresholds(k8s_config())) for a in kept}
+    assert "WalArchivingFailing" in exprs and "ReplicationLagHigh" in exprs
+
+
+def test_the_replication_thresholds_come_from_the_settings() -> None:
+    run = run_stack("k8s", {**K8S_SECRETS, "replicationLagAlertBytes": "1234567"})
+    rules = [r for g in prometheus_rule(run)["spec"]["groups"] for r in g["rules"]]
+    (lag,) = [r for r in rules if r["alert"] == "ReplicationLagHigh"]
+    assert lag["expr"] == "pg_stat_replication_pg_wal_lsn_diff > 1234567"
+
+
+def test_only_the_sidecars_pgbackrest_alerts_read_its_physical_backup_series() -> None:
+    reading = {a.name for a in ALERTS if "runtime_pitr_" in a.expr}
+    assert reading == SIDECAR_PHYSICAL_BACKUP_ALERTS
 
 
 def test_rules_scrapes_and_dashboards_carry_the_labels_the_chart_selects() -> None:

@@ -9,11 +9,13 @@ has the Docker stack's shape with in-cluster names (docs/kubernetes.md).
 
 from __future__ import annotations
 
-from typing import Any, cast
+from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.app_config import app_config
 from components.config import StackConfig
 from components.exporters import (
     Exporter,
@@ -25,26 +27,36 @@ from components.exporters import (
 from components.kubernetes import operators as ops
 from components.kubernetes.objects import ClusterSettings
 from components.kubernetes.platform import KubernetesPlatform, secret_data
-from components.monitoring.alerts import rules_yaml
+from components.monitoring.alerts import ALERTS, SIDECAR_PHYSICAL_BACKUP_ALERTS, rules_yaml
 from components.monitoring.dashboards import dashboard_files
 from components.nginx import Nginx, NginxArgs
 from components.passwords import generated_password
 from components.postgres import PORT as POSTGRES_PORT
-from components.postgres import Postgres
 from components.redis import Redis, RedisArgs
 from components.render.alertmanager_yml import render_alertmanager_yml
 from components.render.blackbox_yml import HTTPS_MODULE
 from components.render.nginx_conf import STUB_STATUS_PORT, NginxSettings
 from components.runtime_sidecar import PORT as RUNTIME_PORT
 from components.runtime_sidecar import RuntimeSidecar, RuntimeSidecarArgs
-from components.stack import DataTier, _app_config
+from components.stack import alert_thresholds
 from components.tls import TlsCertificate
 
 DNS_RESOLVER = "kube-dns.kube-system.svc.cluster.local"
 # Image facts the specs do not carry: the uid each image runs as (root images get one), and
 # the directories it writes besides /tmp (the root filesystem is read-only).
-USERS = {"redis": 999, "nginx": 101, "runtime": 10001}
+# The runtime image is `postgres` (999) for Docker's physical backups (runtime/Dockerfile).
+USERS = {"redis": 999, "nginx": 101, "runtime": 999}
 SCRATCH_DIRS = {"nginx": ("/var/cache/nginx", "/var/run")}
+
+
+@dataclass(frozen=True)
+class ReadOnlyEndpoint:
+    """CloudNativePG's `<cluster>-ro` Service: every standby, balanced (app_config's
+    `database.replicas` has this one entry however many standbys there are)."""
+
+    host: pulumi.Output[str]
+    port: pulumi.Output[int]
+    dsn: pulumi.Output[str]
 
 
 class CloudNativePostgres(pulumi.ComponentResource):
@@ -54,6 +66,7 @@ class CloudNativePostgres(pulumi.ComponentResource):
     port: pulumi.Output[int]
     password: pulumi.Output[str]
     dsn: pulumi.Output[str]
+    replicas: list[ReadOnlyEndpoint]
 
     def __init__(
         self,
@@ -71,7 +84,7 @@ class CloudNativePostgres(pulumi.ComponentResource):
             database=c.db_name,
             owner=c.db_user,
             credentials_secret="postgres-app",  # noqa: S106 - a Secret's name
-            instances=1 + c.k8s_postgres_replicas,
+            instances=1 + c.postgres_replicas,
             storage_size=c.k8s_postgres_storage,
             storage_class=c.k8s_storage_class,
             memory_mb=c.postgres_memory_mb,
@@ -142,6 +155,25 @@ class CloudNativePostgres(pulumi.ComponentResource):
                 c.db_name,
             )
         )
+        self.replicas = []
+        if c.postgres_replicas > 0:
+            read_only = f"{settings.name}-ro"  # created by the operator with the Cluster
+            self.replicas.append(
+                ReadOnlyEndpoint(
+                    host=pulumi.Output.from_input(read_only),
+                    port=pulumi.Output.from_input(POSTGRES_PORT),
+                    dsn=pulumi.Output.secret(
+                        pulumi.Output.format(
+                            "postgresql://{0}:{1}@{2}:{3}/{4}?target_session_attrs=read-only",
+                            c.db_user,
+                            self.password,
+                            read_only,
+                            POSTGRES_PORT,
+                            c.db_name,
+                        )
+                    ),
+                )
+            )
         self.register_outputs({"host": self.host, "port": self.port, "dsn": self.dsn})
 
 
@@ -221,7 +253,7 @@ class KubePrometheusStack(pulumi.ComponentResource):
         after_chart = platform.child(self, [self.chart])  # the chart installs the CRDs
         _custom(
             f"{name}-rules",
-            ops.prometheus_rule(ns, c.stack, rules_yaml(runbook_url=c.runbook_url)),
+            ops.prometheus_rule(ns, c.stack, kubernetes_rules(c)),
             after_chart,
         )
         for file_name, text in sorted(dashboard_files().items()):
@@ -233,6 +265,13 @@ class KubePrometheusStack(pulumi.ComponentResource):
                 opts=platform.child(self),
             )
         self.register_outputs({"chart_version": ops.CHART_VERSION})
+
+
+def kubernetes_rules(c: StackConfig) -> str:
+    """The Docker stack's alert rules and thresholds, without those on the sidecar's
+    pgBackRest backups (CloudNativePG takes the physical backups here)."""
+    alerts = [a for a in ALERTS if a.name not in SIDECAR_PHYSICAL_BACKUP_ALERTS]
+    return rules_yaml(alerts, runbook_url=c.runbook_url, thresholds=alert_thresholds(c))
 
 
 def scrapes() -> list[ops.Scrape]:
@@ -358,9 +397,9 @@ class KubernetesDataPlatform(pulumi.ComponentResource):
                 f"http://kube-prometheus-stack-alertmanager.{ns}:9093"
             ),
         }
-        # One source for the shape: the Docker stack's builder, given this stack's data tier
-        # (CloudNativePostgres has every attribute it reads from Postgres).
-        self.app_config = _app_config(c, DataTier(cast(Postgres, postgres), redis), self.endpoints)
+        # The Docker stack's shape; no `pitr` section: CloudNativePG archives WAL and takes the
+        # physical backups, so the runtime sidecar only keeps its logical ones here.
+        self.app_config = app_config(c, postgres, postgres.replicas, redis, self.endpoints)
         RuntimeSidecar(
             f"{name}-runtime",
             RuntimeSidecarArgs(

@@ -1,0 +1,219 @@
+"""The `pitr` verbs as plain functions returning exit codes, so any command line can call them.
+
+Exit codes: 0 done; 1 the operation failed; 2 bad usage or configuration (including a refused
+restore target); 3 done, but not as asked (recovery stopped before the requested point).
+Errors are one line on stderr; results go to stdout (`as_json` for scripts).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from runtime.pitr.info import RepoInfo, parse_info
+from runtime.pitr.metrics import BackupRun, PitrState
+from runtime.pitr.pgbackrest import Pgbackrest, PitrError, write_config
+from runtime.pitr.restore import (
+    RestoreRefused,
+    prepare_target,
+    recovery_outcome,
+    restore_options,
+    segment_size,
+    start_and_wait,
+)
+from runtime.pitr.settings import BackupType, PitrSettings
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DEGRADED = 0, 1, 2, 3
+
+
+def _error(message: str) -> None:
+    print(f"error: {' '.join(message.split())}", file=sys.stderr)
+
+
+def _json(payload: Any) -> str:
+    return json.dumps(
+        payload, default=lambda v: v.isoformat() if isinstance(v, datetime) else str(v)
+    )
+
+
+def run_check(settings: PitrSettings) -> int:
+    """Write the configuration, create the stanza if it is new, and prove that a WAL segment
+    goes from the server into the repository (`pgbackrest check`)."""
+    try:
+        write_config(settings)
+        tool = Pgbackrest(settings)
+        tool.check("stanza-create")  # idempotent: a no-op on an existing, matching stanza
+        tool.check("check")
+    except PitrError as exc:
+        _error(str(exc))
+        return EXIT_FAILED
+    print(f"stanza {settings.stanza}: archiving works ({settings.repo_type} repository)")
+    return EXIT_OK
+
+
+def run_backup(settings: PitrSettings, type_: BackupType, state: PitrState | None = None) -> int:
+    """One physical backup (`full`, `diff` or `incr`), recorded in `state` for the metrics.
+
+    The sidecar's scheduler calls this with the type its full/diff schedule says is due."""
+    started = time.time()
+    clock = time.monotonic()
+    label: str | None = None
+    error: str | None = None
+    try:
+        write_config(settings)
+        tool = Pgbackrest(settings)
+        tool.check("backup", f"--type={type_}")
+        newest = repo_info(settings, tool).last_backup()
+        label = newest.label if newest else None
+    except PitrError as exc:
+        error = str(exc)
+    run = BackupRun(type_, error is None, started, time.monotonic() - clock, label, error)
+    if state is not None:
+        state.record(run)
+    if error is not None:
+        _error(error)
+        return EXIT_FAILED
+    print(f"{type_} backup {label} done in {run.duration_seconds:.1f} s")
+    return EXIT_OK
+
+
+def repo_info(settings: PitrSettings, tool: Pgbackrest | None = None) -> RepoInfo:
+    tool = tool or Pgbackrest(settings)
+    return parse_info(tool.check("info", "--output=json"), settings.stanza)
+
+
+_FINDING = re.compile(r"INFO: ((?:invalid|missing|unable|error)\b.*)$", re.IGNORECASE)
+
+
+def verify_findings(tool: Pgbackrest) -> list[str]:
+    """What `pgbackrest verify` finds wrong in the repository (e.g. "invalid checksum
+    '<backup>/pg_data/base/16385/2838.lz4'"), to name the damage after a failed restore."""
+    try:
+        done = tool.run("verify", "--log-level-console=info", timeout=1800)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    found = [m.group(1) for line in done.stdout.splitlines() if (m := _FINDING.search(line))]
+    return found[:10]
+
+
+def _last_archived(settings: PitrSettings) -> tuple[str | None, datetime | None]:
+    """The running server's last archived segment and its time (None if it is down)."""
+    try:
+        with psycopg.connect(
+            host=str(settings.pg_socket),
+            port=settings.pg_port,
+            user=settings.os_user,
+            dbname="postgres",
+            connect_timeout=3,
+        ) as conn:
+            row = conn.execute(
+                "SELECT last_archived_wal, last_archived_time FROM pg_stat_archiver"
+            ).fetchone()
+    except psycopg.Error:
+        return None, None
+    return (row[0], row[1]) if row else (None, None)
+
+
+def run_info(settings: PitrSettings, as_json: bool = False) -> int:
+    """The backups and the window one can restore into."""
+    try:
+        write_config(settings)
+        info = repo_info(settings)
+    except PitrError as exc:
+        _error(str(exc))
+        return EXIT_FAILED
+    wal, wal_time = _last_archived(settings)
+    if as_json:
+        payload = {
+            **asdict(info),
+            "earliest_restorable": info.earliest_restorable,
+            "last_archived_wal": wal,
+            "last_archived_time": wal_time,
+        }
+        print(_json(payload))
+        return EXIT_OK
+    print(f"stanza {info.stanza} ({info.status}; cipher {info.cipher})")
+    for b in info.backups:
+        flag = "  ERROR" if b.error else ""
+        print(
+            f"  {b.label:<32} {b.type:<4} {b.stopped_at:%Y-%m-%d %H:%M:%S}Z "
+            f"{b.size_bytes:>14} bytes ({b.repo_size_bytes} stored){flag}"
+        )
+    if info.earliest_restorable is None:
+        print("restore window: none (no backup yet: run `pitr backup --type full`)")
+        return EXIT_OK
+    latest = f"{wal_time:%Y-%m-%d %H:%M:%S%z}" if wal_time else "server down: time unknown"
+    print(
+        f"restore window: {info.earliest_restorable:%Y-%m-%d %H:%M:%S}Z .. end of WAL "
+        f"{info.wal_max} ({latest})"
+    )
+    return EXIT_OK
+
+
+def run_restore(
+    settings: PitrSettings,
+    data_dir: Path,
+    target_time: datetime | None,
+    *,
+    delta: bool = False,
+    force: bool = False,
+    start: bool = False,
+    port: int | None = None,
+    timeout: float = 600.0,
+) -> int:
+    """Restore into `data_dir` to `target_time` (None: the end of the archive); with `start`,
+    start the server, wait until it has left recovery and check where recovery stopped."""
+    try:
+        prepare_target(settings, data_dir, delta=delta, force=force)
+        write_config(settings)
+        tool = Pgbackrest(settings)
+        info = repo_info(settings, tool)
+    except RestoreRefused as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    except PitrError as exc:
+        _error(str(exc))
+        return EXIT_FAILED
+    try:
+        tool.check(
+            "restore", *restore_options(settings, data_dir, target_time, delta=delta, force=force)
+        )
+    except PitrError as exc:
+        found = verify_findings(tool)
+        _error(
+            f"{exc}; {data_dir} holds a partial restore: do not start it"
+            + (f"; pgbackrest verify found: {'; '.join(found)}" if found else "")
+        )
+        return EXIT_FAILED
+    where = target_time.isoformat() if target_time else "the end of the archive"
+    if not start:
+        print(
+            f"restored into {data_dir} (recovery to {where} happens on start: start the server "
+            "and wait until pg_is_in_recovery() is false, or rerun with --start)"
+        )
+        return EXIT_OK
+    log_file = settings.log_path / f"restore-{data_dir.name}.log"
+    offset = log_file.stat().st_size if log_file.exists() else 0
+    try:
+        used_port = start_and_wait(settings, data_dir, log_file, port=port, timeout=timeout)
+        seg = segment_size(settings, used_port)
+    except PitrError as exc:
+        _error(f"{exc} (server log: {log_file})")
+        return EXIT_FAILED
+    with log_file.open(errors="replace") as handle:
+        handle.seek(offset)
+        outcome = recovery_outcome(handle.read(), target_time, info, seg)
+    if not outcome.exact:
+        _error(f"restored into {data_dir}, but not to {where}: {outcome.detail}")
+        return EXIT_DEGRADED
+    print(f"restored into {data_dir} and started on port {used_port}: {outcome.detail}")
+    return EXIT_OK
