@@ -479,3 +479,10 @@ def test_alertmanager_gets_the_same_routes_as_on_docker() -> None:
     assert yaml.safe_load(config) == yaml.safe_load(
         render_alertmanager_yml(K8S_SECRETS["alertWebhookUrl"], None)
     )
+
+
+def test_the_runtime_pod_runs_as_the_user_its_dockerfile_declares() -> None:
+    dockerfile = (Path(__file__).resolve().parent.parent / "runtime" / "Dockerfile").read_text()
+    (declared,) = [line.split()[1] for line in dockerfile.splitlines() if line.startswith("USER ")]
+    pod = pod_templates(k8s_run())["runtime"]["spec"]
+    assert pod["securityContext"]["runAsUser"] == int(declared) == 999
