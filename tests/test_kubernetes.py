@@ -25,21 +25,24 @@ from components.kubernetes.objects import NETWORK_LABEL, PART_OF, PART_OF_VALUE
 from components.monitoring.alerts import ALERTS, SIDECAR_PHYSICAL_BACKUP_ALERTS
 from components.stack import alert_thresholds
 from rules import restricted_violations
-from tests.stack_harness import StackRun, load_cli_config, plain_strings, run_stack, unwrap
+from tests.stack_harness import (
+    K8S_CONFIG,
+    StackRun,
+    load_cli_config,
+    plain_strings,
+    run_stack,
+    stack_run,
+    unwrap,
+)
 
 CRDS = Path(__file__).resolve().parent / "data" / "crds"
-K8S_SECRETS = {
-    "k8sBackupAccessKeyId": "AKIAEXAMPLEKEY000001",
-    "k8sBackupSecretAccessKey": "s3cr3t-backup-access-key-value",
-    "alertWebhookUrl": "https://hooks.example.com/services/T000/B000/s3cr3t-token",
-}
+K8S_SECRETS = K8S_CONFIG
 BUILT_IN_GROUPS = ("core/", "apps/", "policy/", "networking.k8s.io/")
 WORKLOADS = ("kubernetes:apps/v1:Deployment", "kubernetes:apps/v1:StatefulSet")
 
 
-@functools.cache
 def k8s_run() -> StackRun:
-    return run_stack("k8s", K8S_SECRETS)
+    return stack_run("k8s")
 
 
 def k8s_config() -> StackConfig:
@@ -149,8 +152,6 @@ def test_no_generated_secret_appears_in_plain_text_in_any_input_or_output() -> N
 
 
 def test_app_config_has_the_docker_shape_with_in_cluster_names() -> None:
-    from tests.stack_harness import stack_run
-
     docker = stack_run("prod").outputs["app_config"]
     k8s = k8s_run().outputs["app_config"]
 
