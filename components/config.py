@@ -52,6 +52,9 @@ _DURATION = re.compile(r"^[1-9][0-9]*(s|m|h|d|w|y)$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _QUANTITY = re.compile(r"^[1-9][0-9]*(Mi|Gi|Ti)$")
 _RETENTION = re.compile(r"^[1-9][0-9]*[dwm]$")
+_REGISTRY = re.compile(
+    r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)*$"
+)
 
 
 class ConfigError(pulumi.RunError):
@@ -191,6 +194,11 @@ def _bucket(v: str) -> str | None:
 def _region(v: str) -> str | None:
     ok = v == "" or re.fullmatch(r"[a-z0-9][a-z0-9-]*", v) is not None
     return None if ok else "an S3 region like 'eu-west-1'"
+
+
+def _registry(v: str) -> str | None:
+    ok = v == "" or _REGISTRY.match(v) is not None
+    return None if ok else "a registry host and optional path like 'registry.example.com/platform'"
 
 
 def _always(_: Any) -> str | None:
@@ -756,6 +764,28 @@ SETTINGS: tuple[Setting, ...] = (
         "How long CloudNativePG keeps base backups and WAL (its retentionPolicy).",
         _retention,
     ),
+    Setting(
+        "k8sImageRegistry",
+        "string",
+        "",
+        "Registry (host[/path]) the stack pushes the images it builds (the runtime's) to and "
+        "the cluster pulls them from; required on kubernetes.",
+        _registry,
+    ),
+    Setting(
+        "k8sImageRegistryUsername",
+        "string",
+        "",
+        "User for k8sImageRegistry (empty = this machine's docker login and the nodes' own "
+        "pull credentials).",
+    ),
+    Setting(
+        "k8sImageRegistryPassword",
+        "string",
+        "",
+        "Password or token for k8sImageRegistryUsername (set with --secret).",
+        secret=True,
+    ),
 )
 
 SETTINGS_BY_KEY: Mapping[str, Setting] = {s.key: s for s in SETTINGS}
@@ -853,6 +883,9 @@ class StackConfig:
     k8s_backup_access_key_id: pulumi.Output[str] | None
     k8s_backup_secret_access_key: pulumi.Output[str] | None
     k8s_backup_retention: str
+    k8s_image_registry: str
+    k8s_image_registry_username: str
+    k8s_image_registry_password: pulumi.Output[str] | None
 
 
 def snake(key: str) -> str:
@@ -1027,9 +1060,17 @@ def _kubernetes_problems(v: Mapping[str, Any]) -> list[str]:
             ("k8sBackupDestination", "an s3://bucket/path URL"),
             ("k8sBackupAccessKeyId", "an access key id (pulumi config set --secret ...)"),
             ("k8sBackupSecretAccessKey", "a secret access key (pulumi config set --secret ...)"),
+            ("k8sImageRegistry", "a registry the cluster pulls from, like 'ghcr.io/example'"),
         )
         if not v[snake(key)]
     ]
+    if bool(v["k8s_image_registry_username"]) != bool(v["k8s_image_registry_password"]):
+        problems.append(
+            f"{PROJECT}:k8sImageRegistryUsername/k8sImageRegistryPassword: only one is set; "
+            "allowed: both (pulumi config set k8sImageRegistryUsername USER; pulumi config set "
+            "--secret k8sImageRegistryPassword ...) or neither (docker login and the nodes' "
+            "credentials)"
+        )
     if v["expose_data_ports"]:
         problems.append(
             f"{PROJECT}:exposeDataPorts: got True; allowed: false on kubernetes (reach the "

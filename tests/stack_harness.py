@@ -116,6 +116,9 @@ class PlatformMocks(pulumi_mocks.Mocks):
         if args.typ == "docker:index/remoteImage:RemoteImage":
             outputs["imageId"] = f"sha256:{digest}"
             outputs["repoDigest"] = f"{args.inputs['name'].split(':')[0]}@sha256:{digest}"
+        elif args.typ == "docker:index/image:Image" and not args.inputs.get("skipPush"):
+            # pushed: the registry's manifest digest (repository@sha256:...)
+            outputs["repoDigest"] = f"{args.inputs['imageName'].rsplit(':', 1)[0]}@sha256:{digest}"
         elif args.typ in ("docker:index/volume:Volume", "docker:index/network:Network"):
             outputs["name"] = f"{args.name}-{digest[:7]}"
         elif args.typ == "random:index/randomPassword:RandomPassword":
@@ -298,6 +301,9 @@ K8S_CONFIG = {
     "k8sBackupAccessKeyId": "AKIAEXAMPLEKEY000001",
     "k8sBackupSecretAccessKey": "s3cr3t-backup-access-key-value",
     "alertWebhookUrl": "https://hooks.example.com/services/T000/B000/s3cr3t-token",
+    # a registry that needs a login (optional: without one, the nodes' own credentials)
+    "k8sImageRegistryUsername": "deployer",
+    "k8sImageRegistryPassword": "registry-t0ken-s3cr3t-value",
 }
 DIGEST = "@sha256:" + "ab" * 32
 # every pulled image: RemoteImages, and postgresImage, the base of the locally built

@@ -8,9 +8,11 @@ NetworkPolicies against Docker's network model. Each check is shown to fail on a
 
 from __future__ import annotations
 
+import base64
 import copy
 import functools
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +21,12 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from components.config import ConfigError, StackConfig, parse_config
+from components.config import SETTINGS_BY_KEY, ConfigError, StackConfig, parse_config
 from components.kubernetes import operators as ops
 from components.kubernetes.objects import NETWORK_LABEL, PART_OF, PART_OF_VALUE
+from components.kubernetes.platform import PULL_SECRET
 from components.monitoring.alerts import ALERTS, SIDECAR_PHYSICAL_BACKUP_ALERTS
+from components.runtime_sidecar import source_hash
 from components.stack import alert_thresholds
 from rules import restricted_violations
 from tests.stack_harness import (
@@ -37,6 +41,8 @@ from tests.stack_harness import (
 
 CRDS = Path(__file__).resolve().parent / "data" / "crds"
 K8S_SECRETS = K8S_CONFIG
+# the values of the secret settings among them (the registry's user name is not one)
+SECRET_VALUES = [v for k, v in K8S_CONFIG.items() if SETTINGS_BY_KEY[k].secret]
 BUILT_IN_GROUPS = ("core/", "apps/", "policy/", "networking.k8s.io/")
 WORKLOADS = ("kubernetes:apps/v1:Deployment", "kubernetes:apps/v1:StatefulSet")
 
@@ -140,7 +146,7 @@ def test_the_database_comes_before_what_needs_it() -> None:
 
 def test_no_generated_secret_appears_in_plain_text_in_any_input_or_output() -> None:
     run = k8s_run()
-    secrets = [*run.generated_secrets, *K8S_SECRETS.values()]
+    secrets = [*run.generated_secrets, *SECRET_VALUES]
     assert secrets
     for r in run.registrations:
         plain = list(plain_strings(r.inputs))
@@ -200,6 +206,16 @@ def test_without_postgres_replicas_one_instance_and_no_read_only_endpoint() -> N
         ({"k8sPostgresStorage": "50G"}, "data-platform:k8sPostgresStorage: got '50G'"),
         ({"k8sEdgeReplicas": "0"}, "data-platform:k8sEdgeReplicas: got 0"),
         ({"k8sBackupRetention": "30"}, "data-platform:k8sBackupRetention: got '30'"),
+        ({"k8sImageRegistry": None}, "data-platform:k8sImageRegistry: not set"),
+        (
+            {"k8sImageRegistry": "https://registry.example.com"},
+            "data-platform:k8sImageRegistry: got 'https://registry.example.com'; allowed: a "
+            "registry host and optional path",
+        ),
+        (
+            {"k8sImageRegistryPassword": None},
+            "data-platform:k8sImageRegistryUsername/k8sImageRegistryPassword: only one is set",
+        ),
         (
             {"exposeDataPorts": "true"},
             "data-platform:exposeDataPorts: got True; allowed: false on kubernetes",
@@ -221,6 +237,70 @@ def test_every_bad_k8s_setting_is_rejected_with_one_line(
         run_stack("k8s", {**K8S_SECRETS, **overrides})
     assert message in str(error.value)
     assert "Traceback" not in str(error.value)
+
+
+# -- the runtime's image: built here, pushed to the stack's registry ---------------------------
+
+
+def test_the_runtime_image_is_built_here_and_pushed_to_the_stacks_registry() -> None:
+    run = k8s_run()
+    (image,) = run.of_type("docker:index/image:Image")
+    inputs = image.inputs
+    name = f"registry.example.com/data-platform/data-platform-runtime:{source_hash()}"
+    assert unwrap(inputs)["imageName"] == name
+    assert inputs["skipPush"] is False
+    assert unwrap(inputs)["build"] == {"context": ".", "dockerfile": "runtime/Dockerfile"}
+    registry = inputs["registry"]
+    assert unwrap(registry)["server"] == "registry.example.com"
+    assert unwrap(registry)["username"] == "deployer"
+    # the password reaches the provider as a secret, never as a plain string
+    assert K8S_CONFIG["k8sImageRegistryPassword"] not in plain_strings(inputs)
+    assert unwrap(registry)["password"] == K8S_CONFIG["k8sImageRegistryPassword"]
+    # the PostgreSQL image is built on Docker only: CloudNativePG runs its own
+    assert len(run.of_type("docker:index/image:Image")) == 1
+
+
+def test_the_runtime_pod_runs_the_pushed_digest_with_the_registry_pull_secret() -> None:
+    run = k8s_run()
+    templates = pod_templates(run)
+    runtime = templates["runtime"]["spec"]
+    repository = "registry.example.com/data-platform/data-platform-runtime"
+    assert re.fullmatch(rf"{re.escape(repository)}@sha256:[0-9a-f]{{64}}", image_of(runtime))
+    assert runtime["imagePullSecrets"] == [{"name": PULL_SECRET}]
+    # public images are pulled without it
+    assert all("imagePullSecrets" not in t["spec"] for n, t in templates.items() if n != "runtime")
+    (secret,) = [
+        r
+        for r in run.of_type("kubernetes:core/v1:Secret")
+        if unwrap(r.inputs)["metadata"]["name"] == PULL_SECRET
+    ]
+    assert unwrap(secret.inputs)["type"] == "kubernetes.io/dockerconfigjson"
+    assert not list(plain_strings(secret.inputs["stringData"]))
+    config = json.loads(unwrap(secret.inputs)["stringData"][".dockerconfigjson"])
+    auth = config["auths"]["registry.example.com"]
+    password = K8S_CONFIG["k8sImageRegistryPassword"]
+    assert base64.b64decode(auth["auth"]).decode() == f"deployer:{password}"
+    (runtime_workload,) = [
+        r for r in run.of_type(WORKLOADS[1]) if unwrap(r.inputs)["metadata"]["name"] == "runtime"
+    ]
+    assert secret.urn in runtime_workload.dependencies
+
+
+def image_of(pod_spec: dict[str, Any]) -> str:
+    (container,) = pod_spec["containers"]
+    return str(container["image"])
+
+
+def test_without_registry_credentials_the_nodes_own_credentials_pull() -> None:
+    no_login = {**K8S_SECRETS, "k8sImageRegistryUsername": None, "k8sImageRegistryPassword": None}
+    run = run_stack("k8s", no_login)
+    (image,) = run.of_type("docker:index/image:Image")
+    assert "registry" not in image.inputs and image.inputs["skipPush"] is False
+    runtime = pod_templates(run)["runtime"]["spec"]
+    assert "imagePullSecrets" not in runtime
+    assert image_of(runtime).startswith("registry.example.com/data-platform/data-platform-runtime@")
+    names = {unwrap(r.inputs)["metadata"]["name"] for r in run.of_type("kubernetes:core/v1:Secret")}
+    assert PULL_SECRET not in names
 
 
 # -- strict validation ----------------------------------------------------------------------
@@ -464,7 +544,7 @@ def test_rules_scrapes_and_dashboards_carry_the_labels_the_chart_selects() -> No
         b["metadata"]["labels"][sidecar["label"]] == sidecar["labelValue"] for b in boards
     )
     assert values["defaultRules"]["create"] is False
-    assert not any(s in json.dumps(values) for s in [*run.generated_secrets, *K8S_SECRETS.values()])
+    assert not any(s in json.dumps(values) for s in [*run.generated_secrets, *SECRET_VALUES])
 
 
 def test_alertmanager_gets_the_same_routes_as_on_docker() -> None:

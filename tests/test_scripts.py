@@ -72,9 +72,10 @@ def test_deploy_rejects_an_unknown_stack(tmp_path: Path) -> None:
     assert "no Pulumi.staging.yaml; known stacks: dev k8s prod" in result.stderr
 
 
-def test_deploy_of_the_k8s_stack_needs_a_kubeconfig_not_docker(tmp_path: Path) -> None:
+def test_deploy_of_the_k8s_stack_needs_a_kubeconfig_and_docker_to_build_the_runtime(
+    tmp_path: Path,
+) -> None:
     bin_dir = fake_tools(tmp_path, logged_in=True)
-    (bin_dir / "docker").unlink()  # no Docker on a machine that deploys to a cluster
     path = f"{bin_dir}:/usr/bin:/bin"
     result = deploy(tmp_path, "k8s", "--yes", path=path)
     assert result.returncode == 3
@@ -84,8 +85,9 @@ def test_deploy_of_the_k8s_stack_needs_a_kubeconfig_not_docker(tmp_path: Path) -
     result = deploy(tmp_path, "k8s", "--yes", path=path)
     assert result.returncode == 0, result.stderr
     assert "pulumi up --stack k8s --yes" in (tmp_path / "calls.log").read_text()
-    # a Docker stack still needs Docker
-    result = deploy(tmp_path, "dev", path=path)
+    # the runtime's image is built and pushed from this machine: Docker is needed here too
+    (bin_dir / "docker").unlink()
+    result = deploy(tmp_path, "k8s", "--yes", path=path)
     assert result.returncode == 3 and "'docker' not found on PATH" in result.stderr
 
 

@@ -20,6 +20,8 @@ How a Docker idea maps here:
 
 from __future__ import annotations
 
+import base64
+import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -61,6 +63,9 @@ class ClusterSettings:
     users: Mapping[str, int] = field(default_factory=dict)
     scratch_dirs: Mapping[str, Sequence[str]] = field(default_factory=dict)
     extra_ports: Mapping[str, Sequence[int]] = field(default_factory=dict)
+    # The Secret (kubernetes.io/dockerconfigjson) pods of locally built images pull with;
+    # empty when the nodes' own credentials reach the registry.
+    pull_secret: str = ""
 
 
 def labels(service: str) -> dict[str, str]:
@@ -100,6 +105,20 @@ def secret(spec: ServiceSpec, namespace: str, contents: Mapping[str, str]) -> Ob
         "type": "Opaque",
         "metadata": metadata(spec.name, namespace),
         "stringData": {file_key(path): text for path, text in sorted(contents.items())},
+    }
+
+
+def pull_secret(name: str, namespace: str, server: str, username: str, password: str) -> Obj:
+    """Registry credentials the kubelet pulls with (a `kubernetes.io/dockerconfigjson` Secret,
+    in the format of Docker's config.json)."""
+    auth = base64.b64encode(f"{username}:{password}".encode()).decode()
+    config = {"auths": {server: {"username": username, "password": password, "auth": auth}}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/dockerconfigjson",
+        "metadata": metadata(name, namespace),
+        "stringData": {".dockerconfigjson": json.dumps(config, sort_keys=True)},
     }
 
 
@@ -218,16 +237,20 @@ def pod_template(spec: ServiceSpec, cluster: ClusterSettings, checksum: str) -> 
         container["args"] = [str(a) for a in spec.command]
     if spec.env:
         container["env"] = [{"name": k, "value": str(v)} for k, v in spec.env.items()]
+    pod: Obj = {
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": spec.stop_grace_seconds,
+        "securityContext": pod_security,
+        "containers": [container],
+        "volumes": volumes,
+    }
+    if spec.build is not None and cluster.pull_secret:
+        # Built here and pushed to the stack's registry (platform.py); public images need none.
+        pod["imagePullSecrets"] = [{"name": cluster.pull_secret}]
     return {
         "metadata": {"labels": pod_labels(spec), "annotations": {CHECKSUM: checksum}},
-        "spec": {
-            "automountServiceAccountToken": False,
-            "enableServiceLinks": False,
-            "terminationGracePeriodSeconds": spec.stop_grace_seconds,
-            "securityContext": pod_security,
-            "containers": [container],
-            "volumes": volumes,
-        },
+        "spec": pod,
     }
 
 

@@ -2,6 +2,8 @@
 
 The platform is a component owning the provider, the namespace and its NetworkPolicies;
 each service's objects are children of that service's component (`parent=`), as on Docker.
+An image a spec builds from this repository is built on this machine and pushed to the
+stack's registry (pulumi-docker), and its pods run the pushed digest.
 Pulumi inputs of a spec (generated passwords, rendered files) are resolved with one `apply`
 and handed to the pure functions; `stringData` of a Secret stays a secret Output.
 """
@@ -15,11 +17,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
+import pulumi_docker as docker
 import pulumi_kubernetes as k8s
 
 from components.kubernetes import objects
 from components.kubernetes.objects import ClusterSettings
 from components.spec import ServiceSpec
+
+PULL_SECRET = "registry-credentials"  # noqa: S105 - a Secret's name
 
 
 @dataclass(frozen=True)
@@ -29,8 +34,28 @@ class KubernetesService:
     workload: pulumi.Resource
 
 
-def _resolved(spec: ServiceSpec) -> pulumi.Output[tuple[ServiceSpec, str]]:
-    """The spec with plain command and env (secret if any of them is), and its checksum.
+@dataclass(frozen=True)
+class ImageRegistry:
+    """Where images built from this repository are pushed, for the cluster's nodes to pull.
+
+    `prefix` is `host[:port][/path]`; without `password` the push uses this machine's
+    `docker login` and the nodes pull with their own credentials.
+    """
+
+    prefix: str
+    username: str = ""
+    password: pulumi.Output[str] | None = None
+
+    @property
+    def server(self) -> str:
+        return self.prefix.split("/", 1)[0]
+
+
+def _resolved(
+    spec: ServiceSpec, image: pulumi.Input[str]
+) -> pulumi.Output[tuple[ServiceSpec, str]]:
+    """The spec with its image (the pushed digest of a built one), plain command and env
+    (secret if any of them is), and its checksum.
 
     File contents are resolved separately (`_contents`): only their digest reaches the pod
     template, so a secret file never makes the workload secret and never leaks into it.
@@ -42,10 +67,13 @@ def _resolved(spec: ServiceSpec) -> pulumi.Output[tuple[ServiceSpec, str]]:
     def build(values: list[Any]) -> tuple[ServiceSpec, str]:
         n_cmd = len(command) if command is not None else 0
         plain_cmd = [str(v) for v in values[:n_cmd]] if command is not None else None
-        plain_env = {k: str(v) for k, v in zip(env, values[n_cmd:-1], strict=True)}
-        return dataclasses.replace(spec, command=plain_cmd, env=plain_env), str(values[-1])
+        plain_env = {k: str(v) for k, v in zip(env, values[n_cmd:-2], strict=True)}
+        resolved = dataclasses.replace(
+            spec, image=str(values[-2]), command=plain_cmd, env=plain_env
+        )
+        return resolved, str(values[-1])
 
-    return pulumi.Output.all(*(command or []), *env.values(), digest).apply(build)
+    return pulumi.Output.all(*(command or []), *env.values(), image, digest).apply(build)
 
 
 def _contents(spec: ServiceSpec) -> pulumi.Output[dict[str, str]]:
@@ -89,11 +117,16 @@ class KubernetesPlatform(pulumi.ComponentResource):
         gateway_namespace: str,
         entry: str,
         entry_ports: Sequence[int],
+        registry: ImageRegistry,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("infra:kubernetes:KubernetesPlatform", name, None, opts)
         self.name = name
+        self.registry = registry
+        if registry.password is not None:
+            cluster = dataclasses.replace(cluster, pull_secret=PULL_SECRET)
         self.cluster = cluster
+        self._pull_secrets: list[pulumi.Resource] = []
         # An explicit provider: the program never deploys to whatever kubectl points at.
         self.provider = k8s.Provider(
             f"{name}-provider",
@@ -117,7 +150,48 @@ class KubernetesPlatform(pulumi.ComponentResource):
                 cluster.namespace, gateway_namespace, entry, entry_ports
             )
         ]
+        if registry.password is not None:
+            self._pull_secrets.append(self._pull_secret(registry, registry.password))
         self.register_outputs({"namespace": self.namespace.metadata["name"]})
+
+    def _pull_secret(
+        self, registry: ImageRegistry, password: pulumi.Output[str]
+    ) -> pulumi.Resource:
+        def build(pw: str) -> dict[str, Any]:
+            obj = objects.pull_secret(
+                PULL_SECRET, self.cluster.namespace, registry.server, registry.username, pw
+            )
+            data: dict[str, Any] = obj["stringData"]
+            return data
+
+        return k8s.core.v1.Secret(
+            f"{self.name}-{PULL_SECRET}",
+            metadata=_meta(PULL_SECRET, self.cluster.namespace),
+            type="kubernetes.io/dockerconfigjson",
+            string_data=secret_data(password.apply(build)),
+            opts=self.child(self, [self.namespace]),
+        )
+
+    def _push(self, spec: ServiceSpec, parent: pulumi.ComponentResource) -> docker.Image:
+        """Build the spec's image here and push it under the registry's prefix, same tag."""
+        assert spec.build is not None
+        reg = self.registry
+        return docker.Image(
+            f"{self.name}-{spec.name}-image",
+            image_name=f"{reg.prefix}/{spec.image}",
+            build=docker.DockerBuildArgs(
+                context=spec.build.context,
+                dockerfile=spec.build.dockerfile,
+                args=dict(spec.build.args) or None,
+            ),
+            registry=docker.RegistryArgs(
+                server=reg.server, username=reg.username, password=reg.password
+            )
+            if reg.password is not None
+            else None,
+            skip_push=False,
+            opts=pulumi.ResourceOptions(parent=parent),
+        )
 
     def child(
         self, parent: pulumi.Resource, depends_on: Sequence[pulumi.Resource] = ()
@@ -131,7 +205,9 @@ class KubernetesPlatform(pulumi.ComponentResource):
     def deploy(self, spec: ServiceSpec, parent: pulumi.ComponentResource) -> KubernetesService:
         prefix = f"{self.name}-{spec.name}"
         ns = self.cluster.namespace
-        resolved = _resolved(spec)
+        # The pushed image's digest: a rebuild with the same tag still rolls the pods.
+        image = self._push(spec, parent).repo_digest if spec.build is not None else spec.image
+        resolved = _resolved(spec, image)
         contents = _contents(spec)
         plain = [f.path for f in spec.files if not f.secret]
         secret_paths = [f.path for f in spec.files if f.secret]
@@ -163,7 +239,8 @@ class KubernetesPlatform(pulumi.ComponentResource):
             )
         body = resolved.apply(lambda r: objects.workload(r[0], self.cluster, r[1]))
         workload_spec: Any = body.apply(lambda o: o["spec"])
-        workload_opts = self.child(parent, depends_on=[*files, *spec.depends_on])
+        pulls = self._pull_secrets if spec.build is not None else []
+        workload_opts = self.child(parent, depends_on=[*files, *pulls, *spec.depends_on])
         workload: pulumi.Resource
         if spec.volumes:
             workload = k8s.apps.v1.StatefulSet(

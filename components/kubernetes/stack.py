@@ -26,7 +26,7 @@ from components.exporters import (
 )
 from components.kubernetes import operators as ops
 from components.kubernetes.objects import ClusterSettings
-from components.kubernetes.platform import KubernetesPlatform, secret_data
+from components.kubernetes.platform import ImageRegistry, KubernetesPlatform, secret_data
 from components.monitoring.alerts import ALERTS, SIDECAR_PHYSICAL_BACKUP_ALERTS, rules_yaml
 from components.monitoring.dashboards import dashboard_files
 from components.nginx import Nginx, NginxArgs
@@ -323,6 +323,11 @@ class KubernetesDataPlatform(pulumi.ComponentResource):
             gateway_namespace=gateway_ns,
             entry="nginx",
             entry_ports=(443,),
+            registry=ImageRegistry(
+                c.k8s_image_registry,
+                c.k8s_image_registry_username,
+                c.k8s_image_registry_password,
+            ),
             opts=child,
         )
         public = f"https://{c.domain}"
