@@ -121,6 +121,10 @@ def _cidrs(v: list[str]) -> str | None:
     return None if v else "a non-empty list of CIDR blocks"
 
 
+def _optional_cidrs(v: list[str]) -> str | None:
+    return None if not v or _cidrs(v) is None else "a list of CIDR blocks like ['10.244.0.0/16']"
+
+
 def _webhook(v: str) -> str | None:
     ok = v == "" or v.startswith(("https://", "http://"))
     return None if ok else "an http(s):// URL, or empty for no webhook"
@@ -786,6 +790,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Password or token for k8sImageRegistryUsername (set with --secret).",
         secret=True,
     ),
+    Setting(
+        "k8sTrustedProxyCidrs",
+        "array",
+        [],
+        "Networks of the Gateway's pods (the cluster's pod CIDR): only on connections from "
+        "them does nginx take the client's address from X-Forwarded-For; required on kubernetes.",
+        _optional_cidrs,
+    ),
 )
 
 SETTINGS_BY_KEY: Mapping[str, Setting] = {s.key: s for s in SETTINGS}
@@ -886,6 +898,7 @@ class StackConfig:
     k8s_image_registry: str
     k8s_image_registry_username: str
     k8s_image_registry_password: pulumi.Output[str] | None
+    k8s_trusted_proxy_cidrs: tuple[str, ...]
 
 
 def snake(key: str) -> str:
@@ -1061,9 +1074,16 @@ def _kubernetes_problems(v: Mapping[str, Any]) -> list[str]:
             ("k8sBackupAccessKeyId", "an access key id (pulumi config set --secret ...)"),
             ("k8sBackupSecretAccessKey", "a secret access key (pulumi config set --secret ...)"),
             ("k8sImageRegistry", "a registry the cluster pulls from, like 'ghcr.io/example'"),
+            ("k8sTrustedProxyCidrs", "the Gateway pods' CIDR blocks, like ['10.244.0.0/16']"),
         )
         if not v[snake(key)]
     ]
+    everyone = [c for c in v["k8s_trusted_proxy_cidrs"] if ipaddress.ip_network(c).prefixlen == 0]
+    if everyone:
+        problems.append(
+            f"{PROJECT}:k8sTrustedProxyCidrs: got {everyone[0]!r}; allowed: the Gateway pods' "
+            "networks, not every address (any client could then set its own address)"
+        )
     if bool(v["k8s_image_registry_username"]) != bool(v["k8s_image_registry_password"]):
         problems.append(
             f"{PROJECT}:k8sImageRegistryUsername/k8sImageRegistryPassword: only one is set; "

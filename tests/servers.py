@@ -591,7 +591,8 @@ class NginxServer:
         conf = conf.replace("listen 443 ssl", f"listen 127.0.0.1:{self.https} ssl")
         conf = conf.replace("listen 8081;", f"listen 127.0.0.1:{self.status};")
         conf = conf.replace("pid /var/run/nginx.pid;", f"pid {root}/nginx.pid;")
-        conf = conf.replace("resolver 127.0.0.11", "resolver 127.0.0.1")
+        # Docker's resolver, or the cluster's by name (nginx resolves that name at start-up)
+        conf = re.sub(r"resolver \S+ ", "resolver 127.0.0.1 ", conf)
 
         def local(match: re.Match[str]) -> str:
             return f"set ${match[1]}_upstream http://127.0.0.1:{upstreams.get(match[1], 9)};"
@@ -614,13 +615,19 @@ class NginxServer:
             self.close()
             raise
 
-    def curl(self, *args: str, host: str = "localhost") -> subprocess.CompletedProcess[str]:
-        """curl with the site's name resolved to this nginx (-k: the certificate is a test's)."""
+    def curl(
+        self, *args: str, host: str = "localhost", source: str = "127.0.0.1"
+    ) -> subprocess.CompletedProcess[str]:
+        """curl with the site's name resolved to this nginx (-k: the certificate is a test's),
+        connecting from `source` (any 127.0.0.0/8 address reaches nginx on 127.0.0.1)."""
         curl = shutil.which("curl")
         assert curl, "curl is not installed: run scripts/bootstrap"
         resolve = f"{host}:{self.https}:127.0.0.1"
         return subprocess.run(
-            [curl, "-sk", "--resolve", resolve, *args], capture_output=True, text=True, timeout=60
+            [curl, "-sk", "--interface", source, "--resolve", resolve, *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
 
     def close(self) -> None:

@@ -212,6 +212,15 @@ def test_without_postgres_replicas_one_instance_and_no_read_only_endpoint() -> N
             "data-platform:k8sImageRegistry: got 'https://registry.example.com'; allowed: a "
             "registry host and optional path",
         ),
+        ({"k8sTrustedProxyCidrs": None}, "data-platform:k8sTrustedProxyCidrs: not set"),
+        (
+            {"k8sTrustedProxyCidrs": '["10.244.0.0/33"]'},
+            "data-platform:k8sTrustedProxyCidrs: got ['10.244.0.0/33']; allowed: a list of CIDR",
+        ),
+        (
+            {"k8sTrustedProxyCidrs": '["10.244.0.0/16", "0.0.0.0/0"]'},
+            "data-platform:k8sTrustedProxyCidrs: got '0.0.0.0/0'; allowed: the Gateway pods'",
+        ),
         (
             {"k8sImageRegistryPassword": None},
             "data-platform:k8sImageRegistryUsername/k8sImageRegistryPassword: only one is set",

@@ -371,6 +371,7 @@ class KubernetesDataPlatform(pulumi.ComponentResource):
                     alertmanager_upstream=f"kube-prometheus-stack-alertmanager.{svc}:9093",
                     admin_allow_cidrs=c.admin_allow_cidrs,
                     resolver=DNS_RESOLVER,
+                    real_ip_from=c.k8s_trusted_proxy_cidrs,
                 ),
                 http_port=80,
                 https_port=443,
