@@ -16,7 +16,7 @@ import redis
 from components.render.nginx_conf import NginxSettings, render_nginx_conf
 from components.render.prometheus_yml import RULES_DIR
 from tests.servers import NginxServer, free_port, wait_for_port
-from tests.stack_harness import stack_run, uploads
+from tests.stack_harness import run_stack, stack_run, uploads
 
 STACKS = ("dev", "prod")
 
@@ -138,6 +138,15 @@ def test_render_rejects_nothing_silently() -> None:
     )
     assert "worker_processes 4;" in conf and "rate=7r/s" in conf and "burst=3" in conf
     assert "allow 10.1.0.0/16;" in conf
+
+
+def test_nginx_accepts_a_rate_limit_without_burst(tmp_path: Path) -> None:
+    """rateLimitBurst allows 0, and nginx refuses `burst=0`: no burst is written as none."""
+    files = uploads(run_stack("dev", {"rateLimitBurst": "0"}), "nginx")
+    assert "limit_req zone=per_client;" in files["/etc/nginx/nginx.conf"]
+    materialise(files, tmp_path)
+    result = nginx_test(tmp_path / "etc/nginx")
+    assert result.returncode == 0, result.stderr
 
 
 # -- prometheus and alertmanager ------------------------------------------------------------

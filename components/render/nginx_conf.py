@@ -67,6 +67,8 @@ def render_nginx_conf(s: NginxSettings) -> str:
         f'    add_header {name} "{value}" always;' for name, value in SECURITY_HEADERS
     )
     admin_allow = "\n".join(f"        allow {cidr};" for cidr in s.admin_allow_cidrs)
+    # nginx refuses `burst=0`: no burst is the directive without it
+    burst = f" burst={s.rate_limit_burst} nodelay" if s.rate_limit_burst else ""
     real_ip = ""
     if s.real_ip_from:
         trusted = "\n".join(f"    set_real_ip_from {cidr};" for cidr in s.real_ip_from)
@@ -148,7 +150,7 @@ http {{
 
 {headers}
 
-        limit_req zone=per_client burst={s.rate_limit_burst} nodelay;
+        limit_req zone=per_client{burst};
 
         set $backend_upstream http://{s.backend_upstream};
         set $frontend_upstream http://{s.frontend_upstream};
