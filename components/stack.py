@@ -35,6 +35,7 @@ from components.monitoring.alerts import (
     BACKUP_MARGIN_SECONDS,
     RULES_FILE,
     Thresholds,
+    alerts_for,
     rules_yaml,
 )
 from components.monitoring.dashboards import dashboard_files
@@ -230,7 +231,9 @@ def observability_tier(
                 ScrapeTarget("runtime", f"runtime:{RUNTIME_PORT}"),
             ],
             rule_files={
-                RULES_FILE: rules_yaml(runbook_url=c.runbook_url, thresholds=alert_thresholds(c))
+                RULES_FILE: rules_yaml(
+                    alerts_for("docker"), runbook_url=c.runbook_url, thresholds=alert_thresholds(c)
+                )
             },
             depends_on=[data.postgres, data.redis, alertmanager],
         ),
@@ -337,6 +340,8 @@ def alert_thresholds(c: StackConfig) -> Thresholds:
         physical_backup_max_age_seconds=schedule_max_gap_seconds(
             c.pitr_full_schedule, c.pitr_diff_schedule
         )
+        + BACKUP_MARGIN_SECONDS,
+        base_backup_max_age_seconds=schedule_max_gap_seconds(c.backup_schedule)
         + BACKUP_MARGIN_SECONDS,
     )
 

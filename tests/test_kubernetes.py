@@ -25,7 +25,7 @@ from components.config import SETTINGS_BY_KEY, ConfigError, StackConfig, parse_c
 from components.kubernetes import operators as ops
 from components.kubernetes.objects import NETWORK_LABEL, PART_OF, PART_OF_VALUE
 from components.kubernetes.platform import PULL_SECRET
-from components.monitoring.alerts import ALERTS, SIDECAR_PHYSICAL_BACKUP_ALERTS
+from components.monitoring.alerts import ALERTS, CNPG_JOB, alerts_for
 from components.runtime_sidecar import source_hash
 from components.stack import alert_thresholds
 from rules import restricted_violations
@@ -37,6 +37,7 @@ from tests.stack_harness import (
     run_stack,
     stack_run,
     unwrap,
+    uploads,
 )
 
 CRDS = Path(__file__).resolve().parent / "data" / "crds"
@@ -371,6 +372,7 @@ def test_every_custom_resource_validates_against_its_crd() -> None:
         "ScheduledBackup",
         "ObjectStore",
         "ServiceMonitor",
+        "PodMonitor",
         "PrometheusRule",
         "HTTPRoute",
         "BackendTLSPolicy",
@@ -386,6 +388,7 @@ def test_every_custom_resource_validates_against_its_crd() -> None:
         ("Cluster", ("spec", "instances"), 0),
         ("ScheduledBackup", ("spec", "method"), "barmanObjectStore-typo"),
         ("ServiceMonitor", ("spec", "endpoints"), [{"interval": "often"}]),
+        ("PodMonitor", ("spec", "podMetricsEndpoints"), [{"interval": "often"}]),
         ("Certificate", ("spec", "issuerRef"), {"kind": "ClusterIssuer"}),
         ("HTTPRoute", ("spec", "bogus"), True),
     ],
@@ -514,10 +517,56 @@ def test_the_prometheus_rule_holds_exactly_the_rules_promtool_tests() -> None:
     rule = prometheus_rule(k8s_run())
     exprs = {r["alert"]: r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]}
     # the sidecar's pgBackRest alerts stay out: CloudNativePG takes the physical backups
-    kept = [a for a in ALERTS if a.name not in SIDECAR_PHYSICAL_BACKUP_ALERTS]
+    kept = [a for a in ALERTS if "kubernetes" in a.platforms]
     assert sorted(exprs) == sorted(a.name for a in kept)
     assert exprs == {a.name: a.rendered_expr(alert_thresholds(k8s_config())) for a in kept}
     assert "WalArchivingFailing" in exprs and "ReplicationLagHigh" in exprs
+    assert {"BaseBackupMissing", "BaseBackupFailed"} <= set(exprs)
+    assert not {"PhysicalBackupMissing", "PhysicalFullBackupMissing"} & set(exprs)
+
+
+def test_the_docker_rules_have_no_cloudnativepg_alert() -> None:
+    docker = {a.name for a in alerts_for("docker")}
+    assert "PhysicalBackupFailed" in docker
+    assert not {"BaseBackupMissing", "BaseBackupFailed"} & docker
+    rules = uploads(stack_run("prod"), "prometheus")
+    assert not any("barman_cloud" in text for text in rules.values())
+
+
+def test_the_base_backup_threshold_follows_the_backup_schedule() -> None:
+    # weekly on Sundays: a week between backups, plus the 4 h margin
+    run = run_stack("k8s", {**K8S_SECRETS, "backupSchedule": "0 3 * * 0"})
+    rules = [r for g in prometheus_rule(run)["spec"]["groups"] for r in g["rules"]]
+    (missing,) = [r for r in rules if r["alert"] == "BaseBackupMissing"]
+    assert missing["expr"].endswith(f"> {7 * 86400 + 4 * 3600}")
+    (default,) = [
+        r
+        for g in prometheus_rule(k8s_run())["spec"]["groups"]
+        for r in g["rules"]
+        if r["alert"] == "BaseBackupMissing"
+    ]
+    assert default["expr"].endswith(f"> {86400 + 4 * 3600}")  # daily (backupSchedule's default)
+
+
+def test_a_pod_monitor_scrapes_the_postgres_instances_under_the_alerts_job() -> None:
+    run = k8s_run()
+    (monitor,) = [o for o in objects(run, False) if o["kind"] == "PodMonitor"]
+    (cluster,) = [o for o in objects(run, False) if o["kind"] == "Cluster"]
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    assert selector == {
+        "cnpg.io/cluster": cluster["metadata"]["name"],
+        "cnpg.io/podRole": "instance",
+    }
+    assert monitor["spec"]["namespaceSelector"] == {
+        "matchNames": [cluster["metadata"]["namespace"]]
+    }
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    assert endpoint["port"] == "metrics"  # CloudNativePG's instance port 9187
+    job = {"action": "replace", "targetLabel": "job", "replacement": CNPG_JOB}
+    assert job in endpoint["relabelings"]
+    (reg,) = run.of_type("kubernetes:monitoring.coreos.com/v1:PodMonitor")
+    (chart,) = run.of_type("kubernetes:helm.sh/v4:Chart")
+    assert chart.urn in reg.dependencies  # the chart installs the CRD
 
 
 def test_the_replication_thresholds_come_from_the_settings() -> None:
@@ -527,9 +576,19 @@ def test_the_replication_thresholds_come_from_the_settings() -> None:
     assert lag["expr"] == "pg_stat_replication_pg_wal_lsn_diff > 1234567"
 
 
-def test_only_the_sidecars_pgbackrest_alerts_read_its_physical_backup_series() -> None:
-    reading = {a.name for a in ALERTS if "runtime_pitr_" in a.expr}
-    assert reading == SIDECAR_PHYSICAL_BACKUP_ALERTS
+def test_each_platforms_backup_series_are_read_only_by_its_own_alerts() -> None:
+    """runtime_pitr_* exist on Docker only (the sidecar's pgBackRest), barman_cloud_* on
+    Kubernetes only (CloudNativePG's plugin): an alert reading them is that platform's."""
+    for alert in ALERTS:
+        if "runtime_pitr_" in alert.expr:
+            assert alert.platforms == {"docker"}, alert.name
+        if "barman_cloud_" in alert.expr:
+            assert alert.platforms == {"kubernetes"}, alert.name
+    assert {a.name for a in ALERTS if a.platforms == {"docker"}} == {
+        "PhysicalFullBackupMissing",
+        "PhysicalBackupMissing",
+        "PhysicalBackupFailed",
+    }
 
 
 def test_rules_scrapes_and_dashboards_carry_the_labels_the_chart_selects() -> None:
@@ -540,8 +599,12 @@ def test_rules_scrapes_and_dashboards_carry_the_labels_the_chart_selects() -> No
     values = inputs["values"]
     spec = values["prometheus"]["prometheusSpec"]
     for obj in objects(run, False):
-        if obj["kind"] in ("ServiceMonitor", "PrometheusRule"):
-            key = "serviceMonitorSelector" if obj["kind"] == "ServiceMonitor" else "ruleSelector"
+        if obj["kind"] in ("ServiceMonitor", "PodMonitor", "PrometheusRule"):
+            key = {
+                "ServiceMonitor": "serviceMonitorSelector",
+                "PodMonitor": "podMonitorSelector",
+                "PrometheusRule": "ruleSelector",
+            }[obj["kind"]]
             assert _selects(spec[key], obj["metadata"]["labels"]), obj["metadata"]["name"]
     sidecar = values["grafana"]["sidecar"]["dashboards"]
     boards = [

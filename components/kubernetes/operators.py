@@ -241,6 +241,39 @@ def service_monitor(namespace: str, stack: str, scrape: Scrape, interval_seconds
     }
 
 
+def cnpg_pod_monitor(
+    namespace: str, stack: str, cluster: str, job: str, interval_seconds: int
+) -> Obj:
+    """The CloudNativePG instances' metrics port (9187, named `metrics`), where the Barman
+    Cloud plugin's backup series are exported; job `job`, instance the pod's name."""
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PodMonitor",
+        "metadata": _meta(job, namespace, monitoring_labels(stack)),
+        "spec": {
+            # instance pods only, not the operator's job pods of the same Cluster
+            "selector": {
+                "matchLabels": {"cnpg.io/cluster": cluster, "cnpg.io/podRole": "instance"}
+            },
+            "namespaceSelector": {"matchNames": [namespace]},
+            "podMetricsEndpoints": [
+                {
+                    "port": "metrics",
+                    "interval": f"{interval_seconds}s",
+                    "relabelings": [
+                        {"action": "replace", "targetLabel": "job", "replacement": job},
+                        {
+                            "action": "replace",
+                            "sourceLabels": ["__meta_kubernetes_pod_name"],
+                            "targetLabel": "instance",
+                        },
+                    ],
+                }
+            ],
+        },
+    }
+
+
 def prometheus_rule(namespace: str, stack: str, rules_yaml: str) -> Obj:
     """The alert rules, from the same YAML promtool tests (components/monitoring/alerts.py)."""
     return {

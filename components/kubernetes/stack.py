@@ -27,7 +27,7 @@ from components.exporters import (
 from components.kubernetes import operators as ops
 from components.kubernetes.objects import ClusterSettings
 from components.kubernetes.platform import ImageRegistry, KubernetesPlatform, secret_data
-from components.monitoring.alerts import ALERTS, SIDECAR_PHYSICAL_BACKUP_ALERTS, rules_yaml
+from components.monitoring.alerts import CNPG_JOB, alerts_for, rules_yaml
 from components.monitoring.dashboards import dashboard_files
 from components.nginx import Nginx, NginxArgs
 from components.passwords import generated_password
@@ -67,6 +67,7 @@ class CloudNativePostgres(pulumi.ComponentResource):
     password: pulumi.Output[str]
     dsn: pulumi.Output[str]
     replicas: list[ReadOnlyEndpoint]
+    cluster_name: str
 
     def __init__(
         self,
@@ -78,8 +79,9 @@ class CloudNativePostgres(pulumi.ComponentResource):
         super().__init__("infra:kubernetes:CloudNativePostgres", name, None, opts)
         ns = c.k8s_namespace
         self.password = generated_password(f"{name}-password", self)
+        self.cluster_name = "postgres-db"
         settings = ops.DatabaseSettings(
-            name="postgres-db",
+            name=self.cluster_name,
             namespace=ns,
             database=c.db_name,
             owner=c.db_user,
@@ -268,10 +270,11 @@ class KubePrometheusStack(pulumi.ComponentResource):
 
 
 def kubernetes_rules(c: StackConfig) -> str:
-    """The Docker stack's alert rules and thresholds, without those on the sidecar's
-    pgBackRest backups (CloudNativePG takes the physical backups here)."""
-    alerts = [a for a in ALERTS if a.name not in SIDECAR_PHYSICAL_BACKUP_ALERTS]
-    return rules_yaml(alerts, runbook_url=c.runbook_url, thresholds=alert_thresholds(c))
+    """The alert rules and thresholds of the Docker stack, with CloudNativePG's base backups
+    in place of the sidecar's pgBackRest ones (`Alert.platforms`)."""
+    return rules_yaml(
+        alerts_for("kubernetes"), runbook_url=c.runbook_url, thresholds=alert_thresholds(c)
+    )
 
 
 def scrapes() -> list[ops.Scrape]:
@@ -350,6 +353,13 @@ class KubernetesDataPlatform(pulumi.ComponentResource):
                 ops.service_monitor(ns, c.stack, scrape, c.scrape_interval_seconds),
                 platform.child(monitoring, [monitoring.chart]),
             )
+        _custom(
+            f"{name}-scrape-{CNPG_JOB}",
+            ops.cnpg_pod_monitor(
+                ns, c.stack, postgres.cluster_name, CNPG_JOB, c.scrape_interval_seconds
+            ),
+            platform.child(monitoring, [monitoring.chart]),
+        )
         # nginx's certificate towards the Gateway (BackendTLSPolicy trusts it).
         tls = TlsCertificate(f"{name}-tls", domain=c.domain, opts=child)
         svc = f"{ns}.svc.cluster.local"  # nginx's resolver does not use search domains

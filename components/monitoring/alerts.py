@@ -20,6 +20,8 @@ from typing import Literal
 import yaml
 
 Severity = Literal["critical", "warning", "none"]
+Platform = Literal["docker", "kubernetes"]
+EVERYWHERE: frozenset[Platform] = frozenset({"docker", "kubernetes"})
 # The default of the runbookUrl setting; each alert links to `{runbook_url}#{alertname}`.
 RUNBOOK_URL = "https://github.com/data-platform/data-platform/blob/main/docs/runbooks.md"
 RULES_FILE = "platform-alerts.yml"
@@ -42,6 +44,8 @@ class Thresholds:
     full_backup_max_age_seconds: int = 7 * 86400 + BACKUP_MARGIN_SECONDS
     # the longest gap of pitrFullSchedule and pitrDiffSchedule together (daily), plus the margin
     physical_backup_max_age_seconds: int = 86400 + BACKUP_MARGIN_SECONDS
+    # Kubernetes: the longest gap of backupSchedule (CloudNativePG's base backups), plus the margin
+    base_backup_max_age_seconds: int = 86400 + BACKUP_MARGIN_SECONDS
 
 
 THRESHOLDS = Thresholds()
@@ -51,6 +55,7 @@ THRESHOLD_SETTINGS = {
     "slot_retained_bytes": "replicationSlotMaxRetainedBytes",
     "full_backup_max_age_seconds": "pitrFullSchedule's longest gap + 4 h",
     "physical_backup_max_age_seconds": "pitrFullSchedule and pitrDiffSchedule's longest gap + 4 h",
+    "base_backup_max_age_seconds": "backupSchedule's longest gap + 4 h (Kubernetes)",
 }
 
 
@@ -75,6 +80,9 @@ class Alert:
     fires: Case
     quiet: Case | None  # None only for the Watchdog, which must always fire
     for_: str = "0m"
+    # Where the series it reads exist: the sidecar's pgBackRest backups run on Docker only,
+    # CloudNativePG's on Kubernetes only. `alerts_for()` picks a platform's rules.
+    platforms: frozenset[Platform] = EVERYWHERE
 
     def rendered_expr(self, thresholds: Thresholds = THRESHOLDS) -> str:
         """The expression with its `$threshold` names replaced by their values."""
@@ -94,6 +102,9 @@ RT = {"job": "runtime", "instance": "runtime:9180"}
 SLOT = {**PG, "slot_name": "postgres_replica_1"}
 SENDER = {**PG, "application_name": "postgres_replica_1", "state": "streaming"}
 PROM = {"job": "prometheus", "instance": "localhost:9090"}
+# The job of CloudNativePG's instance pods (the k8s stack's PodMonitor); instance: the pod
+CNPG_JOB = "cnpg"
+CNPG = {"job": CNPG_JOB, "instance": "postgres-db-1"}
 
 
 def _s(metric: str, labels: Mapping[str, str]) -> str:
@@ -532,6 +543,7 @@ ALERTS: tuple[Alert, ...] = (
             eval_time="160h",
             interval="1h",
         ),
+        platforms=frozenset({"docker"}),
     ),
     Alert(
         name="PhysicalBackupMissing",
@@ -561,6 +573,7 @@ ALERTS: tuple[Alert, ...] = (
             eval_time="26h",
             interval="1h",
         ),
+        platforms=frozenset({"docker"}),
     ),
     Alert(
         name="PhysicalBackupFailed",
@@ -579,6 +592,81 @@ ALERTS: tuple[Alert, ...] = (
             series={_s("runtime_pitr_last_backup_success", RT): "1x10"},
             eval_time="5m",
         ),
+        platforms=frozenset({"docker"}),
+    ),
+    Alert(
+        name="BaseBackupMissing",
+        group="cnpg",
+        expr=(
+            "time() - max by (job) "
+            "(barman_cloud_cloudnative_pg_io_last_available_backup_timestamp) "
+            "> $base_backup_max_age_seconds"
+        ),
+        severity="critical",
+        summary=(
+            "No CloudNativePG base backup available within backupSchedule and a margin "
+            "(or none at all: the plugin reports 0)."
+        ),
+        action=(
+            "`kubectl get backups -n <k8sNamespace>` shows the last ones and their errors; "
+            "`kubectl cnpg backup postgres-db --method plugin --plugin-name "
+            "barman-cloud.cloudnative-pg.io` takes one now. Check the ObjectStore's S3 "
+            "credentials and the plugin's logs."
+        ),
+        fires=Case(
+            series={
+                _s("barman_cloud_cloudnative_pg_io_last_available_backup_timestamp", CNPG): "0x40"
+            },
+            eval_time="30h",
+            labels={"job": CNPG_JOB},
+            interval="1h",
+        ),
+        quiet=Case(
+            series={
+                # a backup every hour
+                _s(
+                    "barman_cloud_cloudnative_pg_io_last_available_backup_timestamp", CNPG
+                ): "0+3600x40"
+            },
+            eval_time="30h",
+            interval="1h",
+        ),
+        platforms=frozenset({"kubernetes"}),
+    ),
+    Alert(
+        name="BaseBackupFailed",
+        group="cnpg",
+        expr=(
+            "max by (job) (barman_cloud_cloudnative_pg_io_last_failed_backup_timestamp) "
+            "> max by (job) (barman_cloud_cloudnative_pg_io_last_available_backup_timestamp)"
+        ),
+        severity="warning",
+        summary="CloudNativePG's last base backup failed (no successful one since).",
+        action=(
+            "`kubectl describe backup <name> -n <k8sNamespace>` of the newest failed Backup has "
+            "the error; fix it (S3 credentials, bucket, space) and take a backup by hand."
+        ),
+        fires=Case(
+            series={
+                _s("barman_cloud_cloudnative_pg_io_last_failed_backup_timestamp", CNPG): "2000x10",
+                _s("barman_cloud_cloudnative_pg_io_last_available_backup_timestamp", CNPG): (
+                    "1000x10"
+                ),
+            },
+            eval_time="5m",
+            labels={"job": CNPG_JOB},
+        ),
+        quiet=Case(
+            series={
+                # an old failure, a success since
+                _s("barman_cloud_cloudnative_pg_io_last_failed_backup_timestamp", CNPG): "1000x10",
+                _s("barman_cloud_cloudnative_pg_io_last_available_backup_timestamp", CNPG): (
+                    "2000x10"
+                ),
+            },
+            eval_time="5m",
+        ),
+        platforms=frozenset({"kubernetes"}),
     ),
     Alert(
         name="ReplicaNotStreaming",
@@ -696,12 +784,9 @@ ALERTS: tuple[Alert, ...] = (
 )
 
 
-# Alerts on the physical backups the runtime sidecar takes with pgBackRest (Docker). On
-# Kubernetes CloudNativePG takes them, the runtime_pitr_* series never exist, and the stack
-# leaves these rules out (docs/kubernetes.md).
-SIDECAR_PHYSICAL_BACKUP_ALERTS = frozenset(
-    {"PhysicalFullBackupMissing", "PhysicalBackupMissing", "PhysicalBackupFailed"}
-)
+def alerts_for(platform: Platform) -> tuple[Alert, ...]:
+    """The rules of one platform: those whose series exist there (docs/kubernetes.md)."""
+    return tuple(a for a in ALERTS if platform in a.platforms)
 
 
 def rules_yaml(
@@ -782,6 +867,11 @@ def runbooks_markdown(alerts: Sequence[Alert] = ALERTS) -> str:
             f"## {a.name}",
             "",
             f"- **Severity:** {a.severity}" + (f", after {a.for_}" if a.for_ != "0m" else ""),
+            *(
+                [f"- **Only on:** {', '.join(sorted(a.platforms))}"]
+                if a.platforms != EVERYWHERE
+                else []
+            ),
             f"- **Meaning:** {a.summary}",
             f"- **Expression:** `{a.expr}`",
             f"- **First action:** {a.action}",
