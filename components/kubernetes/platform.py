@@ -22,7 +22,7 @@ import pulumi_kubernetes as k8s
 
 from components.kubernetes import objects
 from components.kubernetes.objects import ClusterSettings
-from components.spec import ServiceSpec
+from components.spec import ImageBuild, ServiceSpec
 
 PULL_SECRET = "registry-credentials"  # noqa: S105 - a Secret's name
 
@@ -172,17 +172,16 @@ class KubernetesPlatform(pulumi.ComponentResource):
             opts=self.child(self, [self.namespace]),
         )
 
-    def _push(self, spec: ServiceSpec, parent: pulumi.ComponentResource) -> docker.Image:
+    def _push(
+        self, spec: ServiceSpec, build: ImageBuild, parent: pulumi.ComponentResource
+    ) -> docker.Image:
         """Build the spec's image here and push it under the registry's prefix, same tag."""
-        assert spec.build is not None
         reg = self.registry
         return docker.Image(
             f"{self.name}-{spec.name}-image",
             image_name=f"{reg.prefix}/{spec.image}",
             build=docker.DockerBuildArgs(
-                context=spec.build.context,
-                dockerfile=spec.build.dockerfile,
-                args=dict(spec.build.args) or None,
+                context=build.context, dockerfile=build.dockerfile, args=dict(build.args) or None
             ),
             registry=docker.RegistryArgs(
                 server=reg.server, username=reg.username, password=reg.password
@@ -206,7 +205,9 @@ class KubernetesPlatform(pulumi.ComponentResource):
         prefix = f"{self.name}-{spec.name}"
         ns = self.cluster.namespace
         # The pushed image's digest: a rebuild with the same tag still rolls the pods.
-        image = self._push(spec, parent).repo_digest if spec.build is not None else spec.image
+        image: pulumi.Input[str] = spec.image
+        if spec.build is not None:
+            image = self._push(spec, spec.build, parent).repo_digest
         resolved = _resolved(spec, image)
         contents = _contents(spec)
         plain = [f.path for f in spec.files if not f.secret]
