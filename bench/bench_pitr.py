@@ -21,15 +21,12 @@ import os
 import platform
 import shutil
 import subprocess
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import psycopg
-
 from runtime.backup import BackupManager, BackupSettings, LocalStorage
-from tests.pitr_harness import ArchivingCluster
+from tests.pitr_harness import ArchivingCluster, TickWriter
 from tests.servers import free_port
 
 
@@ -55,33 +52,15 @@ def raw_pg_dump(cluster: ArchivingCluster, out: Path) -> None:
 
 
 def rpo(cluster: ArchivingCluster) -> dict[str, float]:
-    committed: list[tuple[int, float]] = []
-    stop = threading.Event()
-
-    def writer() -> None:
-        with cluster.connect() as conn:
-            conn.execute("CREATE TABLE IF NOT EXISTS ticks (id int PRIMARY KEY)")
-            number = 0
-            while not stop.is_set():
-                number += 1
-                try:
-                    conn.execute("INSERT INTO ticks VALUES (%s)", (number,))
-                except psycopg.Error:
-                    return
-                committed.append((number, time.time()))
-                time.sleep(0.02)
-
-    thread = threading.Thread(target=writer, daemon=True)
-    thread.start()
+    writer = TickWriter(cluster)
     time.sleep(5)
     killed = time.time()
     cluster.server.kill9()
-    stop.set()
-    thread.join(10)
+    writer.stop()
     shutil.rmtree(cluster.server.datadir)
     seconds = timed(cluster.ok, "restore", "--latest", "--start")
-    with cluster.connect() as conn:
-        present = {int(r[0]) for r in conn.execute("SELECT id FROM ticks").fetchall()}
+    present = writer.present()
+    committed = writer.committed
     lost = [at for n, at in committed if n not in present]
     return {
         "rpo_seconds": killed - min(lost) if lost else 0.0,
