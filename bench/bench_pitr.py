@@ -16,31 +16,17 @@ One run each (these are long); the ratios are the result. Writes bench/results/p
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 
+from bench.bench_backup import db_size, pgbench_init, save_results, timed
 from runtime.backup import BackupManager, BackupSettings, LocalStorage
 from tests.pitr_harness import ArchivingCluster, TickWriter
 from tests.servers import free_port
-
-
-def timed(fn: Callable[..., object], *args: object) -> float:
-    began = time.perf_counter()
-    fn(*args)
-    return time.perf_counter() - began
-
-
-def db_size(cluster: ArchivingCluster) -> int:
-    with cluster.connect() as conn:
-        row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
-        assert row is not None
-        return int(row[0])
 
 
 def raw_pg_dump(cluster: ArchivingCluster, out: Path) -> None:
@@ -81,10 +67,9 @@ def main() -> None:
     try:
         cluster.ok("check")
         began = time.perf_counter()
-        cluster.server.pgbench_init(scale=args.scale)
-        cluster.server.psql("VACUUM ANALYZE", database=cluster.server.database)
+        pgbench_init(cluster.server, args.scale)
         cluster.switch_and_wait_archived(timeout=600)
-        size = db_size(cluster)
+        size = db_size(cluster.server)
         filled = time.perf_counter() - began
         print(f"pgbench scale {args.scale}: {size / 1e6:.0f} MB in {filled:.0f} s")
 
@@ -126,9 +111,7 @@ def main() -> None:
         }
         for key, value in result.items():
             print(f"  {key}: {value:.3f}" if isinstance(value, float) else f"  {key}: {value}")
-        out = Path(__file__).parent / "results" / f"pitr-{time.strftime('%Y%m%dT%H%M%S')}.json"
-        out.parent.mkdir(exist_ok=True)
-        out.write_text(json.dumps(result, indent=2))
+        save_results("pitr", result)
     finally:
         cluster.close()
 
