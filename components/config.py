@@ -13,12 +13,14 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 import pulumi
 from croniter import croniter
 
 from components.monitoring.alerts import RUNBOOK_URL
+from components.monitoring.slo import BACKUP_BUCKETS_SECONDS, QUERY_BUCKETS_MS
 
 PROJECT = "data-platform"
 
@@ -127,6 +129,27 @@ def _url(v: str) -> str | None:
 
 def _pem(marker: str) -> Callable[[str], str | None]:
     return lambda v: None if v == "" or marker in v else f"a PEM block containing '{marker}'"
+
+
+def _percent(low: int) -> Callable[[str], str | None]:
+    """An objective as a percentage string ("99.9"): exact, since thresholds derive from it."""
+
+    def rule(v: str) -> str | None:
+        try:
+            ok = re.fullmatch(r"[0-9]+(\.[0-9]+)?", v) is not None and low <= Decimal(v) < 100
+        except InvalidOperation:
+            ok = False
+        return None if ok else f"a percentage like '99.9', from {low} up to (not including) 100"
+
+    return rule
+
+
+def _bucket(bounds: tuple[int, ...]) -> Callable[[int], str | None]:
+    return lambda v: (
+        None
+        if v in bounds
+        else "one of the histogram's bucket bounds: " + ", ".join(map(str, bounds))
+    )
 
 
 def _always(_: Any) -> str | None:
@@ -332,6 +355,41 @@ SETTINGS: tuple[Setting, ...] = (
         _url,
     ),
     Setting(
+        "sloAvailability",
+        "string",
+        "99.9",
+        "Availability objective of the public endpoint over 30 days, in percent (docs/slo.md).",
+        _percent(95),
+    ),
+    Setting(
+        "sloQueryLatencyMs",
+        "integer",
+        100,
+        "Query latency threshold of the latency SLO, in ms (a bucket of the runtime's histogram).",
+        _bucket(QUERY_BUCKETS_MS),
+    ),
+    Setting(
+        "sloQueryLatencyTarget",
+        "string",
+        "99",
+        "Percent of queries that must finish within sloQueryLatencyMs over 30 days.",
+        _percent(95),
+    ),
+    Setting(
+        "sloBackupSeconds",
+        "integer",
+        5,
+        "Duration a backup run must finish within to count as good, in seconds.",
+        _bucket(BACKUP_BUCKETS_SECONDS),
+    ),
+    Setting(
+        "sloBackupTarget",
+        "string",
+        "90",
+        "Percent of backup runs that must succeed within sloBackupSeconds over 30 days.",
+        _percent(50),
+    ),
+    Setting(
         "scrapeIntervalSeconds",
         "integer",
         15,
@@ -525,6 +583,11 @@ class StackConfig:
     alert_webhook_url: pulumi.Output[str] | None
     watchdog_webhook_url: pulumi.Output[str] | None
     runbook_url: str
+    slo_availability: str
+    slo_query_latency_ms: int
+    slo_query_latency_target: str
+    slo_backup_seconds: int
+    slo_backup_target: str
     scrape_interval_seconds: int
     prometheus_retention: str
     health_check_timeout: int

@@ -31,6 +31,9 @@ from components.grafana import PORT as GRAFANA_PORT
 from components.grafana import Grafana, GrafanaArgs
 from components.monitoring.alerts import RULES_FILE, rules_yaml
 from components.monitoring.dashboards import dashboard_files
+from components.monitoring.slo import RULES_FILE as SLO_RULES_FILE
+from components.monitoring.slo import Slo, slos
+from components.monitoring.slo import rules_yaml as slo_rules_yaml
 from components.nginx import Nginx, NginxArgs
 from components.postgres import PORT as POSTGRES_PORT
 from components.postgres import Postgres, PostgresArgs
@@ -194,7 +197,10 @@ def observability_tier(
                 *scrape_targets("https://nginx/", c.host_metrics),
                 ScrapeTarget("runtime", f"runtime:{RUNTIME_PORT}"),
             ],
-            rule_files={RULES_FILE: rules_yaml(runbook_url=c.runbook_url)},
+            rule_files={
+                RULES_FILE: rules_yaml(runbook_url=c.runbook_url),
+                SLO_RULES_FILE: slo_rules_yaml(objectives(c), runbook_url=c.runbook_url),
+            },
             depends_on=[data.postgres, data.redis, alertmanager],
         ),
         platform,
@@ -353,3 +359,14 @@ def _app_config(
         "endpoints": endpoints,
     }
     return pulumi.Output.secret(pulumi.Output.from_input(config))
+
+
+def objectives(c: StackConfig) -> tuple[Slo, ...]:
+    """The SLOs with this stack's objectives (docs/slo.md)."""
+    return slos(
+        availability=c.slo_availability,
+        query_latency_ms=c.slo_query_latency_ms,
+        query_latency_target=c.slo_query_latency_target,
+        backup_seconds=c.slo_backup_seconds,
+        backup_target=c.slo_backup_target,
+    )
