@@ -7,11 +7,15 @@ and old connections and keeps statistics; this module adds only:
   and port (never the password);
 - typed errors instead of driver ones (`PoolTimeout`, `DatabaseUnavailable`,
   `StatementTimeout`), so callers can tell "busy" from "down" from "too slow";
-- fast healing after a server restart. Measured (DESIGN.md): the pool's `check=` callback
-  makes the first request after a restart wait the whole pool timeout, while "on a
+- fast healing after a server restart. Measured (docs/runtime-pool-cache.md): the pool's
+  `check=` callback makes the first request after a restart wait the whole pool timeout, while "on a
   connection error, `pool.check()` and retry once" heals in 0.02 s. While the server is down,
   callers fail fast and one background prober watches for it to come back;
-- `stats()` as the specification's `ConnectionPool` snapshot.
+- `stats()` as the specification's `ConnectionPool` snapshot;
+- read routing: `connection(readonly=True)` / `run(..., readonly=True)` /
+  `execute(..., readonly=True)` go to a streaming replica when one is healthy and has
+  replayed the pool's last write, else to the primary (runtime/replicas.py,
+  docs/runtime-read-routing.md).
 """
 
 from __future__ import annotations
@@ -20,18 +24,21 @@ import logging
 import math
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import psycopg
 import psycopg_pool
+from psycopg.pq import TransactionStatus
 from psycopg.rows import TupleRow
 
 from runtime.contracts import ConnectionPool
 from runtime.errors import DatabaseUnavailable, PoolTimeout, StatementTimeout, redact
-from runtime.logging import StateLog
+from runtime.replicas import ReadStats, Replica, ReplicaSet, format_lsn, parse_lsn, write_mark
 from runtime.settings import DatabaseSettings, PoolSettings, Settings
+from runtime.statelog import StateLog
 
 T = TypeVar("T")
 Connection = psycopg.Connection[TupleRow]
@@ -65,8 +72,12 @@ class DatabasePool:
         settings: PoolSettings,
         *,
         probe_interval: float = 0.1,
+        replicas: ReplicaSet | None = None,
     ) -> None:
         self._pool = pool
+        self._replicas = replicas
+        self._write_lsn = 0  # read-your-writes: the primary's WAL position after the last write
+        self._primary_reads: Counter[str] = Counter()
         self._database = database
         self._settings = settings
         self._probe_interval = probe_interval
@@ -90,11 +101,47 @@ class DatabasePool:
         return self._down_since is None
 
     @contextmanager
-    def connection(self, timeout: float | None = None) -> Iterator[Connection]:
+    def connection(
+        self, timeout: float | None = None, *, readonly: bool = False
+    ) -> Iterator[Connection]:
         """A connection for the duration of the block (committed on success, rolled back on
         error). Raises `PoolTimeout` when every connection stays busy for `timeout`
         (default DB_POOL_TIMEOUT), `DatabaseUnavailable` when the server is down, and
-        `StatementTimeout` when a statement outlives DB_STATEMENT_TIMEOUT_MS."""
+        `StatementTimeout` when a statement outlives DB_STATEMENT_TIMEOUT_MS.
+
+        `readonly=True`: a read-only transaction on a healthy replica that has replayed this
+        pool's last write, else on the primary (never an error for a replica's sake)."""
+        if readonly:
+            lease = self._replicas.acquire(self._write_lsn) if self._replicas else "no_replica"
+            if not isinstance(lease, str):
+                with self._on_replica(*lease) as conn:
+                    yield conn
+                return
+            with self._lock:
+                self._primary_reads[lease] += 1
+        with self._on_primary(timeout, readonly) as conn:
+            yield conn
+
+    @contextmanager
+    def _on_replica(self, replica: Replica, conn: Connection) -> Iterator[Connection]:
+        try:
+            with conn:  # commit / roll back, as psycopg_pool.connection() does
+                yield conn
+        except psycopg.errors.QueryCanceled:
+            if self._settings.statement_timeout_ms <= 0:
+                raise
+            raise StatementTimeout(self._settings.statement_timeout_ms) from None
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            if not is_connection_failure(exc) or self._replicas is None:
+                raise
+            self._replicas.mark_failed(replica, exc)
+            s = replica.settings
+            raise _ConnectionLost(s.host, s.port, self._reason(exc)) from None
+        finally:
+            replica.pool.putconn(conn)
+
+    @contextmanager
+    def _on_primary(self, timeout: float | None, readonly: bool) -> Iterator[Connection]:
         self._fail_fast()
         wait = self._settings.timeout_seconds if timeout is None else timeout
         try:
@@ -102,7 +149,18 @@ class DatabasePool:
                 with self._lock:
                     self._active += 1
                 try:
-                    yield conn
+                    if readonly:
+                        conn.read_only = True  # fails as a replica would if it writes
+                        try:
+                            with conn:
+                                yield conn
+                        finally:
+                            if conn.info.transaction_status == TransactionStatus.IDLE:
+                                conn.read_only = None
+                    else:
+                        yield conn
+                        if self._replicas is not None:
+                            self._commit_and_mark(conn)
                 finally:
                     with self._lock:  # before the pool takes it back: active+available <= max
                         self._active -= 1
@@ -131,20 +189,33 @@ class DatabasePool:
                 self._database.host, self._database.port, self._reason(exc)
             ) from None
 
-    def run(self, work: Callable[[Connection], T], timeout: float | None = None) -> T:
+    def run(
+        self,
+        work: Callable[[Connection], T],
+        timeout: float | None = None,
+        *,
+        readonly: bool = False,
+    ) -> T:
         """`work(conn)` in a transaction; after a lost connection the pool is checked and
-        `work` retried once (so it must be safe to repeat: it was rolled back)."""
+        `work` retried once (so it must be safe to repeat: it was rolled back). With
+        `readonly=True` a replica that fails mid-read is marked down and the retry goes to
+        the primary (or another replica)."""
         try:
-            with self.connection(timeout) as conn:
+            with self.connection(timeout, readonly=readonly) as conn:
                 return work(conn)
         except _ConnectionLost:
             if self._down_since is not None:
                 raise
-        with self.connection(timeout) as conn:
+        with self.connection(timeout, readonly=readonly) as conn:
             return work(conn)
 
     def execute(
-        self, query: Any, params: Any = None, timeout: float | None = None
+        self,
+        query: Any,
+        params: Any = None,
+        timeout: float | None = None,
+        *,
+        readonly: bool = False,
     ) -> list[tuple[Any, ...]]:
         """Run one statement with `run()`; the rows it returns (empty when it returns none)."""
 
@@ -152,7 +223,19 @@ class DatabasePool:
             cur = conn.execute(query, params)
             return cur.fetchall() if cur.description is not None else []
 
-        return self.run(work, timeout)
+        return self.run(work, timeout, readonly=readonly)
+
+    def read_stats(self) -> ReadStats:
+        """Reads by target (replica, or primary by reason) and each replica's state."""
+        with self._lock:
+            primary = dict(self._primary_reads)
+        replicas = self._replicas.statuses() if self._replicas else ()
+        return ReadStats(
+            replica_reads=sum(r.reads for r in replicas),
+            primary_reads=primary,
+            replicas=replicas,
+            write_mark=format_lsn(self._write_lsn) if self._write_lsn else None,
+        )
 
     def stats(self) -> ConnectionPool:
         """The specification's snapshot; its invariants are checked on construction."""
@@ -172,6 +255,8 @@ class DatabasePool:
 
     def close(self) -> None:
         self._closed.set()
+        if self._replicas is not None:
+            self._replicas.close()
         self._pool.close()
         if self._healer is not None:
             self._healer.join(5)
@@ -185,6 +270,27 @@ class DatabasePool:
     def __repr__(self) -> str:
         d = self._database
         return f"DatabasePool({d.host}:{d.port}/{d.name}, max={self.max_connections})"
+
+    # -- read-your-writes ------------------------------------------------------------------
+    def _commit_and_mark(self, conn: Connection) -> None:
+        """Commit, and remember the primary's WAL position after it: a later read goes to a
+        replica only once it has replayed that far. "COMMIT; SELECT ..." is one round trip
+        where the commit alone would have been one too (measured in bench_read_routing)."""
+        status = conn.info.transaction_status
+        if status == TransactionStatus.INTRANS:
+            cur = conn.execute("COMMIT; SELECT pg_current_wal_insert_lsn()")
+            cur.nextset()
+        elif status == TransactionStatus.IDLE:  # autocommit, or committed in the block
+            autocommit = conn.autocommit
+            conn.autocommit = True
+            cur = conn.execute("SELECT pg_current_wal_insert_lsn()")
+            conn.autocommit = autocommit
+        else:
+            return  # failed transaction: rolled back on the way out, nothing was written
+        row = cur.fetchone()
+        lsn = write_mark(parse_lsn(row[0]) or 0) if row is not None else 0
+        with self._lock:
+            self._write_lsn = max(self._write_lsn, lsn)
 
     # -- failure handling ------------------------------------------------------------------
     def _new_connection_errors(self) -> bool:
@@ -270,7 +376,7 @@ class DatabaseManager:
     ) -> None:
         if isinstance(database, Settings):
             pool = pool or database.pool
-            database = database.database
+            database = database.need_database()
         if connect_attempts < 1:
             raise ValueError(f"connect_attempts: got {connect_attempts!r}; allowed: >= 1")
         if backoff_seconds < 0:
@@ -338,12 +444,29 @@ class DatabaseManager:
             name=self.name,
             open=False,
         )
-        handle = DatabasePool(pool, self.database, s, probe_interval=self.probe_interval)
+        replicas = (
+            ReplicaSet(
+                self.database.replicas,
+                self.database,
+                s,
+                self._connect_kwargs(),
+                name=self.name,
+            )
+            if self.database.replicas
+            else None
+        )
+        handle = DatabasePool(
+            pool, self.database, s, probe_interval=self.probe_interval, replicas=replicas
+        )
         try:
             pool.open(wait=True, timeout=max(s.timeout_seconds, 5.0))
         except psycopg_pool.PoolTimeout:
             pool.close()
+            if replicas is not None:
+                replicas.close()
             raise DatabaseUnavailable(
                 self.database.host, self.database.port, "the pool could not open its connections"
             ) from None
+        if replicas is not None:
+            replicas.start()  # a replica that is down is not an error: reads use the primary
         return handle

@@ -10,9 +10,10 @@ from collections import defaultdict
 from collections.abc import Iterator
 
 import pytest
+from moto.server import ThreadedMotoServer
 
 from tests.http_receiver import Receiver
-from tests.servers import BlackHole, PostgresServer, RedisServer
+from tests.servers import BlackHole, PostgresServer, RedisServer, StandbyServer
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -58,6 +59,27 @@ def postgres_server() -> Iterator[PostgresServer]:
 @pytest.fixture
 def fresh_postgres() -> Iterator[PostgresServer]:
     server = PostgresServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def replication_primary() -> Iterator[PostgresServer]:
+    """A primary that standbys stream from (its own cluster: tests pause and kill those)."""
+    server = PostgresServer()
+    try:
+        server.enable_replication()
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def standby(replication_primary: PostgresServer) -> Iterator[StandbyServer]:
+    """A fresh hot standby of `replication_primary` through a slot of its own (dropped after)."""
+    server = StandbyServer(replication_primary)
     try:
         yield server
     finally:
@@ -128,11 +150,9 @@ def empty_db(postgres_server: PostgresServer) -> Iterator[str]:
     postgres_server.drop_database(dsn)
 
 
-@pytest.fixture(scope="session")
-def moto_s3() -> Iterator[str]:
-    """moto's S3 server on loopback (plain HTTP); its endpoint URL."""
-    from moto.server import ThreadedMotoServer
-
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    """moto's S3 server on loopback (plain HTTP, one per test module); its endpoint URL."""
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

@@ -29,10 +29,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from psycopg import sql
+
+from runtime.backup.dump import TABLES_SQL
 
 
 def free_port() -> int:
@@ -263,6 +267,119 @@ class PostgresServer:
         with contextlib.suppress(Exception):
             self.kill9()
         shutil.rmtree(self.root, ignore_errors=True)
+
+    # -- streaming replication --------------------------------------------------------------
+    repl_user = "repl"
+    repl_password = "repl-test-password"  # a throwaway cluster on loopback
+
+    def enable_replication(self) -> None:
+        """A `REPLICATION LOGIN` role and its pg_hba line (idempotent); standbys log in as it."""
+        hba = self.datadir / "pg_hba.conf"
+        line = f"host replication {self.repl_user} 127.0.0.1/32 scram-sha-256\n"
+        if line not in hba.read_text():
+            hba.write_text(line + hba.read_text())
+            self._pg_ctl("reload")
+        self.psql(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = "
+            f"'{self.repl_user}') THEN CREATE ROLE {self.repl_user} REPLICATION LOGIN "
+            f"PASSWORD '{self.repl_password}'; END IF; END $$"
+        )
+
+    def current_lsn(self) -> str:
+        return self.psql("SELECT pg_current_wal_insert_lsn()").strip()
+
+
+class StandbyServer(PostgresServer):
+    """A hot standby of `primary`: `pg_basebackup -R -X stream -S SLOT -C`, then streaming.
+
+    The replication password is read from a passfile (mode 600, owned by the server's
+    user), so `-R` writes `passfile=...` into postgresql.auto.conf instead of the password.
+    `rebuild()` is the runbook's "rebuilding a failed replica" (docs/runbook-replica.md).
+    """
+
+    def __init__(self, primary: PostgresServer, root: Path | None = None) -> None:
+        self.primary = primary
+        self.slot = f"standby_{uuid.uuid4().hex[:10]}"
+        super().__init__(root or Path(tempfile.mkdtemp(prefix="pg-standby-")))
+
+    @property
+    def passfile(self) -> Path:
+        return self.root / "repl.pgpass"
+
+    def _initdb(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.chmod(0o755)
+        self.sockdir.mkdir(exist_ok=True)
+        self._chown(self.root)
+        self._chown(self.sockdir)
+        p = self.primary
+        self.passfile.write_text(f"127.0.0.1:{p.port}:*:{p.repl_user}:{p.repl_password}\n")
+        self.passfile.chmod(0o600)
+        self._chown(self.passfile)
+        p.enable_replication()
+        self.basebackup(create_slot=True)
+        self.start()
+
+    def basebackup(self, *, create_slot: bool) -> None:
+        """Copy the primary into an empty data directory and configure it as its standby."""
+        p = self.primary
+        conninfo = f"host=127.0.0.1 port={p.port} user={p.repl_user} passfile={self.passfile}"
+        subprocess.run(
+            self._cmd(
+                str(self.bindir / "pg_basebackup"),
+                *("-d", conninfo, "-D", str(self.datadir)),
+                *("-R", "-X", "stream", "-S", self.slot, "-c", "fast", "--no-sync"),
+                *(["-C"] if create_slot else []),
+            ),
+            check=True,
+            capture_output=True,
+        )
+        with open(self.datadir / "postgresql.conf", "a") as conf:  # the primary's, copied
+            conf.write(f"\nport = {self.port}\nunix_socket_directories = '{self.sockdir}'\n")
+
+    def wipe(self) -> None:
+        """The data directory is lost (after a crash: stop first)."""
+        shutil.rmtree(self.datadir, ignore_errors=True)
+
+    def rebuild(self) -> None:
+        """Runbook: stop what is left, wipe, base backup again through the same slot, start."""
+        with contextlib.suppress(Exception):
+            self.stop("immediate")
+        self.kill9()
+        self.wipe()
+        self.basebackup(create_slot=False)
+        self.start()
+
+    def in_recovery(self) -> bool:
+        return self.psql("SELECT pg_is_in_recovery()").strip() == "t"
+
+    def replay_lsn(self) -> str:
+        return self.psql("SELECT pg_last_wal_replay_lsn()").strip()
+
+    def pause_replay(self) -> None:
+        self.psql("SELECT pg_wal_replay_pause()")
+
+    def resume_replay(self) -> None:
+        self.psql("SELECT pg_wal_replay_resume()")
+
+    def promote(self) -> None:
+        self.psql("SELECT pg_promote(true, 30)")
+
+    def wait_caught_up(self, timeout: float = 30.0) -> None:
+        """Until the standby has replayed everything the primary has written so far."""
+        target = self.primary.current_lsn()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            behind = self.psql(f"SELECT pg_last_wal_replay_lsn() < '{target}'::pg_lsn").strip()
+            if behind == "f":
+                return
+            time.sleep(0.02)
+        raise TimeoutError(f"standby on port {self.port} did not replay {target} in {timeout}s")
+
+    def close(self) -> None:
+        super().close()
+        with contextlib.suppress(Exception):  # the slot would keep the primary's WAL forever
+            self.primary.psql(f"SELECT pg_drop_replication_slot('{self.slot}')")
 
 
 class RedisServer:
@@ -585,3 +702,27 @@ http {{
             if self.process.poll() is None:
                 self.process.kill()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+# -- what tests compare ----------------------------------------------------------------
+def fingerprint(dsn: str) -> dict[str, tuple[int, str]]:
+    """What a database holds: per table, the row count and an md5 over all rows in a stable
+    order (a content checksum to compare a restore with its source)."""
+    out: dict[str, tuple[int, str]] = {}
+    with psycopg.connect(dsn) as conn:
+        for schema, table in conn.execute(TABLES_SQL).fetchall():
+            query = sql.SQL(
+                "SELECT count(*), coalesce(md5(string_agg(t::text, ',' ORDER BY t::text)), '') "
+                "FROM {}.{} t"
+            ).format(sql.Identifier(str(schema)), sql.Identifier(str(table)))
+            row = conn.execute(query).fetchone()
+            assert row is not None
+            out[f"{schema}.{table}"] = (int(row[0]), str(row[1]))
+    return out
+
+
+def flip(data: bytes) -> bytes:
+    """`data` with one byte in the middle inverted (a corrupted copy)."""
+    out = bytearray(data)
+    out[len(out) // 2] ^= 0xFF
+    return bytes(out)

@@ -79,26 +79,25 @@ def test_reads_exactly_what_pulumi_stack_output_prints(tmp_path: Path) -> None:
     file.write_text(json.dumps(APP_CONFIG, indent=2))
     settings = load_settings(env={"APP_CONFIG_FILE": str(file)})
     assert settings.stack == "dev"
-    assert settings.database.dsn.reveal() == APP_CONFIG["database"]["dsn"]
-    assert (settings.database.host, settings.database.port) == ("postgres", 5432)
-    assert settings.database.user == "app" and settings.database.name == "app"
+    assert settings.need_database().dsn.reveal() == APP_CONFIG["database"]["dsn"]
+    assert (settings.need_database().host, settings.need_database().port) == ("postgres", 5432)
+    assert settings.need_database().user == "app" and settings.need_database().name == "app"
     assert settings.pool.size == 10 and settings.pool.max_overflow == 20
     assert settings.pool.max_connections == 30
     assert settings.pool.timeout_seconds == 30.0 and settings.pool.statement_timeout_ms == 5000
-    assert (settings.redis.host, settings.redis.port) == ("redis", 6379)
-    assert settings.redis.password == Secret(REDIS_PASSWORD)
-    assert settings.redis.eviction_policy == "allkeys-lru"
+    assert (settings.need_redis().host, settings.need_redis().port) == ("redis", 6379)
+    assert settings.need_redis().password == Secret(REDIS_PASSWORD)
+    assert settings.need_redis().eviction_policy == "allkeys-lru"
     assert settings.cache.default_ttl_seconds == 300
     assert settings.backup.schedule == "0 2 * * *"
-    assert settings.monitoring.restart_attempts == 3
 
 
 def test_local_addresses_for_the_dev_stack() -> None:
     settings = load_settings(json.dumps(APP_CONFIG), env={}, address="local")
-    assert (settings.database.host, settings.database.port) == ("127.0.0.1", 15432)
-    assert (settings.redis.host, settings.redis.port) == ("127.0.0.1", 16379)
+    assert (settings.need_database().host, settings.need_database().port) == ("127.0.0.1", 15432)
+    assert (settings.need_redis().host, settings.need_redis().port) == ("127.0.0.1", 16379)
     via_env = load_settings(APP_CONFIG, env={"APP_CONFIG_ADDRESS": "local"})
-    assert via_env.database.port == 15432
+    assert via_env.need_database().port == 15432
 
 
 def test_environment_overrides_single_fields() -> None:
@@ -113,12 +112,16 @@ def test_environment_overrides_single_fields() -> None:
         "BACKUP_SCHEDULE": "*/5 * * * *",
     }
     settings = load_settings(APP_CONFIG, env=env)
-    assert (settings.database.host, settings.database.port, settings.database.name) == (
+    assert (
+        settings.need_database().host,
+        settings.need_database().port,
+        settings.need_database().name,
+    ) == (
         "db.example",
         6543,
         "other",
     )
-    assert (settings.redis.host, settings.redis.port) == ("cache.example", 7000)
+    assert (settings.need_redis().host, settings.need_redis().port) == ("cache.example", 7000)
     assert settings.pool.size == 4 and settings.pool.max_overflow == 0
     assert settings.pool.timeout_seconds == 2.5 and settings.pool.statement_timeout_ms == 100
     assert settings.cache.default_ttl_seconds == 60
@@ -149,6 +152,17 @@ def test_environment_alone_with_defaults() -> None:
         ({"database__dsn": ""}, {}, "database.dsn", "non-empty"),
         ({"redis__maxmemory": "lots"}, {}, "redis.maxmemory", "'512mb'"),
         ({"redis__eviction_policy": "lru"}, {}, "redis.eviction_policy", "allkeys-lru"),
+        ({"database__replicas": "r1"}, {}, "database.replicas", "a list of {host, port, dsn}"),
+        ({"database__replicas": [{"host": "r"}]}, {}, "database.replicas[0].dsn", "required"),
+        ({}, {"DATABASE_REPLICA_URLS": "postgresql://r/app,"}, "DATABASE_REPLICA_URLS[1]", "non"),
+        ({}, {"DATABASE_REPLICA_URLS": "postgresql://:1/app"}, "DATABASE_REPLICA_URLS[0]", "host"),
+        ({}, {"DB_MAX_REPLICA_LAG_BYTES": "1MB"}, "DB_MAX_REPLICA_LAG_BYTES", "integer >= 0"),
+        (
+            {"pool__replica_check_interval_seconds": 0},
+            {},
+            "pool.replica_check_interval_seconds",
+            "> 0",
+        ),
     ],
 )
 def test_bad_values_name_the_field_the_value_and_the_rule(
@@ -161,12 +175,38 @@ def test_bad_values_name_the_field_the_value_and_the_rule(
     assert allowed in str(caught.value)
 
 
+def test_replicas_come_from_app_config_or_one_environment_variable() -> None:
+    replicas = [
+        {
+            "host": "postgres-replica-1",
+            "port": 5432,
+            "dsn": f"postgresql://app:{DB_PASSWORD}@postgres-replica-1:5432/app",
+            "local": {"dsn": f"postgresql://app:{DB_PASSWORD}@127.0.0.1:15433/app"},
+        }
+    ]
+    data = config(database__replicas=replicas, pool__max_replica_lag_bytes=1024)
+    network = load_settings(data, env={})
+    assert [(r.host, r.port, r.name) for r in network.database.replicas] == [
+        ("postgres-replica-1", 5432, "app")
+    ]
+    assert network.pool.max_replica_lag_bytes == 1024
+    assert network.pool.replica_check_interval_seconds == 1.0
+    local = load_settings(data, env={}, address="local")
+    assert [(r.host, r.port) for r in local.database.replicas] == [("127.0.0.1", 15433)]
+    env = {"DATABASE_REPLICA_URLS": "postgresql://a:pw@r1/app, postgresql://a:pw@r2:6432/app"}
+    overridden = load_settings(data, env=env)
+    assert [(r.host, r.port) for r in overridden.database.replicas] == [("r1", 5432), ("r2", 6432)]
+    assert load_settings(config(), env={}).database.replicas == ()
+    assert DB_PASSWORD not in repr(network) and "pw" not in repr(overridden.database)
+    assert DB_PASSWORD in network.database.secrets  # redacted from the pool's messages
+
+
 def test_missing_required_fields_are_named() -> None:
     with pytest.raises(ConfigError, match=r"^DATABASE_URL|^database\.dsn"):
         load_settings(env={})
     data = config()
     del data["redis"]
-    with pytest.raises(ConfigError, match=r"^redis\.url: .*required"):
+    with pytest.raises(ConfigError, match=r"^REDIS_URL \(redis\.url\): .*required"):
         load_settings(data, env={})
 
 
@@ -180,13 +220,13 @@ def test_invalid_json_reports_position_not_text(tmp_path: Path) -> None:
 
 def test_secrets_never_in_repr_str_logs_or_errors(caplog: pytest.LogCaptureFixture) -> None:
     settings = load_settings(APP_CONFIG, env={})
-    for shown in (repr(settings), str(settings), f"{settings}", repr(settings.database.dsn)):
+    for shown in (repr(settings), str(settings), f"{settings}", repr(settings.need_database().dsn)):
         assert DB_PASSWORD not in shown and REDIS_PASSWORD not in shown
     with caplog.at_level(logging.INFO):
         logging.getLogger("test").info("settings: %s", settings)
     assert DB_PASSWORD not in caplog.text and REDIS_PASSWORD not in caplog.text
     with pytest.raises(TypeError):
-        pickle.dumps(settings.database.dsn)
+        pickle.dumps(settings.need_database().dsn)
     # A malformed DSN holding a password: the error shows neither the DSN nor the password.
     bad = f"host=h password={DB_PASSWORD} port"
     with pytest.raises(ConfigError) as caught:
