@@ -781,4 +781,7 @@ def runbooks_markdown(alerts: Sequence[Alert] = ALERTS) -> str:
 
 
 if __name__ == "__main__":
-    print(runbooks_markdown(), end="")
+    # docs/runbooks.md: these alerts, then the SLO burn-rate alerts (slo.py imports this module)
+    from components.monitoring import slo
+
+    print(runbooks_markdown() + slo.runbooks_markdown(), end="")
