@@ -12,6 +12,11 @@ and old connections and keeps statistics; this module adds only:
   connection error, `pool.check()` and retry once" heals in 0.02 s. While the server is down,
   callers fail fast and one background prober watches for it to come back;
 - `stats()` as the specification's `ConnectionPool` snapshot;
+- `query_durations()`: every statement's duration (each cursor `execute`, from sending it to
+  having its whole result, failures included) in a histogram, the latency SLO's SLI
+  (docs/slo.md). Per statement rather than per checkout: a checkout also holds the
+  application's own work between statements, and its wait for a free connection, which
+  the pool series and `PoolTimeout` already show;
 - read routing: `connection(readonly=True)` / `run(..., readonly=True)` /
   `execute(..., readonly=True)` go to a streaming replica when one is healthy and has
   replayed the pool's last write, else to the primary (runtime/replicas.py,
@@ -36,6 +41,7 @@ from psycopg.rows import TupleRow
 
 from runtime.contracts import ConnectionPool
 from runtime.errors import DatabaseUnavailable, PoolTimeout, StatementTimeout, redact
+from runtime.histogram import QUERY_BUCKETS, DurationHistogram, HistogramSnapshot
 from runtime.replicas import ReadStats, Replica, ReplicaSet, format_lsn, parse_lsn, write_mark
 from runtime.settings import DatabaseSettings, PoolSettings, Settings
 from runtime.statelog import StateLog
@@ -58,6 +64,28 @@ def is_connection_failure(exc: BaseException) -> bool:
     return False
 
 
+def timed_cursor(histogram: DurationHistogram) -> type[psycopg.Cursor[Any]]:
+    """A cursor class that adds each `execute`'s duration to `histogram` (the connection's
+    `cursor_factory`: `conn.execute()` and every cursor of the connection use it)."""
+
+    class TimedCursor(psycopg.Cursor[Any]):
+        def execute(self, *args: Any, **kwargs: Any) -> TimedCursor:
+            began = time.perf_counter()
+            try:
+                return super().execute(*args, **kwargs)
+            finally:
+                histogram.observe(time.perf_counter() - began)
+
+        def executemany(self, *args: Any, **kwargs: Any) -> None:
+            began = time.perf_counter()
+            try:
+                super().executemany(*args, **kwargs)
+            finally:
+                histogram.observe(time.perf_counter() - began)
+
+    return TimedCursor
+
+
 class _ConnectionLost(DatabaseUnavailable):
     """A caller's connection broke mid-use: `run()` may retry once on a checked pool."""
 
@@ -73,8 +101,10 @@ class DatabasePool:
         *,
         probe_interval: float = 0.1,
         replicas: ReplicaSet | None = None,
+        durations: DurationHistogram | None = None,
     ) -> None:
         self._pool = pool
+        self._durations = durations or DurationHistogram(QUERY_BUCKETS)
         self._replicas = replicas
         self._write_lsn = 0  # read-your-writes: the primary's WAL position after the last write
         self._primary_reads: Counter[str] = Counter()
@@ -248,6 +278,10 @@ class DatabasePool:
             available_connections=available,
             connection_timeout=max(1, math.ceil(self._settings.timeout_seconds)),
         )
+
+    def query_durations(self) -> HistogramSnapshot:
+        """Every statement's duration so far, on the primary and the replicas alike."""
+        return self._durations.snapshot()
 
     def driver_stats(self) -> dict[str, int]:
         """psycopg_pool's own counters (requests, waits, errors...), for metrics."""
@@ -426,6 +460,8 @@ class DatabaseManager:
         self._first_connection()
         s = self.pool_settings
         handle: DatabasePool | None = None
+        durations = DurationHistogram(QUERY_BUCKETS)  # this pool's, primary and replicas
+        kwargs = {**self._connect_kwargs(), "cursor_factory": timed_cursor(durations)}
 
         def reconnect_failed(pool: psycopg_pool.ConnectionPool[Any]) -> None:
             if handle is not None:
@@ -433,7 +469,7 @@ class DatabaseManager:
 
         pool: psycopg_pool.ConnectionPool[Connection] = psycopg_pool.ConnectionPool(
             self.database.dsn.reveal(),
-            kwargs=self._connect_kwargs(),
+            kwargs=kwargs,
             min_size=s.size,
             max_size=s.max_connections,
             timeout=s.timeout_seconds,
@@ -449,14 +485,19 @@ class DatabaseManager:
                 self.database.replicas,
                 self.database,
                 s,
-                self._connect_kwargs(),
+                kwargs,
                 name=self.name,
             )
             if self.database.replicas
             else None
         )
         handle = DatabasePool(
-            pool, self.database, s, probe_interval=self.probe_interval, replicas=replicas
+            pool,
+            self.database,
+            s,
+            probe_interval=self.probe_interval,
+            replicas=replicas,
+            durations=durations,
         )
         try:
             pool.open(wait=True, timeout=max(s.timeout_seconds, 5.0))
