@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from components.monitoring.alerts import ALERTS, RULES_FILE
 from components.monitoring.dashboards import BOARDS
+from components.monitoring.slo import SLOS, alert_rules, recording_rules
 from components.render.prometheus_yml import RULES_DIR
 from tests.data_tier import ArchivingPrimary, Replica
 from tests.servers import RedisServer, free_port, wait_for_port
@@ -266,9 +267,39 @@ def test_every_alert_queries_metrics_that_exist(exported: set[str]) -> None:
         assert not missing, f"{alert.name} queries metrics no exporter exports: {missing}"
 
 
+# Series the SLO recording rules (components/monitoring/slo.py) create.
+RECORDED = {str(r["record"]) for s in SLOS for r in recording_rules(s)}
+
+
+@pytest.mark.req("UT-INFRA-04.1")
+def test_every_slo_rule_queries_metrics_that_exist(exported: set[str]) -> None:
+    """The SLIs read real exporters' and the runtime's series; the alerts read the records."""
+    known = exported | RUNTIME | SYNTHETIC
+    assert {"probe_success", "runtime_db_query_duration_seconds_bucket"} <= known
+    for slo in SLOS:
+        for rule in recording_rules(slo):
+            missing = referenced_metrics(str(rule["expr"])) - known - RECORDED
+            assert not missing, f"{rule['record']} ({slo.name}) queries unknown metrics {missing}"
+        for alert in alert_rules(slo, "https://example.com/runbooks.md"):
+            missing = referenced_metrics(str(alert["expr"])) - RECORDED
+            assert not missing, f"{alert['alert']} queries unrecorded series {missing}"
+
+
+def test_nginx_stub_status_cannot_tell_good_requests_from_bad(exported: set[str]) -> None:
+    """Why availability comes from the probes alone (docs/slo.md): the nginx exporter reading
+    stub_status exports request and connection totals, no status codes."""
+    nginx = {name for name in exported if name.startswith("nginx_")}
+    assert nginx == {
+        "nginx_up",
+        "nginx_http_requests_total",  # one unlabelled total: good and bad alike
+        *(f"nginx_connections_{s}" for s in ("accepted", "active", "handled")),
+        *(f"nginx_connections_{s}" for s in ("reading", "waiting", "writing")),
+    }
+
+
 @pytest.mark.req("UT-INFRA-04.3")
 def test_every_dashboard_queries_metrics_that_exist(exported: set[str]) -> None:
-    known = exported | CADVISOR | RUNTIME | PITR_RUNTIME | SYNTHETIC
+    known = exported | CADVISOR | RUNTIME | PITR_RUNTIME | SYNTHETIC | RECORDED
     for board in BOARDS:
         for expr in board.exprs():
             missing = referenced_metrics(expr) - known

@@ -10,7 +10,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import yaml
 
+from components.alertmanager import CONFIG_FILE
 from components.config import ConfigError, parse_config
 from components.monitoring.slo import (
     POLICIES,
@@ -179,3 +181,29 @@ def test_a_bad_objective_is_one_clear_line(key: str, value: object, allowed: str
     lines = str(error.value).splitlines()
     assert len(lines) == 2 and lines[1].strip().startswith(f"data-platform:{key}: got")
     assert allowed in lines[1]
+
+
+@pytest.mark.req("UT-INFRA-04.2")
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_pages_go_to_the_critical_receiver_and_tickets_to_the_default_one(
+    stack: str, tmp_path: Path
+) -> None:
+    """amtool routes each generated SLO alert, with its real labels, by its severity."""
+    amtool = shutil.which("amtool")
+    assert amtool, "amtool is not installed: run scripts/bootstrap"
+    config = tmp_path / "alertmanager.yml"
+    config.write_text(uploads(stack_run(stack), "alertmanager")[CONFIG_FILE])
+    rules = yaml.safe_load(rules_yaml())
+    alerts = [r for g in rules["groups"] for r in g["rules"] if "alert" in r]
+    assert len(alerts) == 7
+    for alert in alerts:
+        labels = [f"alertname={alert['alert']}", *(f"{k}={v}" for k, v in alert["labels"].items())]
+        result = subprocess.run(
+            [amtool, "config", "routes", "test", f"--config.file={config}", *labels],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        expected = "critical" if alert["labels"]["severity"] == "critical" else "default"
+        assert result.stdout.strip() == expected, alert["alert"]
