@@ -24,9 +24,9 @@ from components.monitoring.alerts import RUNBOOK_URL
 
 RULES_FILE = "platform-slos.yml"
 PERIOD = "30d"  # the window each objective and its error budget are defined over
-# The histogram buckets the runtime exposes (runtime/database.py, runtime/monitoring/
-# scheduler.py); an objective's threshold must be one of them, since `le` is an exact label.
-# tests/test_slo.py checks them against the runtime's real exposition.
+# The histogram bounds the runtime exposes (runtime/histogram.py, which components may not
+# import); an objective's threshold must be one of them, since `le` is an exact label.
+# tests/test_slo_runtime.py checks them against the runtime's real exposition.
 QUERY_BUCKETS_MS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 BACKUP_BUCKETS_SECONDS = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 
@@ -45,8 +45,7 @@ def le(bound_seconds: float) -> str:
 
 def _number(value: Decimal) -> str:
     """A decimal as PromQL writes it: 0.0144, 14.4, 1 (no exponent, no trailing zeros)."""
-    text = format(value.normalize(), "f")
-    return text
+    return format(value.normalize(), "f")
 
 
 @dataclass(frozen=True, kw_only=True)
