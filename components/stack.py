@@ -370,6 +370,7 @@ def _pitr(c: StackConfig, postgres: Postgres) -> dict[str, Any]:
     return {
         "stanza": STANZA,
         "config_file": PGBACKREST_CONF,
+        "pg_user": c.db_user,
         "repository": repository,
         "cipher_type": "aes-256-cbc",
         "cipher_pass": postgres.cipher_pass,
