@@ -170,8 +170,8 @@ def slos(
             sli="The share of the blackbox exporter's probes of the public HTTPS endpoint "
             "that succeed.",
             objective=Decimal(availability) / 100,
-            error_ratio='1 - sum(sum_over_time(probe_success{job="blackbox"}[{w}])) / '
-            'sum(count_over_time(probe_success{job="blackbox"}[{w}]))',
+            error_ratio="1 - sum(sum_over_time(probe_success[{w}])) / "
+            "sum(count_over_time(probe_success[{w}]))",
             action="Check the EndpointDown and NginxDown alerts, nginx's logs, its certificate "
             "and the upstreams it proxies; the Grafana SLO dashboard shows when the errors "
             "started.",
