@@ -5,6 +5,7 @@ destroyed before them):
 
     postgres, redis, alertmanager -> prometheus -> grafana -> nginx
                      alertmanager, prometheus ---------------> nginx
+    loki, tempo -> alloy -> runtime;  loki, tempo -> grafana   (logsTraces on)
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ from components.exporters import (
 )
 from components.grafana import PORT as GRAFANA_PORT
 from components.grafana import Grafana, GrafanaArgs
+from components.logs_traces import LogsTraces, logs_traces_tier
 from components.monitoring.alerts import RULES_FILE, rules_yaml
 from components.monitoring.dashboards import dashboard_files
+from components.monitoring.log_dashboards import log_dashboard_files
 from components.nginx import Nginx, NginxArgs
 from components.postgres import PORT as POSTGRES_PORT
 from components.postgres import Postgres, PostgresArgs
@@ -101,7 +104,8 @@ class DataPlatform(pulumi.ComponentResource):
             "" if c.nginx_https_port == 443 else f":{c.nginx_https_port}"
         )
         self.data = data_tier(name, c, platform, child)
-        observability = observability_tier(name, c, public, self.data, platform, child)
+        logs = logs_traces_tier(name, c, platform, child)
+        observability = observability_tier(name, c, public, self.data, logs, platform, child)
         edge = edge_tier(name, c, observability, platform, child)
         exporters(name, c, self.data, edge, platform, child)
         self.endpoints = {
@@ -110,13 +114,17 @@ class DataPlatform(pulumi.ComponentResource):
             "prometheus_url": observability.prometheus.url,
             "alertmanager_url": observability.alertmanager.url,
         }
-        self.app_config = _app_config(c, self.data, self.endpoints)
+        self.app_config = _app_config(c, self.data, self.endpoints, logs)
         RuntimeSidecar(
             f"{name}-runtime",
             RuntimeSidecarArgs(
                 memory_mb=c.runtime_memory_mb,
                 app_config=self.app_config,
-                depends_on=[self.data.postgres, self.data.redis],
+                depends_on=[
+                    self.data.postgres,
+                    self.data.redis,
+                    *([logs.alloy] if logs else []),
+                ],
             ),
             platform,
             opts=child,
@@ -161,6 +169,7 @@ def observability_tier(
     c: StackConfig,
     public: str,
     data: DataTier,
+    logs: LogsTraces | None,
     platform: Platform,
     opts: pulumi.ResourceOptions,
 ) -> Observability:
@@ -193,8 +202,14 @@ def observability_tier(
                 ScrapeTarget("grafana", f"grafana:{GRAFANA_PORT}"),
                 *scrape_targets("https://nginx/", c.host_metrics),
                 ScrapeTarget("runtime", f"runtime:{RUNTIME_PORT}"),
+                *(logs.scrape_targets() if logs else []),
             ],
-            rule_files={RULES_FILE: rules_yaml(runbook_url=c.runbook_url)},
+            rule_files={
+                RULES_FILE: rules_yaml(
+                    runbook_url=c.runbook_url,
+                    thresholds={"ErrorLogRateHigh": c.error_log_lines_per_minute},
+                )
+            },
             depends_on=[data.postgres, data.redis, alertmanager],
         ),
         platform,
@@ -209,8 +224,10 @@ def observability_tier(
             root_url=f"{public}/grafana/",
             prometheus_url=f"http://{prometheus.address}",
             scrape_interval_seconds=c.scrape_interval_seconds,
-            dashboards=dashboard_files(),
-            depends_on=[prometheus],
+            dashboards={**dashboard_files(), **(log_dashboard_files() if logs else {})},
+            loki_url=logs.loki.url if logs else None,
+            tempo_url=logs.tempo.url if logs else None,
+            depends_on=[prometheus, *(logs.stores if logs else [])],
         ),
         platform,
         opts=opts,
@@ -291,7 +308,10 @@ def exporters(
 
 
 def _app_config(
-    c: StackConfig, data: DataTier, endpoints: dict[str, pulumi.Output[str]]
+    c: StackConfig,
+    data: DataTier,
+    endpoints: dict[str, pulumi.Output[str]],
+    logs: LogsTraces | None,
 ) -> pulumi.Output[dict[str, Any]]:
     """The one output applications read (docs/app_config.md); secret as a whole."""
     postgres, redis = data.postgres, data.redis
@@ -349,6 +369,12 @@ def _app_config(
             "alert_cooldown_seconds": c.alert_cooldown,
             "health_check_timeout_seconds": c.health_check_timeout,
             "restart_attempts": c.restart_attempts,
+        },
+        # OTLP/HTTP base URL ("" = tracing off); the runtime posts to <endpoint>/v1/traces.
+        "telemetry": {
+            "otlp_endpoint": logs.alloy.otlp_endpoint if logs else "",
+            "sampling_ratio": c.trace_sampling_percent / 100,
+            "log_level": c.runtime_log_level,
         },
         "endpoints": endpoints,
     }

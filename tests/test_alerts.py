@@ -26,6 +26,7 @@ EXPECTED = {
     "HostLowMemory", "HostDiskAlmostFull", "HostDiskWillFillIn24h", "ContainerOomKilled",
     "ContainerRestarting", "BackupMissing", "BackupFailed", "PrometheusConfigReloadFailed",
     "PrometheusRuleEvaluationFailures", "PrometheusAlertmanagerMissing",
+    "LogsTracesComponentDown", "LogIngestionStopped", "ErrorLogRateHigh",
 }  # fmt: skip
 
 

@@ -30,9 +30,11 @@ EXPORTERS = {
     "cadvisor",
     "blackbox",
 }
-SERVICES = CORE | EXPORTERS | {"runtime"}
-# Scratch images have no shell to run a probe in; Prometheus's `up` watches them instead.
-NO_SHELL = {"nginx-exporter"}
+LOGS_TRACES = {"loki", "tempo", "alloy"}
+SERVICES = CORE | EXPORTERS | LOGS_TRACES | {"runtime"}
+# Scratch and distroless images have no shell to run a probe in; Prometheus's `up` watches
+# them instead.
+NO_SHELL = {"nginx-exporter", "loki", "tempo"}
 STATEFUL = {
     "runtime": "/backups",
     "postgres": "/var/lib/postgresql/data",
@@ -40,6 +42,9 @@ STATEFUL = {
     "alertmanager": "/alertmanager",
     "prometheus": "/prometheus",
     "grafana": "/var/lib/grafana",
+    "loki": "/loki",
+    "tempo": "/var/tempo",
+    "alloy": "/var/lib/alloy/data",
 }
 # Capabilities each image's entrypoint needs back after every one is dropped: postgres and
 # redis chown their data as root then switch user; nginx binds 80/443 and its workers switch
@@ -65,6 +70,11 @@ REQUIRED_EDGES = (
     ("nginx", "blackbox"),
     ("postgres", "runtime"),
     ("redis", "runtime"),
+    ("loki", "alloy"),
+    ("tempo", "alloy"),
+    ("loki", "grafana"),
+    ("tempo", "grafana"),
+    ("alloy", "runtime"),
 )
 
 
@@ -139,6 +149,9 @@ def test_components_are_typed_and_own_their_children(run: StackRun) -> None:
         "prometheus": "infra:prometheus:Prometheus",
         "grafana": "infra:grafana:Grafana",
         "nginx": "infra:nginx:Nginx",
+        "loki": "infra:loki:Loki",
+        "tempo": "infra:tempo:Tempo",
+        "alloy": "infra:alloy:Alloy",
     }
     for service, reg in run.containers().items():
         expected["runtime"] = "infra:runtime:RuntimeSidecar"
@@ -203,7 +216,8 @@ def test_data_lives_in_named_volumes(run: StackRun) -> None:
     for service, path in STATEFUL.items():
         reg = run.containers()[service]
         mounts = unwrap(reg.inputs)["volumes"]
-        assert [m["containerPath"] for m in mounts] == [path], service
+        named = [m["containerPath"] for m in mounts if not m.get("hostPath")]
+        assert named == [path], service
         # the volume is a resource of its own, so replacing the container keeps the data
         assert any(v.parent == reg.parent for v in volumes.values()), service
     assert "volumes" not in unwrap(run.containers()["nginx"].inputs)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from string import Template
 from typing import Literal
 
 import yaml
@@ -43,6 +44,14 @@ class Alert:
     fires: Case
     quiet: Case | None  # None only for the Watchdog, which must always fire
     for_: str = "0m"
+    # `$threshold` in `expr` is replaced by this default, or by a stack setting (rules_yaml).
+    threshold: float | None = None
+
+    def rendered_expr(self, threshold: float | None = None) -> str:
+        value = self.threshold if threshold is None else threshold
+        if value is None:
+            return self.expr
+        return Template(self.expr).substitute(threshold=f"{value:g}")
 
     def annotations(self, runbook_url: str = RUNBOOK_URL) -> dict[str, str]:
         return {"summary": self.summary, "runbook_url": f"{runbook_url}#{self.name.lower()}"}
@@ -56,6 +65,10 @@ CTR = {"job": "cadvisor", "instance": "cadvisor:8080", "name": "platform-postgre
 PROBE = {"job": "blackbox", "instance": "https://nginx"}
 RT = {"job": "runtime", "instance": "runtime:9180"}
 PROM = {"job": "prometheus", "instance": "localhost:9090"}
+LOKI = {"job": "loki", "instance": "loki:3100"}
+ALLOY_ERRORS = {"job": "alloy", "instance": "alloy:12345", "service": "runtime", "level": "error"}
+# Counted by Alloy's loki.process (components/render/alloy_config.py).
+ERROR_LINES = "loki_process_custom_log_error_lines_total"
 
 
 def _s(metric: str, labels: Mapping[str, str]) -> str:
@@ -476,13 +489,74 @@ ALERTS: tuple[Alert, ...] = (
         ),
         for_="5m",
     ),
+    Alert(
+        name="LogsTracesComponentDown",
+        group="logs-traces",
+        expr='up{job=~"loki|tempo|alloy"} == 0',
+        severity="warning",
+        summary="Loki, Tempo or Alloy has been unreachable for 2 minutes: logs or traces are not "
+        "being kept.",
+        action=(
+            "Check the container named by the job label (`docker ps -a`, `docker logs`); Loki "
+            "and Tempo have no Docker health check (distroless), so this alert is their probe. "
+            "Alloy keeps its read positions, so it resumes where it stopped."
+        ),
+        fires=Case(series={_s("up", LOKI): "0x10"}, eval_time="5m", labels=LOKI),
+        quiet=Case(series={_s("up", LOKI): "1x10"}, eval_time="5m"),
+        for_="2m",
+    ),
+    Alert(
+        name="LogIngestionStopped",
+        group="logs-traces",
+        expr="sum(rate(loki_distributor_lines_received_total[10m])) == 0",
+        severity="warning",
+        summary="Loki has received no log line for 10 minutes (every container logs something).",
+        action=(
+            "Check Alloy (`docker logs` of the alloy container): its mount of "
+            "/var/lib/docker/containers, and its pushes to loki:3100."
+        ),
+        fires=Case(
+            series={_s("loki_distributor_lines_received_total", LOKI): "500x40"}, eval_time="30m"
+        ),
+        quiet=Case(
+            series={_s("loki_distributor_lines_received_total", LOKI): "0+100x40"},
+            eval_time="30m",
+        ),
+        for_="10m",
+    ),
+    Alert(
+        name="ErrorLogRateHigh",
+        group="logs-traces",
+        expr=f"sum by (service) (rate({ERROR_LINES}[5m])) * 60 > $threshold",
+        threshold=10,
+        severity="warning",
+        summary="A service writes more error-level log lines per minute than "
+        "errorLogLinesPerMinute.",
+        action=(
+            "Open the Logs dashboard at the alert's time, filter by the service label, and "
+            "follow a line's trace_id to its trace in Tempo."
+        ),
+        fires=Case(
+            series={_s(ERROR_LINES, ALLOY_ERRORS): "0+20x20"},
+            eval_time="15m",
+            labels={"service": "runtime"},
+        ),
+        quiet=Case(series={_s(ERROR_LINES, ALLOY_ERRORS): "0+2x20"}, eval_time="15m"),
+        for_="5m",
+    ),
 )
 
 
-def rules_yaml(alerts: Sequence[Alert] = ALERTS, runbook_url: str = RUNBOOK_URL) -> str:
+def rules_yaml(
+    alerts: Sequence[Alert] = ALERTS,
+    runbook_url: str = RUNBOOK_URL,
+    thresholds: Mapping[str, float] | None = None,
+) -> str:
+    """The rules file; `thresholds` (alert name -> value) replaces the defaults of settings."""
     groups: dict[str, list[dict[str, object]]] = {}
     for a in alerts:
-        rule: dict[str, object] = {"alert": a.name, "expr": a.expr}
+        expr = a.rendered_expr((thresholds or {}).get(a.name))
+        rule: dict[str, object] = {"alert": a.name, "expr": expr}
         if a.for_ != "0m":
             rule["for"] = a.for_
         rule["labels"] = {"severity": a.severity}
@@ -550,7 +624,7 @@ def runbooks_markdown(alerts: Sequence[Alert] = ALERTS) -> str:
             "",
             f"- **Severity:** {a.severity}" + (f", after {a.for_}" if a.for_ != "0m" else ""),
             f"- **Meaning:** {a.summary}",
-            f"- **Expression:** `{a.expr}`",
+            f"- **Expression:** `{a.rendered_expr()}`",
             f"- **First action:** {a.action}",
         ]
     return "\n".join(lines) + "\n"
