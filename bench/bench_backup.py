@@ -7,11 +7,17 @@ Starts its own PostgreSQL (tests/servers.py), fills it with pgbench, then altern
 fsync) so both see the same cache state and machine load; reports medians and ratios, the
 deep-verify time, and the database size up to which a backup finishes in < 5 s. Wall times
 on a shared 2-core machine are noise; ratios are the result. Writes bench/results/*.json.
+
+    .venv/bin/python -m bench.bench_backup --process [--scale 20] [--repeats 3]
+
+compares whole processes instead: `python -m runtime backup create` (interpreter start,
+imports, settings, dump, checksum, store) against a raw `pg_dump -Fc -f file` process.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import itertools
 import json
 import os
@@ -19,6 +25,7 @@ import platform
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -28,6 +35,7 @@ import psycopg
 
 from runtime.backup import BackupManager, BackupSettings, LocalStorage
 from runtime.backup.dump import PgTools, dump_argv
+from runtime.settings import Secret
 from tests.servers import PostgresServer
 
 KEY = bytes(range(32))
@@ -63,8 +71,8 @@ def raw_pg_dump(server: PostgresServer, out: Path, extra: tuple[str, ...] = ()) 
 
 
 def manager(server: PostgresServer, root: Path, **kw: object) -> BackupManager:
-    settings = BackupSettings(database_url=server.dsn, **kw)  # type: ignore[arg-type]
-    return BackupManager(settings, LocalStorage(root))
+    settings = BackupSettings(**kw)  # type: ignore[arg-type]
+    return BackupManager(settings, LocalStorage(root), database_url=server.dsn)
 
 
 def create(mgr: BackupManager) -> str:
@@ -78,7 +86,10 @@ def wipe(root: Path) -> None:
         p.unlink()
 
 
-ENC: dict[str, object] = {"encryption_key": KEY, "encryption_key_id": "bench"}
+ENC: dict[str, object] = {
+    "encryption_key": Secret(base64.b64encode(KEY).decode()),
+    "encryption_key_id": "bench",
+}
 MAIN_VARIANTS: dict[str, dict[str, object]] = {
     "plain": {},
     "encrypted": ENC,
@@ -157,6 +168,41 @@ def m_size(root: Path) -> int:
     return sum(p.stat().st_size for p in root.iterdir() if ".dump" in p.name)
 
 
+def process_race(server: PostgresServer, work: Path, repeats: int) -> dict[str, object]:
+    """Interleaved rounds of two processes: raw `pg_dump -Fc -f`, then `backup create`."""
+    argv, password = dump_argv(PgTools.find(), server.dsn, None, None)
+    raw_argv = [a for a in argv if a != "--no-sync"]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("BACKUP_", "DATABASE_"))}
+    cli_env = {**clean, "DATABASE_URL": server.dsn, "BACKUP_DIR": str(work / "cli")}
+    (work / "cli").mkdir(parents=True, exist_ok=True)
+    cli = [sys.executable, "-m", "runtime", "backup", "create"]
+    root = Path(__file__).resolve().parent.parent
+    out = work / "raw.dump"
+    raw = [*raw_argv, f"--file={out}"]
+    raw_env = {**os.environ, "PGPASSWORD": password or ""}
+    raw_times: list[float] = []
+    cli_times: list[float] = []
+    for _ in range(repeats):
+        raw_times.append(timed(lambda: subprocess.run(raw, env=raw_env, check=True)))
+        out.unlink()
+        wipe(work / "cli")
+        cli_times.append(
+            timed(
+                lambda: subprocess.run(
+                    cli, env=cli_env, cwd=root, check=True, stdout=subprocess.DEVNULL
+                )
+            )
+        )
+    return {
+        "raw_pg_dump_seconds": raw_times,
+        "backup_create_seconds": cli_times,
+        "backup_create_vs_raw": round(
+            statistics.median(c / r for c, r in zip(cli_times, raw_times, strict=True)), 3
+        ),
+        "load_average_after": os.getloadavg(),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scale", type=int, default=20, help="pgbench scale of the big run")
@@ -167,7 +213,13 @@ def main() -> None:
     parser.add_argument(
         "--beyond", default="40,60", help="larger scales measured last, to find the 5 s size"
     )
+    parser.add_argument(
+        "--process", action="store_true", help="only `backup create` vs pg_dump, as processes"
+    )
     args = parser.parse_args()
+    if args.process:
+        main_process(args.scale, args.repeats)
+        return
     server = PostgresServer()
     work = Path(tempfile.mkdtemp(prefix="bench-backup-"))
     results: dict[str, object] = {
@@ -215,6 +267,30 @@ def main() -> None:
         json.dumps(results, indent=2, default=str)
     )
     print(json.dumps(results, indent=2, default=str))
+
+
+def main_process(scale: int, repeats: int) -> None:
+    server = PostgresServer()
+    work = Path(tempfile.mkdtemp(prefix="bench-backup-process-"))
+    try:
+        pgbench_init(server, scale)
+        result: dict[str, object] = {
+            "command": f"python -m bench.bench_backup --process --scale {scale} "
+            f"--repeats {repeats}",
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}",
+            "load_average_before": os.getloadavg(),
+            "db_bytes": db_size(server),
+            **process_race(server, work, repeats),
+        }
+    finally:
+        server.close()
+        shutil.rmtree(work, ignore_errors=True)
+    out = Path(__file__).parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / f"backup-process-{time.strftime('%Y%m%dT%H%M%S')}.json").write_text(
+        json.dumps(result, indent=2)
+    )
+    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

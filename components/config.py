@@ -8,7 +8,9 @@ key, its value and what is allowed (a `pulumi.RunError`, so no stack trace).
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
+import itertools
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -18,7 +20,7 @@ from typing import Any, Literal
 import pulumi
 from croniter import croniter
 
-from components.monitoring.alerts import RUNBOOK_URL
+from components.monitoring.alerts import RUNBOOK_URL, THRESHOLDS
 
 PROJECT = "data-platform"
 
@@ -37,6 +39,7 @@ REDIS_EVICTION_POLICIES = (
 RESTART_POLICIES = ("unless-stopped", "always", "on-failure")
 TLS_MODES = ("self-signed", "provided")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+PITR_REPO_TYPES = ("posix", "s3")
 
 _SIZE = re.compile(r"^([1-9][0-9]*)(b|kb|mb|gb)$")
 _SIZE_FACTORS = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
@@ -128,6 +131,37 @@ def _url(v: str) -> str | None:
 
 def _pem(marker: str) -> Callable[[str], str | None]:
     return lambda v: None if v == "" or marker in v else f"a PEM block containing '{marker}'"
+
+
+_POSTGRES_BASE = re.compile(
+    r"^([a-z0-9][a-z0-9._-]*(:[0-9]+)?/)*postgres:15\.[0-9]+-bookworm(@sha256:[a-f0-9]{64})?$"
+)
+
+
+def _postgres_base(v: str) -> str | None:
+    ok = _POSTGRES_BASE.match(v) is not None
+    return (
+        None
+        if ok
+        else (
+            "a pinned PostgreSQL 15 Debian bookworm image like 'postgres:15.13-bookworm' "
+            "(the stack installs Debian bookworm's pgBackRest 2.45 on it)"
+        )
+    )
+
+
+def _optional_host(v: str) -> str | None:
+    return None if v == "" or _DOMAIN.match(v) else "a host name like 's3.eu-west-1.amazonaws.com'"
+
+
+def _bucket(v: str) -> str | None:
+    ok = v == "" or re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", v) is not None
+    return None if ok else "an S3 bucket name (3-63 of a-z, 0-9, '.', '-')"
+
+
+def _region(v: str) -> str | None:
+    ok = v == "" or re.fullmatch(r"[a-z0-9][a-z0-9-]*", v) is not None
+    return None if ok else "an S3 region like 'eu-west-1'"
 
 
 def _always(_: Any) -> str | None:
@@ -293,6 +327,101 @@ SETTINGS: tuple[Setting, ...] = (
         _at_least(1),
     ),
     Setting("backupMinKeep", "integer", 3, "Backups always kept whatever their age.", _at_least(1)),
+    # Point-in-time recovery (pgBackRest) and streaming replicas: docs/data-tier.md
+    Setting(
+        "walArchiveTimeout",
+        "integer",
+        60,
+        "PostgreSQL archive_timeout in seconds: the longest a commit waits before its WAL is "
+        "archived, i.e. the RPO when the database volume is lost.",
+        _between(1, 86400),
+    ),
+    Setting(
+        "pitrRepoType",
+        "string",
+        "posix",
+        "pgBackRest repository: 'posix' (a protected named volume) or 's3'.",
+        _one_of(PITR_REPO_TYPES),
+    ),
+    Setting(
+        "pitrS3Bucket",
+        "string",
+        "",
+        "S3 bucket of the pgBackRest repository (pitrRepoType 's3').",
+        _bucket,
+    ),
+    Setting(
+        "pitrS3Region",
+        "string",
+        "",
+        "S3 region of the pgBackRest repository (pitrRepoType 's3').",
+        _region,
+    ),
+    Setting(
+        "pitrS3Endpoint",
+        "string",
+        "",
+        "S3 endpoint (HTTPS); empty means s3.<pitrS3Region>.amazonaws.com.",
+        _optional_host,
+    ),
+    Setting(
+        "pitrS3AccessKey",
+        "string",
+        "",
+        "S3 access key id of the pgBackRest repository (set with --secret).",
+        secret=True,
+    ),
+    Setting(
+        "pitrS3SecretKey",
+        "string",
+        "",
+        "S3 secret access key of the pgBackRest repository (set with --secret).",
+        secret=True,
+    ),
+    Setting(
+        "pitrRetentionFull",
+        "integer",
+        2,
+        "Full physical backups pgBackRest keeps (repo1-retention-full); older ones expire "
+        "with the WAL they need.",
+        _at_least(1),
+    ),
+    Setting(
+        "pitrFullSchedule",
+        "string",
+        "0 1 * * 0",
+        "Cron schedule of full physical backups (the runtime sidecar runs them).",
+        _cron,
+    ),
+    Setting(
+        "pitrDiffSchedule",
+        "string",
+        "0 1 * * 1-6",
+        "Cron schedule of differential physical backups.",
+        _cron,
+    ),
+    Setting(
+        "postgresReplicas",
+        "integer",
+        0,
+        "Hot standby replicas streaming from the primary (read-only endpoints in app_config).",
+        _between(0, 5),
+    ),
+    Setting(
+        "replicationLagAlertBytes",
+        "integer",
+        THRESHOLDS.replication_lag_bytes,
+        "Replay lag of a replica, in bytes of WAL, above which ReplicationLagHigh fires.",
+        _at_least(1),
+    ),
+    Setting(
+        "replicationSlotMaxRetainedBytes",
+        "integer",
+        THRESHOLDS.slot_retained_bytes,
+        "WAL a replication slot may hold back on the primary before ReplicationSlotRetainingWal "
+        "fires.",
+        _at_least(1),
+    ),
     # Monitoring and operations
     Setting(
         "monitoringInterval",
@@ -420,7 +549,14 @@ SETTINGS: tuple[Setting, ...] = (
         _at_least(1),
     ),
     # Images (pinned) and memory limits (MB)
-    Setting("postgresImage", "string", "postgres:15.13-alpine", "PostgreSQL image.", _pinned_image),
+    Setting(
+        "postgresImage",
+        "string",
+        "postgres:15.13-bookworm",
+        "PostgreSQL base image; the stack builds images/postgres/Dockerfile on it (adds "
+        "pgBackRest 2.45 from Debian bookworm).",
+        _postgres_base,
+    ),
     Setting("redisImage", "string", "redis:7.4.2-alpine", "Redis image.", _pinned_image),
     Setting("nginxImage", "string", "nginx:1.27.4-alpine", "nginx image.", _pinned_image),
     Setting(
@@ -573,6 +709,19 @@ class StackConfig:
     backup_schedule: str
     backup_retention_days: int
     backup_min_keep: int
+    wal_archive_timeout: int
+    pitr_repo_type: str
+    pitr_s3_bucket: str
+    pitr_s3_region: str
+    pitr_s3_endpoint: str
+    pitr_s3_access_key: pulumi.Output[str] | None
+    pitr_s3_secret_key: pulumi.Output[str] | None
+    pitr_retention_full: int
+    pitr_full_schedule: str
+    pitr_diff_schedule: str
+    postgres_replicas: int
+    replication_lag_alert_bytes: int
+    replication_slot_max_retained_bytes: int
     monitoring_interval: int
     alert_cooldown: int
     alert_webhook_url: pulumi.Output[str] | None
@@ -622,6 +771,24 @@ class StackConfig:
 
 def snake(key: str) -> str:
     return re.sub(r"(?<!^)([A-Z])", r"_\1", key).lower()
+
+
+def schedule_max_gap_seconds(*schedules: str) -> int:
+    """The longest time between two consecutive runs of the cron `schedules` together, over
+    a year of runs (what an alert on a missing scheduled job must allow for)."""
+    start = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    end = start + datetime.timedelta(days=366)
+    runs: set[datetime.datetime] = set()
+    for schedule in schedules:
+        times = croniter(schedule, start)
+        run = times.get_next(datetime.datetime)
+        while run <= end and len(runs) < 100_000:
+            runs.add(run)
+            run = times.get_next(datetime.datetime)
+    ordered = sorted(runs)
+    if len(ordered) < 2:
+        return int((end - start).total_seconds())
+    return int(max((b - a).total_seconds() for a, b in itertools.pairwise(ordered)))
 
 
 def size_in_bytes(size: str) -> int:
@@ -741,6 +908,19 @@ def _cross_field_problems(v: Mapping[str, Any]) -> list[str]:
             "'provided' both are required (pulumi config set tlsCertificate < cert.pem; "
             "pulumi config set --secret tlsPrivateKey < key.pem)"
         )
+    if v["pitr_repo_type"] == "s3":
+        missing = [
+            key
+            for key in ("pitrS3Bucket", "pitrS3Region", "pitrS3AccessKey", "pitrS3SecretKey")
+            if not v[snake(key)]
+        ]
+        if missing:
+            problems.append(
+                f"{PROJECT}:{'/'.join(missing)}: not set; allowed: with pitrRepoType 's3' "
+                "the bucket, region and credentials are required (pulumi config set "
+                "pitrS3Bucket NAME; pulumi config set pitrS3Region REGION; pulumi config set "
+                "--secret pitrS3AccessKey ...; pulumi config set --secret pitrS3SecretKey ...)"
+            )
     if v["nginx_http_port"] == v["nginx_https_port"]:
         problems.append(
             f"{PROJECT}:nginxHttpsPort: got {v['nginx_https_port']}; allowed: a port "

@@ -46,6 +46,9 @@ class DockerPlatform(pulumi.ComponentResource):
         super().__init__("infra:docker:DockerPlatform", name, None, opts)
         self.name = name
         self.policy = policy
+        # (service, volume name) -> volume, for services that mount another's (SharedVolume)
+        self._volumes: dict[tuple[str, str], docker.Volume] = {}
+        self._built: dict[str, docker.Image] = {}  # image name -> its build
         child = pulumi.ResourceOptions(parent=self)
         # internal=True: no route off the host; only services also on `edge` can reach out
         # or be reached (nginx, and the egress of Grafana and Alertmanager).
@@ -59,18 +62,24 @@ class DockerPlatform(pulumi.ComponentResource):
         prefix = f"{self.name}-{spec.name}"
         child = pulumi.ResourceOptions(parent=parent)
         image: docker.RemoteImage | docker.Image
-        if spec.build is not None:
+        if spec.build is not None and spec.image in self._built:
+            # one build per image: the primary and its replicas run the same one
+            image = self._built[spec.image]
+            image_ref: pulumi.Output[str] = image.image_name
+        elif spec.build is not None:
             image = docker.Image(
                 f"{prefix}-image",
                 image_name=spec.image,
                 build=docker.DockerBuildArgs(
                     context=spec.build.context,
                     dockerfile=spec.build.dockerfile,
+                    args=dict(spec.build.args) or None,
                 ),
                 skip_push=True,  # built on the Docker host that runs it; no registry needed
                 opts=child,
             )
-            image_ref: pulumi.Output[str] = image.image_name
+            self._built[spec.image] = image
+            image_ref = image.image_name
         else:
             image = docker.RemoteImage(
                 f"{prefix}-image", name=spec.image, keep_locally=True, opts=child
@@ -80,10 +89,15 @@ class DockerPlatform(pulumi.ComponentResource):
             # protect: `pulumi destroy` refuses to delete the data until it is unprotected.
             docker.Volume(
                 f"{prefix}-{v.name}",
-                opts=child.merge(pulumi.ResourceOptions(protect=self.policy.protect_data)),
+                opts=child.merge(
+                    pulumi.ResourceOptions(protect=self.policy.protect_data and v.persistent)
+                ),
             )
             for v in spec.volumes
         )
+        for volume, v in zip(volumes, spec.volumes, strict=True):
+            self._volumes[(spec.name, v.name)] = volume
+        shared = [(self._shared(spec.name, s.service, s.name), s) for s in spec.shared_volumes]
         networks = set(spec.networks)
         if spec.published:
             # Docker publishes no port of a container attached only to internal networks.
@@ -112,6 +126,14 @@ class DockerPlatform(pulumi.ComponentResource):
                 *(
                     docker.ContainerVolumeArgs(volume_name=vol.name, container_path=v.mount_path)
                     for vol, v in zip(volumes, spec.volumes, strict=True)
+                ),
+                *(
+                    docker.ContainerVolumeArgs(
+                        volume_name=vol.name,
+                        container_path=s.mount_path,
+                        read_only=s.read_only or None,
+                    )
+                    for vol, s in shared
                 ),
                 *(
                     docker.ContainerVolumeArgs(
@@ -155,6 +177,14 @@ class DockerPlatform(pulumi.ComponentResource):
         )
         return DockerService(container=container, image=image, volumes=volumes)
 
+    def _shared(self, user: str, service: str, name: str) -> docker.Volume:
+        try:
+            return self._volumes[(service, name)]
+        except KeyError:
+            raise ValueError(
+                f"{user} mounts volume {name!r} of {service!r}, which is not deployed yet"
+            ) from None
+
     def _healthcheck(self, spec: ServiceSpec) -> docker.ContainerHealthcheckArgs | None:
         if spec.health is None:
             return None
@@ -178,4 +208,7 @@ def _upload(file: ConfigFile) -> docker.ContainerUploadArgs:
         file=file.path,
         content=content,
         source_hash=pulumi.Output.secret(digest) if file.secret else digest,
+        owner=file.owner,
+        group=file.owner,
+        permissions=file.mode,
     )

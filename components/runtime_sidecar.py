@@ -1,9 +1,10 @@
 """The runtime sidecar: this repository's `runtime` package running inside the stack.
 
 It serves /metrics (pool, cache, backup and host series) and /healthz, runs the scheduled
-backups and the in-process alert loop. Its image is built from `runtime/Dockerfile` on the
-Docker host; the tag is a hash of everything that goes into the image, so `pulumi up`
-rebuilds and replaces it exactly when the runtime's code or requirements change.
+logical (pg_dump) and physical (pgBackRest) backups and the in-process alert loop. Its image
+is built from `runtime/Dockerfile` on the Docker host; the tag is a hash of everything that
+goes into the image, so `pulumi up` rebuilds and replaces it exactly when the runtime's code
+or requirements change.
 """
 
 from __future__ import annotations
@@ -17,6 +18,15 @@ from typing import Any
 
 import pulumi
 
+from components.postgres import (
+    DATA_MOUNT,
+    DATA_VOLUME,
+    POSTGRES_UID,
+    REPO_VOLUME,
+    SOCKET_VOLUME,
+)
+from components.render.pgbackrest_conf import CONF_FILE as PGBACKREST_CONF
+from components.render.pgbackrest_conf import POSIX_REPO_PATH, SOCKET_DIR
 from components.spec import (
     ConfigFile,
     DataVolume,
@@ -24,6 +34,7 @@ from components.spec import (
     ImageBuild,
     Platform,
     ServiceSpec,
+    SharedVolume,
 )
 
 PORT = 9180  # the sidecar's default (SIDECAR_PORT)
@@ -45,13 +56,47 @@ def source_hash(root: Path = REPOSITORY) -> str:
 
 
 @dataclass(frozen=True)
+class PhysicalBackupAccess:
+    """What the sidecar's pgBackRest needs to back up the primary (docs/data-tier.md).
+
+    pgBackRest backs up from where the data directory is readable and the server answers on
+    its Unix socket: the sidecar mounts the primary's data volume read-only at the same path,
+    shares its socket directory, runs as the same uid (999), and mounts the posix repository.
+    """
+
+    pgbackrest_conf: pulumi.Output[str]
+    posix_repository: bool
+
+
+@dataclass(frozen=True)
 class RuntimeSidecarArgs:
     memory_mb: int
     app_config: pulumi.Output[dict[str, Any]]
     depends_on: Sequence[pulumi.Resource] = ()
+    physical_backups: PhysicalBackupAccess | None = None
+
+
+def _physical_backup_mounts(
+    access: PhysicalBackupAccess | None,
+) -> tuple[list[ConfigFile], list[SharedVolume]]:
+    if access is None:
+        return [], []
+    files = [
+        ConfigFile(
+            PGBACKREST_CONF, access.pgbackrest_conf, secret=True, owner=POSTGRES_UID, mode="0600"
+        )
+    ]
+    shared = [
+        SharedVolume("postgres", DATA_VOLUME, DATA_MOUNT, read_only=True),
+        SharedVolume("postgres", SOCKET_VOLUME, SOCKET_DIR),
+    ]
+    if access.posix_repository:
+        shared.append(SharedVolume("postgres", REPO_VOLUME, POSIX_REPO_PATH))
+    return files, shared
 
 
 def runtime_sidecar_spec(args: RuntimeSidecarArgs) -> ServiceSpec:
+    pitr_files, pitr_volumes = _physical_backup_mounts(args.physical_backups)
     return ServiceSpec(
         name="runtime",
         image=f"data-platform-runtime:{source_hash()}",
@@ -66,9 +111,11 @@ def runtime_sidecar_spec(args: RuntimeSidecarArgs) -> ServiceSpec:
                 APP_CONFIG_FILE,
                 args.app_config.apply(lambda c: json.dumps(c, indent=2, sort_keys=True)),
                 secret=True,
-            )
+            ),
+            *pitr_files,
         ],
         volumes=[DataVolume("backups", BACKUP_DIR)],
+        shared_volumes=pitr_volumes,
         health=HealthProbe(
             [
                 "python",

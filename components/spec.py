@@ -45,6 +45,10 @@ class ConfigFile:
     path: str
     content: pulumi.Input[str]
     secret: bool = False
+    # Numeric owner (uid) and octal mode, for files a program checks: libpq ignores a
+    # password file others can read, and pgBackRest's secrets belong to `postgres` alone.
+    owner: str | None = None
+    mode: str | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,19 @@ class DataVolume:
 
     name: str
     mount_path: str
+    # False for state that is cheap to lose (a socket directory): not protected from destroy.
+    persistent: bool = True
+
+
+@dataclass(frozen=True)
+class SharedVolume:
+    """Another service's volume, mounted here too (the backup agent reads PostgreSQL's data
+    directory and socket). The owning service must be deployed first."""
+
+    service: str
+    name: str
+    mount_path: str
+    read_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -87,6 +104,7 @@ class ImageBuild:
 
     context: str
     dockerfile: str
+    args: Mapping[str, str] = field(default_factory=dict)  # build arguments (ARG)
 
 
 @dataclass(frozen=True)
@@ -104,6 +122,7 @@ class ServiceSpec:
     env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     files: Sequence[ConfigFile] = ()
     volumes: Sequence[DataVolume] = ()
+    shared_volumes: Sequence[SharedVolume] = ()
     networks: Sequence[Network] = ("backend",)
     published: Sequence[PublishedPort] = ()
     depends_on: Sequence[pulumi.Resource] = ()

@@ -3,6 +3,7 @@
 Edges (a dependent's container is created only once its dependencies are healthy, and is
 destroyed before them):
 
+    postgres -> postgres-replica-N (hot standbys), runtime (physical backups)
     postgres, redis, alertmanager -> prometheus -> grafana -> nginx
                      alertmanager, prometheus ---------------> nginx
     loki, tempo -> alloy -> runtime;  loki, tempo -> grafana   (logsTraces on)
@@ -16,7 +17,7 @@ from typing import Any
 import pulumi
 
 from components.alertmanager import Alertmanager, AlertmanagerArgs
-from components.config import StackConfig
+from components.config import StackConfig, schedule_max_gap_seconds
 from components.docker_platform import DockerPlatform
 from components.exporters import (
     Exporter,
@@ -31,18 +32,27 @@ from components.exporters import (
 from components.grafana import PORT as GRAFANA_PORT
 from components.grafana import Grafana, GrafanaArgs
 from components.logs_traces import LogsTraces, logs_traces_tier
-from components.monitoring.alerts import RULES_FILE, rules_yaml
+from components.monitoring.alerts import (
+    BACKUP_MARGIN_SECONDS,
+    RULES_FILE,
+    Thresholds,
+    rules_yaml,
+)
 from components.monitoring.dashboards import dashboard_files
 from components.monitoring.log_dashboards import log_dashboard_files
 from components.nginx import Nginx, NginxArgs
 from components.postgres import PORT as POSTGRES_PORT
-from components.postgres import Postgres, PostgresArgs
+from components.postgres import PitrRepositoryArgs, Postgres, PostgresArgs
 from components.prometheus import Prometheus, PrometheusArgs
 from components.redis import PORT as REDIS_PORT
 from components.redis import Redis, RedisArgs
 from components.render.nginx_conf import NginxSettings
+from components.render.pgbackrest_conf import CONF_FILE as PGBACKREST_CONF
+from components.render.pgbackrest_conf import POSIX_REPO_PATH
+from components.render.postgresql_conf import STANZA
+from components.replica import PostgresReplica, PostgresReplicaArgs, replica_name
 from components.runtime_sidecar import PORT as RUNTIME_PORT
-from components.runtime_sidecar import RuntimeSidecar, RuntimeSidecarArgs
+from components.runtime_sidecar import PhysicalBackupAccess, RuntimeSidecar, RuntimeSidecarArgs
 from components.spec import Platform, RuntimePolicy, ScrapeTarget
 from components.tls import TlsCertificate
 
@@ -52,6 +62,7 @@ class DataTier:
     """What applications store their data in."""
 
     postgres: Postgres
+    replicas: list[PostgresReplica]  # hot standbys: the read-only endpoints
     redis: Redis
 
 
@@ -125,6 +136,10 @@ class DataPlatform(pulumi.ComponentResource):
                     self.data.redis,
                     *([logs.alloy] if logs else []),
                 ],
+                physical_backups=PhysicalBackupAccess(
+                    pgbackrest_conf=self.data.postgres.pgbackrest_conf,
+                    posix_repository=c.pitr_repo_type == "posix",
+                ),
             ),
             platform,
             opts=child,
@@ -135,20 +150,32 @@ class DataPlatform(pulumi.ComponentResource):
 def data_tier(
     name: str, c: StackConfig, platform: Platform, opts: pulumi.ResourceOptions
 ) -> DataTier:
-    """PostgreSQL and Redis, published on 127.0.0.1 only when exposeDataPorts is set."""
-    postgres = Postgres(
-        f"{name}-postgres",
-        PostgresArgs(
-            image=c.postgres_image,
-            database=c.db_name,
-            user=c.db_user,
-            max_connections=c.postgres_max_connections,
-            memory_mb=c.postgres_memory_mb,
-            loopback_port=POSTGRES_PORT if c.expose_data_ports else None,
-        ),
-        platform,
-        opts=opts,
+    """PostgreSQL (archiving its WAL) and its replicas, and Redis; PostgreSQL and Redis
+    published on 127.0.0.1 only when exposeDataPorts is set."""
+    postgres_args = PostgresArgs(
+        base_image=c.postgres_image,
+        database=c.db_name,
+        user=c.db_user,
+        max_connections=c.postgres_max_connections,
+        memory_mb=c.postgres_memory_mb,
+        repository=pitr_repository(c),
+        archive_timeout_seconds=c.wal_archive_timeout,
+        replicas=c.postgres_replicas,
+        loopback_port=POSTGRES_PORT if c.expose_data_ports else None,
     )
+    postgres = Postgres(f"{name}-postgres", postgres_args, platform, opts=opts)
+    # each replica is created once the primary is healthy, and destroyed before it
+    replicas = [
+        PostgresReplica(
+            f"{name}-{replica_name(index)}",
+            PostgresReplicaArgs(index, postgres_args, depends_on=[postgres]),
+            postgres.replication_password,
+            postgres.password,
+            platform,
+            opts=opts,
+        )
+        for index in range(1, c.postgres_replicas + 1)
+    ]
     redis = Redis(
         f"{name}-redis",
         RedisArgs(
@@ -161,7 +188,7 @@ def data_tier(
         platform,
         opts=opts,
     )
-    return DataTier(postgres=postgres, redis=redis)
+    return DataTier(postgres=postgres, replicas=replicas, redis=redis)
 
 
 def observability_tier(
@@ -205,10 +232,7 @@ def observability_tier(
                 *(logs.scrape_targets() if logs else []),
             ],
             rule_files={
-                RULES_FILE: rules_yaml(
-                    runbook_url=c.runbook_url,
-                    thresholds={"ErrorLogRateHigh": c.error_log_lines_per_minute},
-                )
+                RULES_FILE: rules_yaml(runbook_url=c.runbook_url, thresholds=alert_thresholds(c))
             },
             depends_on=[data.postgres, data.redis, alertmanager],
         ),
@@ -307,6 +331,64 @@ def exporters(
     return [Exporter(f"{name}-{s.name}", s, platform, opts=opts) for s in specs]
 
 
+def alert_thresholds(c: StackConfig) -> Thresholds:
+    """The alert thresholds these settings decide."""
+    return Thresholds(
+        replication_lag_bytes=c.replication_lag_alert_bytes,
+        slot_retained_bytes=c.replication_slot_max_retained_bytes,
+        full_backup_max_age_seconds=schedule_max_gap_seconds(c.pitr_full_schedule)
+        + BACKUP_MARGIN_SECONDS,
+        physical_backup_max_age_seconds=schedule_max_gap_seconds(
+            c.pitr_full_schedule, c.pitr_diff_schedule
+        )
+        + BACKUP_MARGIN_SECONDS,
+        error_log_lines_per_minute=c.error_log_lines_per_minute,
+    )
+
+
+def pitr_repository(c: StackConfig) -> PitrRepositoryArgs:
+    """The pgBackRest repository the settings describe (S3 keeps one prefix per stack)."""
+    if c.pitr_repo_type == "posix":
+        return PitrRepositoryArgs(retention_full=c.pitr_retention_full)
+    return PitrRepositoryArgs(
+        retention_full=c.pitr_retention_full,
+        s3_bucket=c.pitr_s3_bucket,
+        s3_region=c.pitr_s3_region,
+        s3_endpoint=c.pitr_s3_endpoint,
+        s3_access_key=c.pitr_s3_access_key,
+        s3_secret_key=c.pitr_s3_secret_key,
+        s3_path=f"/pgbackrest/{c.stack}",
+    )
+
+
+def _pitr(c: StackConfig, postgres: Postgres) -> dict[str, Any]:
+    """What the runtime sidecar needs to run and check the physical backups (docs/data-tier.md)."""
+    repo = pitr_repository(c)
+    repository: dict[str, Any] = {"type": c.pitr_repo_type}
+    if repo.is_s3:
+        repository |= {
+            "path": repo.s3_path,
+            "s3_bucket": repo.s3_bucket,
+            "s3_region": repo.s3_region,
+            "s3_endpoint": repo.s3_endpoint or f"s3.{repo.s3_region}.amazonaws.com",
+            "s3_access_key": repo.s3_access_key,
+            "s3_secret_key": repo.s3_secret_key,
+        }
+    else:
+        repository["path"] = POSIX_REPO_PATH
+    return {
+        "stanza": STANZA,
+        "config_file": PGBACKREST_CONF,
+        "repository": repository,
+        "cipher_type": "aes-256-cbc",
+        "cipher_pass": postgres.cipher_pass,
+        "retention_full": c.pitr_retention_full,
+        "full_schedule": c.pitr_full_schedule,
+        "diff_schedule": c.pitr_diff_schedule,
+        "archive_timeout_seconds": c.wal_archive_timeout,
+    }
+
+
 def _app_config(
     c: StackConfig,
     data: DataTier,
@@ -322,6 +404,8 @@ def _app_config(
         "user": c.db_user,
         "password": postgres.password,
         "dsn": postgres.dsn,
+        # read-only endpoints (hot standbys); empty without replicas
+        "replicas": [{"host": r.host, "port": r.port, "dsn": r.dsn} for r in data.replicas],
     }
     cache: dict[str, Any] = {
         "host": redis.host,
@@ -364,6 +448,7 @@ def _app_config(
             "retention_days": c.backup_retention_days,
             "min_keep": c.backup_min_keep,
         },
+        "pitr": _pitr(c, postgres),
         "monitoring": {
             "interval_seconds": c.monitoring_interval,
             "alert_cooldown_seconds": c.alert_cooldown,

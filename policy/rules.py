@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 CONTAINER = "docker:index/container:Container"
 IMAGE = "docker:index/remoteImage:RemoteImage"
-BUILT_IMAGE = "docker:index/image:Image"  # built from this repository (the runtime sidecar)
+BUILT_IMAGE = "docker:index/image:Image"  # built from this repository (runtime, postgres)
 NETWORK = "docker:index/network:Network"
 
 # Stacks where developer conveniences (data ports on loopback, tag-only images) are allowed.
@@ -37,6 +37,8 @@ EDGE_SERVICES = frozenset({"nginx"})
 # reviewed change to the policy, not something a stack change can do on its own.
 ALLOWED_CAPABILITIES: Mapping[str, frozenset[str]] = {
     "postgres": frozenset({"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"}),
+    # replicas run the same image and entrypoint (chown PGDATA, then gosu to postgres)
+    "postgres-replica": frozenset({"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"}),
     "redis": frozenset({"CHOWN", "DAC_OVERRIDE", "SETGID", "SETUID"}),
     "nginx": frozenset({"CHOWN", "NET_BIND_SERVICE", "SETGID", "SETUID"}),
     # cAdvisor reads every container's /proc entries and Docker's state as root.
@@ -156,14 +158,24 @@ def check_image_tag(resource: Resource, stack: str) -> list[str]:
     return []
 
 
-def check_image_digest(resource: Resource, stack: str) -> list[str]:
-    reference = str(_get(resource.props, "name"))
-    if _DIGEST.search(reference):
+def _pulled_references(resource: Resource) -> list[str]:
+    """Images pulled from a registry: a RemoteImage's name, a built image's base images
+    (its build arguments named *_IMAGE, such as the PostgreSQL image's POSTGRES_IMAGE)."""
+    if resource.type != BUILT_IMAGE:
+        return [str(_get(resource.props, "name"))]
+    args = _get(_get(resource.props, "build"), "args")
+    if not isinstance(args, Mapping):
         return []
+    return [str(_plain(v)) for k, v in sorted(args.items()) if str(k).endswith("_IMAGE")]
+
+
+def check_image_digest(resource: Resource, stack: str) -> list[str]:
     return [
         f"image '{reference}' is pinned to a tag only; in {stack or 'an unnamed stack'} pin it "
         "to a digest too ('name:tag@sha256:...', from `docker buildx imagetools inspect`) so a "
         "re-pushed tag cannot change what runs"
+        for reference in _pulled_references(resource)
+        if not _DIGEST.search(reference)
     ]
 
 
@@ -273,7 +285,8 @@ def check_capabilities(resource: Resource, stack: str) -> list[str]:
             f"container '{service}' keeps Docker's default capabilities; drop ALL and add back "
             "only what its image needs"
         )
-    allowed = ALLOWED_CAPABILITIES.get(service, frozenset())
+    # numbered instances of a service (postgres-replica-2) share its allowance
+    allowed = ALLOWED_CAPABILITIES.get(re.sub(r"-[0-9]+$", "", service), frozenset())
     extra = sorted({_capability(c) for c in _items(_get(capabilities, "adds"))} - allowed)
     if extra:
         found.append(
@@ -348,11 +361,11 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "image-pinned-digest-prod",
-        "Outside dev, images are also pinned to a digest.",
+        "Outside dev, images (and the bases of locally built ones) are also pinned to a digest.",
         "advisory",
         "digests cannot be resolved without registry access, which the build machines lack; "
         "the tag is pinned and mandatory, the digest is reported on every preview until set",
-        frozenset({IMAGE}),
+        frozenset({IMAGE, BUILT_IMAGE}),
         check_image_digest,
         stacks="prod",
     ),

@@ -1,7 +1,7 @@
 """The cache applications use: cache-aside on redis-py that never fails its callers.
 
 redis-py already pools connections and times out sockets; this module adds what a cache in
-front of a database needs when Redis misbehaves (DESIGN.md's measured facts):
+front of a database needs when Redis misbehaves (measured: docs/runtime-pool-cache.md):
 
 - small socket timeouts and `Retry(NoBackoff(), 0)`: redis-py's defaults spend 3.6 s
   retrying a refused connection;
@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import redis
 from redis.backoff import NoBackoff
@@ -36,11 +36,9 @@ from redis.exceptions import OutOfMemoryError, RedisError
 from redis.retry import Retry
 
 from runtime.errors import CacheError, redact
-from runtime.logging import StateLog
+from runtime.near_cache import NearCache
 from runtime.settings import CacheSettings, RedisSettings, Settings, mask_url
-
-if TYPE_CHECKING:
-    from runtime.near_cache import NearCache
+from runtime.statelog import StateLog
 
 T = TypeVar("T")
 _STRIPES = 64
@@ -514,7 +512,7 @@ class RedisManager:
     ) -> None:
         if isinstance(redis_settings, Settings):
             cache = cache or redis_settings.cache
-            redis_settings = redis_settings.redis
+            redis_settings = redis_settings.need_redis()
         if timeout <= 0:
             raise ValueError(f"timeout: got {timeout!r}; allowed: > 0 seconds")
         if near_cache_size < 0:
@@ -557,8 +555,6 @@ class RedisManager:
             if self._client is None:
                 near: NearCache | None = None
                 if self.near_cache_size:
-                    from runtime.near_cache import NearCache
-
                     near = NearCache(self, max_entries=self.near_cache_size)
                 self._client = CacheClient(
                     self.redis_client(),

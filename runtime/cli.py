@@ -1,24 +1,25 @@
-"""`python -m runtime`: one argparse program with a subcommand group per runtime area.
+"""`python -m runtime`: every verb, its arguments and its exit code, in this one module.
 
-A group is any `runtime/<area>/cli.py` that defines `register(subparsers)`; it adds its
-parser and sets `run=<function(args) -> exit code>` on it. Groups are discovered, so adding
-one (e.g. `serve`) never edits this file or another group.
+Each command reads the runtime's one settings model (`runtime.settings.load_settings`: the
+`app_config` file named by APP_CONFIG_FILE, environment variables overriding single fields)
+and calls plain functions of its area. An area's modules are imported inside its runner, so
+`backup` never loads redis-py or the monitoring package. A new area (e.g. `pitr`) is one
+`_add_<area>(commands)` and one `_<area>(args)` here.
 
-Exit codes every group keeps to, so scripts can rely on them:
-0 done as asked; 1 the operation failed; 2 bad usage or configuration;
+Exit codes every command keeps to, so scripts can rely on them:
+0 done as asked; 1 the operation failed; 2 bad usage or configuration (every `ConfigError`);
 3 done, but not exactly as asked (e.g. restore fell back to an older backup); 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
-import pkgutil
+import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
-import runtime
+from runtime.errors import ConfigError, PlatformError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -26,22 +27,125 @@ EXIT_USAGE = 2
 EXIT_DEGRADED = 3
 EXIT_INTERRUPTED = 130
 
+SETTINGS_HELP = "Settings: the app_config file (APP_CONFIG_FILE) and environment variables"
 
-def _group_modules() -> list[str]:
-    found = []
-    for info in pkgutil.iter_modules(runtime.__path__):
-        if info.ispkg and importlib.util.find_spec(f"runtime.{info.name}.cli") is not None:
-            found.append(f"runtime.{info.name}.cli")
-    return sorted(found)
+Commands = Any  # argparse's _SubParsersAction, which typeshed keeps private
 
 
+def _error(message: str) -> None:
+    print(f"error: {' '.join(message.split())}", file=sys.stderr)
+
+
+# -- backup --------------------------------------------------------------------------------
+_NEEDS_DATABASE = ("create", "schedule")
+
+
+def _add_backup(commands: Commands) -> None:
+    group = commands.add_parser(
+        "backup",
+        help="create, list, verify, restore and prune PostgreSQL backups",
+        description=f"{SETTINGS_HELP}: see docs/runtime-backups.md.",
+    )
+    actions = group.add_subparsers(
+        title="backup commands", metavar="ACTION", dest="action", required=True
+    )
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = actions.add_parser(name, help=help_text)
+        parser.add_argument("--json", action="store_true", help="machine-readable output")
+        parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
+        parser.set_defaults(run=_backup)
+        return parser
+
+    add("create", "dump the database into a new backup")
+    add("list", "list stored backups, newest first")
+    verify = add("verify", "checksum + pg_restore read-through (--deep: scratch restore)")
+    verify.add_argument("backup_id", nargs="?", default="latest")
+    verify.add_argument("--deep", action="store_true", help="restore into a scratch database")
+    restore = add("restore", "restore the newest good backup into --target")
+    restore.add_argument("backup_id", nargs="?", default="latest")
+    restore.add_argument("--target", required=True, help="DSN of an existing, empty database")
+    restore.add_argument(
+        "--no-fallback", action="store_true", help="fail instead of using an older backup"
+    )
+    prune = add("prune", "delete backups outside the retention policy")
+    prune.add_argument("--dry-run", action="store_true", help="only show what would go")
+    add("schedule", "run backups on the backup schedule until SIGTERM")
+
+
+def _backup(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from runtime.backup import commands
+    from runtime.backup.manager import BackupManager
+    from runtime.backup.redaction import redact
+    from runtime.settings import load_settings
+
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
+    else:
+        logging.getLogger("runtime").addHandler(logging.NullHandler())
+    deep = getattr(args, "deep", False)
+    needs_database = args.action in _NEEDS_DATABASE or deep
+    settings = load_settings(require=("database",) if needs_database else ())
+    manager = BackupManager.from_settings(settings)
+    try:
+        if args.action == "create":
+            return commands.create(manager, as_json=args.json)
+        if args.action == "list":
+            return commands.list_backups(manager, as_json=args.json)
+        if args.action == "verify":
+            return commands.verify(manager, args.backup_id, deep=deep, as_json=args.json)
+        if args.action == "restore":
+            fallback = not args.no_fallback
+            return commands.restore(
+                manager, args.backup_id, args.target, fallback=fallback, as_json=args.json
+            )
+        if args.action == "prune":
+            return commands.prune(manager, dry_run=args.dry_run, as_json=args.json)
+        return commands.schedule(manager)
+    except (OSError, psycopg.Error) as exc:  # unexpected, but still one redacted line
+        _error(redact(f"{type(exc).__name__}: {exc}", manager.database_url))
+        return EXIT_FAILED
+
+
+# -- serve (the sidecar) -------------------------------------------------------------------
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"got {text!r}; allowed: an integer in [0, 65535]")
+    return int(text)
+
+
+def _add_serve(commands: Commands) -> None:
+    parser = commands.add_parser(
+        "serve",
+        help="run the runtime sidecar: /metrics, /healthz, alerts, scheduled backups",
+        description=f"{SETTINGS_HELP}: see docs/runtime-monitoring.md.",
+    )
+    parser.add_argument("--host", default=None, help="listen address (default: SIDECAR_HOST)")
+    parser.add_argument(
+        "--port", type=_port, default=None, help="listen port (default: SIDECAR_PORT, 9180)"
+    )
+    parser.set_defaults(run=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from runtime import sidecar
+    from runtime.settings import load_settings
+
+    settings = load_settings(require=())
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    return sidecar.serve(settings, host=args.host, port=args.port)
+
+
+# -- the program ---------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m runtime", description="The platform runtime's command line."
     )
-    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for name in _group_modules():
-        importlib.import_module(name).register(subparsers)
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+    _add_backup(commands)
+    _add_serve(commands)
     return parser
 
 
@@ -54,6 +158,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return int(run(args))
+    except ConfigError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    except PlatformError as exc:
+        _error(str(exc))
+        return EXIT_FAILED
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
+        _error("interrupted")
         return EXIT_INTERRUPTED

@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from runtime.errors import PlatformError
+
 ServiceState = Literal["running", "stopped", "error"]
 BackupStatus = Literal["success", "failed"]
 
 
-class ContractError(ValueError):
+class ContractError(PlatformError, ValueError):
     """A contract field holds a value the specification does not allow."""
 
     def __init__(self, contract: str, field: str, value: object, allowed: str) -> None:

@@ -7,8 +7,8 @@ and old connections and keeps statistics; this module adds only:
   and port (never the password);
 - typed errors instead of driver ones (`PoolTimeout`, `DatabaseUnavailable`,
   `StatementTimeout`), so callers can tell "busy" from "down" from "too slow";
-- fast healing after a server restart. Measured (DESIGN.md): the pool's `check=` callback
-  makes the first request after a restart wait the whole pool timeout, while "on a
+- fast healing after a server restart. Measured (docs/runtime-pool-cache.md): the pool's
+  `check=` callback makes the first request after a restart wait the whole pool timeout, while "on a
   connection error, `pool.check()` and retry once" heals in 0.02 s. While the server is down,
   callers fail fast and one background prober watches for it to come back;
 - `stats()` as the specification's `ConnectionPool` snapshot;
@@ -36,9 +36,9 @@ from psycopg.rows import TupleRow
 
 from runtime.contracts import ConnectionPool
 from runtime.errors import DatabaseUnavailable, PoolTimeout, StatementTimeout, redact
-from runtime.logging import StateLog
 from runtime.replicas import ReadStats, Replica, ReplicaSet, format_lsn, parse_lsn, write_mark
 from runtime.settings import DatabaseSettings, PoolSettings, Settings
+from runtime.statelog import StateLog
 
 T = TypeVar("T")
 Connection = psycopg.Connection[TupleRow]
@@ -376,7 +376,7 @@ class DatabaseManager:
     ) -> None:
         if isinstance(database, Settings):
             pool = pool or database.pool
-            database = database.database
+            database = database.need_database()
         if connect_attempts < 1:
             raise ValueError(f"connect_attempts: got {connect_attempts!r}; allowed: >= 1")
         if backoff_seconds < 0:

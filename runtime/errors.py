@@ -1,8 +1,11 @@
-"""Typed errors shared by the runtime.
+"""The runtime's one error family: everything it raises on purpose is a `PlatformError`.
 
 Callers catch `PlatformError` (or one of its subclasses) instead of driver exceptions, so an
-application never depends on psycopg or redis-py error classes. Messages name what failed
-(host, port, field) and never carry a secret: `redact()` scrubs them first.
+application never depends on psycopg or redis-py error classes. Every bad or missing setting
+is a `ConfigError` (exit code 2 on every command line); the other families live with their
+area (`runtime.backup.errors.BackupError`, `runtime.contracts.ContractError`,
+`runtime.monitoring.MonitoringError`); the README's "Errors" section lists them. Messages name what
+failed (host, port, field) and never carry a secret: `redact()` scrubs them first.
 """
 
 from __future__ import annotations

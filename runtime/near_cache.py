@@ -17,21 +17,36 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import redis
 from redis.exceptions import RedisError
 
-if TYPE_CHECKING:
-    from runtime.cache import RedisManager
+from runtime.settings import RedisSettings
 
 _STRIPES = 64
+
+
+class TrackingSettings(Protocol):
+    """What the invalidation connection needs from its owner (`runtime.cache.RedisManager`);
+    a protocol, so this module does not import the cache module that imports it."""
+
+    @property
+    def redis_settings(self) -> RedisSettings: ...
+    @property
+    def timeout(self) -> float: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def namespace(self) -> str: ...
+    @property
+    def probe_interval(self) -> float: ...
 
 
 class NearCache:
     """A bounded LRU of decoded values, invalidated by Redis push messages."""
 
-    def __init__(self, manager: RedisManager, max_entries: int, max_age: float = 30.0) -> None:
+    def __init__(self, manager: TrackingSettings, max_entries: int, max_age: float = 30.0) -> None:
         if max_entries < 1:
             raise ValueError(f"max_entries: got {max_entries!r}; allowed: >= 1")
         self._manager = manager

@@ -38,8 +38,8 @@ import psycopg_pool
 from psycopg.rows import TupleRow
 
 from runtime.errors import redact
-from runtime.logging import StateLog
 from runtime.settings import DatabaseSettings, PoolSettings
+from runtime.statelog import StateLog
 
 Connection = psycopg.Connection[TupleRow]
 

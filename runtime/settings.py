@@ -1,14 +1,18 @@
-"""Settings for the runtime, from the stack's `app_config` JSON and environment variables.
+"""Settings for the whole runtime, from the stack's `app_config` JSON and environment variables.
 
-`load_settings()` accepts exactly what `pulumi stack output app_config --json --show-secrets`
-prints (see docs/app_config.md); environment variables override single fields. Every value is
-validated once, here: a bad one raises `ConfigError` naming the field (the JSON path, or the
-environment variable it came from), the value and what is allowed. Passwords, DSNs and URLs
-are held in `Secret`, whose repr and str are masked, so a settings object can be logged.
+One model for applications, the sidecar and every command line. `load_settings()` accepts
+exactly what `pulumi stack output app_config --json --show-secrets` prints (see
+docs/app_config.md); environment variables override single fields. Every value is validated
+once, here: a bad one raises `ConfigError` naming the field (the JSON path, or the environment
+variable it came from), the value and what is allowed. Passwords, DSNs, URLs and keys are held
+in `Secret`, whose repr and str are masked, so a settings object can be logged. No client
+library is imported here (psycopg's conninfo parser is pure Python).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import math
 import os
@@ -67,6 +71,8 @@ def mask_url(url: str) -> str:
 
 
 # -- sections ------------------------------------------------------------------------------
+# One frozen dataclass per concern; a new area (e.g. `pitr`, `replicas`) is one more section,
+# one more `_<area>(src)` reader and one more field of `Settings`.
 
 
 @dataclass(frozen=True)
@@ -129,31 +135,94 @@ class CacheSettings:
 
 @dataclass(frozen=True)
 class BackupSettings:
+    """Backups: when, how long they are kept, where they go and how they are sealed."""
+
     schedule: str = "0 2 * * *"
     retention_days: int = 30
     min_keep: int = 3
+    dir: Path = Path("/backups")
+    s3_bucket: str | None = None
+    s3_endpoint: str | None = None
+    s3_prefix: str = "postgres/"
+    s3_region: str = "us-east-1"
+    s3_part_size_mb: int = 16
+    encryption_key: Secret | None = None
+    encryption_key_id: str | None = None
+    pg_bindir: Path | None = None
+    compress_level: int | None = None
+    count_rows: bool = False
+    jobs: int = 1
+
+    def __post_init__(self) -> None:
+        if self.encryption_key is not None and not self.encryption_key_id:
+            raise ConfigError(
+                "BACKUP_ENCRYPTION_KEY_ID", "", f"{_KEY_ID_RULE} (required with a key)"
+            )
+
+    @property
+    def encrypted(self) -> bool:
+        return self.encryption_key is not None
+
+    @property
+    def key_bytes(self) -> bytes | None:
+        """The AES-256 key, decoded (validated when the settings were read)."""
+        if self.encryption_key is None:
+            return None
+        return base64.b64decode(self.encryption_key.reveal())
 
 
 @dataclass(frozen=True)
 class MonitoringSettings:
-    interval_seconds: int = 60
-    alert_cooldown_seconds: int = 300
-    health_check_timeout_seconds: int = 60
-    restart_attempts: int = 3
+    """The monitoring loop, its probes and where the sidecar listens."""
+
+    interval_seconds: float = 60.0
+    health_check_timeout_seconds: float = 60.0
+    sidecar_host: str = "0.0.0.0"  # noqa: S104 - the sidecar is scraped over the backend network
+    sidecar_port: int = 9180
+    health_probes: Mapping[str, str] = field(default_factory=dict)
+    disk_paths: tuple[str, ...] = ("/",)
+
+
+@dataclass(frozen=True)
+class AlertingSettings:
+    """The in-process alert rules' thresholds and where notifications go."""
+
+    cooldown_seconds: float = 300.0
+    evaluation_interval_seconds: float = 15.0
+    for_seconds: float = 300.0
+    cpu_threshold: float = 90.0
+    memory_threshold: float = 90.0
+    disk_threshold: float = 90.0
+    rate_limit_per_minute: float = 30.0
+    webhook_url: Secret | None = None
+    alertmanager_url: Secret | None = None
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything the runtime needs, validated."""
+    """Everything the runtime needs, validated. `database`/`redis` are None only when the
+    caller did not require them (e.g. `backup list` needs no server)."""
 
-    database: DatabaseSettings
-    redis: RedisSettings
+    database: DatabaseSettings | None = None
+    redis: RedisSettings | None = None
     pool: PoolSettings = field(default_factory=PoolSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
     backup: BackupSettings = field(default_factory=BackupSettings)
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
+    alerting: AlertingSettings = field(default_factory=AlertingSettings)
     endpoints: Mapping[str, str] = field(default_factory=dict)
     stack: str | None = None
+
+    def need_database(self) -> DatabaseSettings:
+        """The database section, or the ConfigError a missing DATABASE_URL deserves."""
+        if self.database is None:
+            raise ConfigError("DATABASE_URL (database.dsn)", None, "a value (it is required)")
+        return self.database
+
+    def need_redis(self) -> RedisSettings:
+        if self.redis is None:
+            raise ConfigError("REDIS_URL (redis.url)", None, "a value (it is required)")
+        return self.redis
 
 
 # -- parsing helpers -----------------------------------------------------------------------
@@ -166,7 +235,7 @@ class _Source:
         self.data = data
         self.env = env
 
-    def get(self, path: str, env_var: str | None) -> tuple[str, Any]:
+    def get(self, path: str, env_var: str | None = None) -> tuple[str, Any]:
         """(field name to report, raw value or None)."""
         if env_var and self.env.get(env_var, "") != "":
             return env_var, self.env[env_var]
@@ -178,7 +247,12 @@ class _Source:
         return path, node
 
 
-def _int(name: str, raw: Any, minimum: int, default: int | None = None) -> int:
+def _int(
+    name: str, raw: Any, minimum: int, default: int | None = None, maximum: int | None = None
+) -> int:
+    allowed = (
+        f"an integer >= {minimum}" if maximum is None else f"an integer from {minimum} to {maximum}"
+    )
     if raw is None:
         if default is None:
             raise ConfigError(name, raw, "a value (it is required)")
@@ -188,13 +262,19 @@ def _int(name: str, raw: Any, minimum: int, default: int | None = None) -> int:
         try:
             value = int(raw.strip())
         except ValueError:
-            raise ConfigError(name, raw, f"an integer >= {minimum}") from None
+            raise ConfigError(name, raw, allowed) from None
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ConfigError(name, raw, f"an integer >= {minimum}")
+        raise ConfigError(name, raw, allowed)
+    if maximum is not None and value > maximum:
+        raise ConfigError(name, raw, allowed)
     return value
 
 
-def _seconds(name: str, raw: Any, default: float) -> float:
+def _number(
+    name: str, raw: Any, default: float, minimum: float = 0.0, *, above: bool = False
+) -> float:
+    """A finite number >= minimum (> minimum with `above`)."""
+    allowed = f"a number {'>' if above else '>='} {minimum:g}"
     if raw is None:
         return default
     value: Any = raw
@@ -202,15 +282,30 @@ def _seconds(name: str, raw: Any, default: float) -> float:
         try:
             value = float(raw.strip())
         except ValueError:
-            raise ConfigError(name, raw, "a number of seconds > 0") from None
+            raise ConfigError(name, raw, allowed) from None
     if (
         not isinstance(value, int | float)
         or isinstance(value, bool)
         or not math.isfinite(value)
-        or value <= 0
+        or value < minimum
+        or (above and value == minimum)
     ):
-        raise ConfigError(name, raw, "a number of seconds > 0")
+        raise ConfigError(name, raw, allowed)
     return float(value)
+
+
+def _seconds(name: str, raw: Any, default: float) -> float:
+    try:
+        return _number(name, raw, default, 0.0, above=True)
+    except ConfigError:
+        raise ConfigError(name, raw, "a number of seconds > 0") from None
+
+
+def _percent(name: str, raw: Any, default: float) -> float:
+    value = _number(name, raw, default)
+    if value > 100:
+        raise ConfigError(name, raw, "a number in [0, 100]")
+    return value
 
 
 def _str(name: str, raw: Any, default: str | None = None, *, secret: bool = False) -> str:
@@ -223,9 +318,57 @@ def _str(name: str, raw: Any, default: str | None = None, *, secret: bool = Fals
     return raw
 
 
+def _optional_str(name: str, raw: Any) -> str | None:
+    return None if raw is None or raw == "" else _str(name, raw)
+
+
+def _bool(name: str, raw: Any, default: bool) -> bool:
+    if raw is None or raw == "":
+        return default
+    if isinstance(raw, bool):
+        return raw
+    lowered = str(raw).strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(name, raw, "true/false, yes/no, on/off or 1/0")
+
+
+def _url(name: str, raw: Any, schemes: tuple[str, ...], *, token: bool = False) -> str | None:
+    """A URL with one of `schemes` and a host; errors show it masked (its password, or for a
+    webhook whose path is the token (`token=True`), everything after the host)."""
+    if raw is None or raw == "":
+        return None
+    text = str(raw)
+    shown = mask_secret_url(text) if token else mask_url(text)
+    allowed = f"a URL with scheme {' or '.join(schemes)} and a host"
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise ConfigError(name, shown, allowed) from None
+    if not isinstance(raw, str) or parts.scheme not in schemes or not parts.hostname:
+        raise ConfigError(name, shown, allowed)
+    return text
+
+
+def mask_secret_url(url: str) -> str:
+    """Only scheme and host of a URL whose path or query may itself be a token (webhooks)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return MASK
+    return f"{parts.scheme}://{host}" + (f":{port}" if port else "") + f"/{MASK}"
+
+
 def _database(src: _Source, address: Address) -> DatabaseSettings:
     path = "database.local.dsn" if address == "local" else "database.dsn"
     name, raw = src.get(path, "DATABASE_URL")
+    if raw is None:
+        raise ConfigError(f"DATABASE_URL ({path})", None, "a value (it is required)")
     primary = _dsn_settings(src, name, _str(name, raw, secret=True))
     return DatabaseSettings(
         dsn=primary.dsn,
@@ -308,6 +451,8 @@ _MAXMEMORY = re.compile(r"^\d+(b|k|kb|m|mb|g|gb)?$", re.IGNORECASE)
 def _redis(src: _Source, address: Address) -> RedisSettings:
     path = "redis.local.url" if address == "local" else "redis.url"
     name, raw = src.get(path, "REDIS_URL")
+    if raw is None:
+        raise ConfigError(f"REDIS_URL ({path})", None, "a value (it is required)")
     url = _str(name, raw, secret=True)
     try:
         parts = urlsplit(url)
@@ -356,38 +501,181 @@ def _pool(src: _Source) -> PoolSettings:
     )
 
 
+def _cache(src: _Source) -> CacheSettings:
+    ttl = src.get("cache.default_ttl_seconds", "CACHE_DEFAULT_TTL")
+    return CacheSettings(default_ttl_seconds=_int(*ttl, 1, CacheSettings().default_ttl_seconds))
+
+
+_KEY_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_KEY_ID_RULE = "1-64 characters of A-Z a-z 0-9 . _ : -"
+
+
+def _encryption_key(name: str, raw: Any) -> Secret | None:
+    """A base64 AES-256 key; the error never shows the value (it is a secret)."""
+    if raw is None or raw == "":
+        return None
+    try:
+        key = base64.b64decode(str(raw).strip(), validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if not isinstance(raw, str) or len(key) != 32:
+        raise ConfigError(name, raw, "base64 of exactly 32 random bytes", secret=True)
+    return Secret(raw.strip())
+
+
 def _backup(src: _Source) -> BackupSettings:
     d = BackupSettings()
     name, raw = src.get("backup.schedule", "BACKUP_SCHEDULE")
-    schedule = _str(name, raw, d.schedule)
+    schedule = _str(name, raw.strip() if isinstance(raw, str) else raw, d.schedule)
     if not croniter.is_valid(schedule):
         raise ConfigError(name, schedule, "a five-field cron expression such as '0 2 * * *'")
+    endpoint = _url(*src.get("backup.s3_endpoint", "BACKUP_S3_ENDPOINT"), ("http", "https"))
+    bindir = _optional_str(*src.get("backup.pg_bindir", "BACKUP_PG_BINDIR"))
+    if bindir is not None and not (Path(bindir) / "pg_dump").exists():
+        raise ConfigError(
+            src.get("backup.pg_bindir", "BACKUP_PG_BINDIR")[0],
+            bindir,
+            "a directory containing pg_dump and pg_restore",
+        )
+    prefix = _str(*src.get("backup.s3_prefix", "BACKUP_S3_PREFIX"), d.s3_prefix)
+    key = _encryption_key(*src.get("backup.encryption_key", "BACKUP_ENCRYPTION_KEY"))
+    key_id = _optional_str(*src.get("backup.encryption_key_id", "BACKUP_ENCRYPTION_KEY_ID"))
+    if key_id is not None and not _KEY_ID.match(key_id):
+        raise ConfigError(
+            src.get("backup.encryption_key_id", "BACKUP_ENCRYPTION_KEY_ID")[0], key_id, _KEY_ID_RULE
+        )
+    level = src.get("backup.compress_level", "BACKUP_COMPRESS_LEVEL")
     return BackupSettings(
         schedule=schedule,
         retention_days=_int(
-            *src.get("backup.retention_days", "BACKUP_RETENTION_DAYS"), 1, d.retention_days
+            *src.get("backup.retention_days", "BACKUP_RETENTION_DAYS"), 0, d.retention_days, 36500
         ),
-        min_keep=_int(*src.get("backup.min_keep", "BACKUP_MIN_KEEP"), 1, d.min_keep),
+        min_keep=_int(*src.get("backup.min_keep", "BACKUP_MIN_KEEP"), 1, d.min_keep, 10000),
+        dir=Path(_str(*src.get("backup.dir", "BACKUP_DIR"), str(d.dir))),
+        s3_bucket=_optional_str(*src.get("backup.s3_bucket", "BACKUP_S3_BUCKET")),
+        s3_endpoint=endpoint,
+        s3_prefix=prefix if prefix.endswith("/") else prefix + "/",
+        s3_region=_str(*src.get("backup.s3_region", "BACKUP_S3_REGION"), d.s3_region),
+        s3_part_size_mb=_int(
+            *src.get("backup.s3_part_size_mb", "BACKUP_S3_PART_SIZE_MB"), 5, d.s3_part_size_mb, 5000
+        ),
+        encryption_key=key,
+        encryption_key_id=key_id,
+        pg_bindir=Path(bindir) if bindir else None,
+        compress_level=None if level[1] in (None, "") else _int(*level, 0, None, 9),
+        count_rows=_bool(*src.get("backup.count_rows", "BACKUP_COUNT_ROWS"), d.count_rows),
+        jobs=_int(*src.get("backup.jobs", "BACKUP_JOBS"), 1, d.jobs, 64),
     )
+
+
+def _port(name: str, raw: Any, default: int) -> int:
+    if raw is None or raw == "":
+        return default
+    text = str(raw).strip()
+    if isinstance(raw, bool) or not text.isdigit() or int(text) > 65535:
+        raise ConfigError(name, raw, "an integer port in [0, 65535]")
+    return int(text)
+
+
+_PROBES_RULE = "name=http(s)://... or name=tcp://host:port, comma-separated (an object in JSON)"
+
+
+def _probes(name: str, raw: Any) -> dict[str, str]:
+    """Extra HTTP or TCP services whose status the sidecar reports: `name=url,name=url` in
+    the environment, `{"name": "url"}` in JSON."""
+    if raw is None or raw == "":
+        return {}
+    if isinstance(raw, Mapping):
+        items = [(str(k), str(v)) for k, v in raw.items()]
+    elif isinstance(raw, str):
+        items = []
+        for item in filter(None, (part.strip() for part in raw.split(","))):
+            service, sep, url = (part.strip() for part in item.partition("="))
+            if not sep:
+                raise ConfigError(name, mask_url(item), _PROBES_RULE)
+            items.append((service, url))
+    else:
+        raise ConfigError(name, raw, _PROBES_RULE)
+    probes: dict[str, str] = {}
+    for service, url in items:
+        shown = f"{service}={mask_url(url)}"
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError on a bad port
+        except ValueError:
+            raise ConfigError(name, shown, _PROBES_RULE) from None
+        if not service or parts.scheme not in ("http", "https", "tcp") or not parts.hostname:
+            raise ConfigError(name, shown, _PROBES_RULE)
+        if parts.scheme == "tcp" and parts.port is None:
+            raise ConfigError(name, shown, _PROBES_RULE)
+        probes[service] = url
+    return probes
+
+
+def _paths(name: str, raw: Any, default: tuple[str, ...]) -> tuple[str, ...]:
+    if raw is None or raw == "":
+        return default
+    items = raw.split(",") if isinstance(raw, str) else raw
+    if not isinstance(items, list | tuple) or not all(isinstance(p, str) for p in items):
+        raise ConfigError(name, raw, "absolute paths (comma-separated, or a JSON list)")
+    paths = tuple(p.strip() for p in items if p.strip())
+    if not paths or not all(p.startswith("/") for p in paths):
+        raise ConfigError(name, raw, "absolute paths (comma-separated, or a JSON list)")
+    return paths
 
 
 def _monitoring(src: _Source) -> MonitoringSettings:
     d = MonitoringSettings()
     return MonitoringSettings(
-        interval_seconds=_int(
-            *src.get("monitoring.interval_seconds", "MONITORING_INTERVAL"), 1, d.interval_seconds
+        interval_seconds=_seconds(
+            *src.get("monitoring.interval_seconds", "MONITORING_INTERVAL"), d.interval_seconds
         ),
-        alert_cooldown_seconds=_int(
-            *src.get("monitoring.alert_cooldown_seconds", "ALERT_COOLDOWN"),
-            0,
-            d.alert_cooldown_seconds,
-        ),
-        health_check_timeout_seconds=_int(
+        health_check_timeout_seconds=_seconds(
             *src.get("monitoring.health_check_timeout_seconds", "HEALTH_CHECK_TIMEOUT"),
-            1,
             d.health_check_timeout_seconds,
         ),
-        restart_attempts=_int(*src.get("monitoring.restart_attempts", None), 0, d.restart_attempts),
+        sidecar_host=_str(*src.get("monitoring.sidecar_host", "SIDECAR_HOST"), d.sidecar_host),
+        sidecar_port=_port(*src.get("monitoring.sidecar_port", "SIDECAR_PORT"), d.sidecar_port),
+        health_probes=_probes(*src.get("monitoring.health_probes", "HEALTH_PROBES")),
+        disk_paths=_paths(*src.get("monitoring.disk_paths", "DISK_PATHS"), d.disk_paths),
+    )
+
+
+def _alerting(src: _Source) -> AlertingSettings:
+    d = AlertingSettings()
+    webhook = _url(
+        *src.get("alerting.webhook_url", "ALERT_WEBHOOK_URL"), ("http", "https"), token=True
+    )
+    alertmanager = src.get("alerting.alertmanager_url", "ALERTMANAGER_URL")
+    if alertmanager[1] is None:  # the stack publishes it among the endpoints
+        alertmanager = src.get("endpoints.alertmanager_url")
+    am_url = _url(*alertmanager, ("http", "https"))
+    cooldown = src.get("alerting.cooldown_seconds", "ALERT_COOLDOWN")
+    if cooldown[1] is None:  # where app_config has always had it
+        cooldown = src.get("monitoring.alert_cooldown_seconds")
+    return AlertingSettings(
+        cooldown_seconds=_number(*cooldown, d.cooldown_seconds),
+        evaluation_interval_seconds=_seconds(
+            *src.get("alerting.evaluation_interval_seconds", "ALERT_EVALUATION_INTERVAL"),
+            d.evaluation_interval_seconds,
+        ),
+        for_seconds=_number(*src.get("alerting.for_seconds", "ALERT_FOR"), d.for_seconds),
+        cpu_threshold=_percent(
+            *src.get("alerting.cpu_threshold", "ALERT_CPU_THRESHOLD"), d.cpu_threshold
+        ),
+        memory_threshold=_percent(
+            *src.get("alerting.memory_threshold", "ALERT_MEMORY_THRESHOLD"), d.memory_threshold
+        ),
+        disk_threshold=_percent(
+            *src.get("alerting.disk_threshold", "ALERT_DISK_THRESHOLD"), d.disk_threshold
+        ),
+        rate_limit_per_minute=_number(
+            *src.get("alerting.rate_limit_per_minute", "ALERT_RATE_LIMIT"),
+            d.rate_limit_per_minute,
+            1.0,
+        ),
+        webhook_url=Secret(webhook) if webhook else None,
+        alertmanager_url=Secret(am_url) if am_url else None,
     )
 
 
@@ -412,18 +700,23 @@ def _read_json(source: str | Path | Mapping[str, Any] | None, env: Mapping[str, 
         ) from None
 
 
+Section = Literal["database", "redis"]
+
+
 def load_settings(
     app_config: str | Path | Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
     *,
     address: Address | None = None,
+    require: tuple[Section, ...] = ("database", "redis"),
 ) -> Settings:
     """Validated settings from `app_config` (JSON text, a file, or the parsed object; default:
     the file named by APP_CONFIG_FILE) with environment variables overriding single fields.
 
     `address="local"` uses the host-loopback addresses the dev stack publishes
     (`database.local`, `redis.local`); the default is the in-network ones, or
-    APP_CONFIG_ADDRESS if set.
+    APP_CONFIG_ADDRESS if set. `require` names the servers the caller cannot do without;
+    the others are None when not configured (a configured one is validated all the same).
     """
     env = os.environ if env is None else env
     data = _read_json(app_config, env)
@@ -438,46 +731,21 @@ def load_settings(
     endpoints = data.get("endpoints") or {}
     if not isinstance(endpoints, Mapping):
         raise ConfigError("endpoints", endpoints, "an object of name -> URL")
+    has_database = src.get(_path("database", chosen), "DATABASE_URL")[1] is not None
+    has_redis = src.get(_path("redis", chosen), "REDIS_URL")[1] is not None
     return Settings(
-        database=_database(src, chosen),
-        redis=_redis(src, chosen),
+        database=_database(src, chosen) if has_database or "database" in require else None,
+        redis=_redis(src, chosen) if has_redis or "redis" in require else None,
         pool=_pool(src),
-        cache=CacheSettings(
-            default_ttl_seconds=_int(
-                *src.get("cache.default_ttl_seconds", "CACHE_DEFAULT_TTL"),
-                1,
-                CacheSettings().default_ttl_seconds,
-            )
-        ),
+        cache=_cache(src),
         backup=_backup(src),
         monitoring=_monitoring(src),
+        alerting=_alerting(src),
         endpoints={str(k): str(v) for k, v in endpoints.items()},
         stack=str(stack) if stack is not None else None,
     )
 
 
-def environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment with APP_CONFIG_FILE's values filled in for variables that are unset.
-
-    Parts of the runtime read single variables (the backup and monitoring settings: DATABASE_URL,
-    BACKUP_SCHEDULE, MONITORING_INTERVAL, ...). In the sidecar their values come from the
-    stack's app_config file; a variable that is set still wins, as everywhere else.
-    """
-    env = dict(os.environ if env is None else env)
-    if not env.get("APP_CONFIG_FILE"):
-        return env
-    s = load_settings(env=env)
-    derived = {
-        "DATABASE_URL": s.database.dsn.reveal(),
-        "REDIS_URL": s.redis.url.reveal(),
-        "BACKUP_SCHEDULE": s.backup.schedule,
-        "BACKUP_RETENTION_DAYS": str(s.backup.retention_days),
-        "BACKUP_MIN_KEEP": str(s.backup.min_keep),
-        "MONITORING_INTERVAL": str(s.monitoring.interval_seconds),
-        "ALERT_COOLDOWN": str(s.monitoring.alert_cooldown_seconds),
-    }
-    if "alertmanager_url" in s.endpoints:
-        derived["ALERTMANAGER_URL"] = s.endpoints["alertmanager_url"]
-    for name, value in derived.items():
-        env.setdefault(name, value)
-    return env
+def _path(server: Section, address: Address) -> str:
+    key = "dsn" if server == "database" else "url"
+    return f"{server}.local.{key}" if address == "local" else f"{server}.{key}"

@@ -1,25 +1,23 @@
-"""The runtime sidecar: `python -m runtime.sidecar serve [--host H] [--port P]`.
+"""The runtime sidecar (`python -m runtime serve`, see runtime/cli.py).
 
 Serves `/metrics` (Prometheus text format) and `/healthz` (JSON; 503 while PostgreSQL or
-Redis is not running), runs the monitoring loop (every MONITORING_INTERVAL), the alert
-evaluation loop (every ALERT_EVALUATION_INTERVAL) and scheduled backups (BACKUP_SCHEDULE,
-when a backup job is plugged in), all configured from the same environment variables as
-applications. SIGTERM or SIGINT stops it cleanly: the HTTP server closes, a backup in
-progress is waited for, queued notifications get a few seconds to go out, then exit 0.
-
-`add_serve_subcommand(subparsers)` plugs `serve` into the `python -m runtime` CLI.
+Redis is not running), runs the monitoring loop (every monitoring.interval_seconds), the
+alert evaluation loop (every alerting.evaluation_interval_seconds) and scheduled backups
+(backup.schedule, when a database is configured), all from the runtime's one `Settings`.
+SIGTERM or SIGINT stops it cleanly: the HTTP server closes, a backup in progress is waited
+for, queued notifications get a few seconds to go out, then exit 0.
 """
 
 from __future__ import annotations
 
-import argparse
 import http.server
 import json
 import logging
+import math
 import signal
 import sys
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -29,7 +27,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from runtime.monitoring.adapters import PsycopgPoolStats, RedisServerCacheStats
+from runtime.backup.manager import BackupManager
+from runtime.backup.schedule import BackupScheduler
+from runtime.cache import CacheStats
+from runtime.contracts import ConnectionPool
 from runtime.monitoring.alerting import (
     AlertManager,
     AlertmanagerNotifier,
@@ -38,10 +39,9 @@ from runtime.monitoring.alerting import (
     default_rules,
 )
 from runtime.monitoring.exposition import PoolStatsSource
-from runtime.monitoring.scheduler import BackupScheduler
 from runtime.monitoring.service import MonitoringService
-from runtime.monitoring.settings import MonitoringSettings, MonitoringSettingsError
 from runtime.monitoring.status import PostgresProbe, Probe, RedisProbe, probe_for_url
+from runtime.settings import Settings
 
 log = logging.getLogger("runtime.sidecar")
 
@@ -75,28 +75,66 @@ class _Loop:
             self._thread.join(timeout)
 
 
+class _OwnPool:
+    """The sidecar's small psycopg pool as a `PoolStatsSource`: its probe borrows straight
+    from psycopg_pool, so occupancy comes from psycopg_pool's counters (keys at 0 are
+    omitted by `get_stats()`)."""
+
+    def __init__(self, pool: psycopg_pool.ConnectionPool[Any]) -> None:
+        self.pool = pool
+
+    def stats(self) -> ConnectionPool:
+        raw = self.pool.get_stats()
+        size = int(raw.get("pool_size", 0))
+        available = int(raw.get("pool_available", 0))
+        return ConnectionPool(
+            max_connections=int(self.pool.max_size),
+            active_connections=max(0, size - available),
+            available_connections=available,
+            connection_timeout=max(1, math.ceil(float(self.pool.timeout))),
+        )
+
+
+class _ServerCacheStats:
+    """The Redis server's keyspace hits and misses (`INFO stats`) as `CacheStats`: the
+    sidecar has no cache of its own, and the server's ratio is what the platform's caches
+    achieve together. Raises while Redis is down (the cache collector then reports 0)."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+
+    def stats(self) -> CacheStats:
+        info = self.client.info("stats")
+        return CacheStats(hits=int(info["keyspace_hits"]), misses=int(info["keyspace_misses"]))
+
+
 class Sidecar:
-    """Everything `serve` runs, built from `MonitoringSettings`."""
+    """Everything `serve` runs, built from the runtime's `Settings`; `backup_job` replaces
+    the default job (`BackupManager.run_scheduled`), e.g. in tests."""
 
     def __init__(
         self,
-        settings: MonitoringSettings,
+        settings: Settings,
         *,
         backup_job: Callable[[], object] | None = None,
         host: str | None = None,
         port: int | None = None,
     ) -> None:
         self.settings = settings
-        timeout = settings.health_check_timeout_seconds
+        mon, alerting = settings.monitoring, settings.alerting
+        timeout = mon.health_check_timeout_seconds
         self._pool: Any = None
         self._redis: redis.Redis | None = None
         probes: list[Probe] = []
         pools: dict[str, PoolStatsSource] = {}
-        if settings.database_url:
+        self.backups: BackupManager | None = None
+        last_run = None
+        if settings.database is not None:
+            dsn = settings.database.dsn.reveal()
             # The sidecar's own small pool: its PostgreSQL probe borrows from it, so the pool
             # series show a pool in use. open(wait=False): PostgreSQL may still be starting.
             self._pool = psycopg_pool.ConnectionPool(
-                settings.database_url,
+                dsn,
                 min_size=1,
                 max_size=3,
                 timeout=timeout,
@@ -105,43 +143,52 @@ class Sidecar:
                 kwargs={"autocommit": True, "connect_timeout": max(2, round(timeout))},
             )
             self._pool.open(wait=False)
-            pools["sidecar"] = PsycopgPoolStats(self._pool)
-            probes.append(PostgresProbe("postgres", settings.database_url, pool=self._pool))
+            pools["sidecar"] = _OwnPool(self._pool)
+            probes.append(PostgresProbe("postgres", dsn, pool=self._pool))
+            if backup_job is None:
+                self.backups = BackupManager.from_settings(settings)
+                backup_job = self.backups.run_scheduled
+                last_run = self.backups.newest_backup_time()
         cache = None
-        if settings.redis_url:
+        if settings.redis is not None:
+            url = settings.redis.url.reveal()
             self._redis = redis.Redis.from_url(
-                settings.redis_url,
+                url,
                 socket_timeout=timeout,
                 socket_connect_timeout=timeout,
                 retry=Retry(NoBackoff(), 0),
             )
-            cache = RedisServerCacheStats(self._redis)
-            probes.append(RedisProbe("redis", settings.redis_url))
-        probes += [probe_for_url(name, url) for name, url in settings.health_probes.items()]
+            cache = _ServerCacheStats(self._redis)
+            probes.append(RedisProbe("redis", url))
+        probes += [probe_for_url(name, url) for name, url in mon.health_probes.items()]
         notifiers: list[Notifier] = []
-        if settings.alert_webhook_url:
-            notifiers.append(WebhookNotifier(settings.alert_webhook_url, timeout=min(timeout, 10)))
-        if settings.alertmanager_url:
+        if alerting.webhook_url is not None:
+            notifiers.append(
+                WebhookNotifier(alerting.webhook_url.reveal(), timeout=min(timeout, 10))
+            )
+        if alerting.alertmanager_url is not None:
             notifiers.append(
                 AlertmanagerNotifier(
-                    settings.alertmanager_url,
+                    alerting.alertmanager_url.reveal(),
                     timeout=min(timeout, 10),
-                    firing_ttl=max(900.0, 3 * settings.alert_cooldown_seconds),
+                    firing_ttl=max(900.0, 3 * alerting.cooldown_seconds),
                 )
             )
         self.alerts = AlertManager(
             default_rules(
-                settings.cpu_alert_threshold,
-                settings.memory_alert_threshold,
-                settings.alert_for_seconds,
-                settings.disk_alert_threshold,
+                alerting.cpu_threshold,
+                alerting.memory_threshold,
+                alerting.for_seconds,
+                alerting.disk_threshold,
             ),
             notifiers,
-            cooldown=settings.alert_cooldown_seconds,
-            rate_limit_per_minute=settings.alert_rate_limit_per_minute,
+            cooldown=alerting.cooldown_seconds,
+            rate_limit_per_minute=alerting.rate_limit_per_minute,
         )
         self.scheduler = (
-            BackupScheduler(backup_job, settings.backup_schedule) if backup_job else None
+            BackupScheduler(settings.backup.schedule, backup_job, last_run=last_run)
+            if backup_job
+            else None
         )
         self.monitoring = MonitoringService(
             probes,
@@ -150,19 +197,17 @@ class Sidecar:
             cache=cache,
             backups=self.scheduler,
             alert_manager=None,  # evaluated by the alert loop below, not by run_once
-            disk_paths=settings.disk_paths,
+            disk_paths=mon.disk_paths,
         )
         self.monitoring.registry.register(self.alerts.collector())
         self._loops = [
-            _Loop("monitoring-loop", settings.interval_seconds, self._collect),
+            _Loop("monitoring-loop", mon.interval_seconds, self._collect),
             _Loop(
-                "alert-evaluation-loop",
-                settings.alert_evaluation_interval_seconds,
-                self._evaluate_alerts,
+                "alert-evaluation-loop", alerting.evaluation_interval_seconds, self._evaluate_alerts
             ),
         ]
         self.server = http.server.ThreadingHTTPServer(
-            (host or settings.sidecar_host, settings.sidecar_port if port is None else port),
+            (host or mon.sidecar_host, mon.sidecar_port if port is None else port),
             _handler(self),
         )
         self.server.daemon_threads = True
@@ -211,7 +256,7 @@ class Sidecar:
         self.server.shutdown()
         self.server.server_close()
         for loop in self._loops:
-            loop.stop(self.settings.health_check_timeout_seconds + 5)
+            loop.stop(self.settings.monitoring.health_check_timeout_seconds + 5)
         if self.scheduler is not None:
             self.scheduler.stop()
         self.alerts.wait_delivered(5)
@@ -251,20 +296,17 @@ def _handler(sidecar: Sidecar) -> type[http.server.BaseHTTPRequestHandler]:
 
 
 def serve(
-    args: argparse.Namespace,
+    settings: Settings,
+    *,
+    host: str | None = None,
+    port: int | None = None,
     backup_job: Callable[[], object] | None = None,
-    env: Mapping[str, str] | None = None,
 ) -> int:
-    """Run the sidecar until SIGTERM/SIGINT; 2 on bad settings, 0 after a clean stop."""
+    """Run the sidecar until SIGTERM/SIGINT; 0 after a clean stop, 1 if it cannot listen."""
     try:
-        settings = MonitoringSettings.from_env(env)
-    except MonitoringSettingsError as exc:
-        print(f"runtime sidecar: bad settings: {exc}", file=sys.stderr)
-        return 2
-    try:
-        sidecar = Sidecar(settings, backup_job=backup_job, host=args.host, port=args.port)
+        sidecar = Sidecar(settings, backup_job=backup_job, host=host, port=port)
     except OSError as exc:
-        print(f"runtime sidecar: cannot listen: {exc.strerror or exc}", file=sys.stderr)
+        print(f"error: runtime sidecar cannot listen: {exc.strerror or exc}", file=sys.stderr)
         return 1
     stop = threading.Event()
 
@@ -281,40 +323,3 @@ def serve(
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     return 0
-
-
-def _port(text: str) -> int:
-    if not text.isdigit() or not 0 <= int(text) <= 65535:
-        raise argparse.ArgumentTypeError(f"got {text!r}; allowed: an integer in [0, 65535]")
-    return int(text)
-
-
-def add_serve_subcommand(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
-    backup_job: Callable[[], object] | None = None,
-) -> argparse.ArgumentParser:
-    """Add `serve` to a CLI's subcommands; the parsed args carry `func(args) -> int`."""
-    parser = subparsers.add_parser(
-        "serve", help="run the runtime sidecar: /metrics, /healthz, alerts, scheduled backups"
-    )
-    parser.add_argument("--host", default=None, help="listen address (default: SIDECAR_HOST)")
-    parser.add_argument(
-        "--port", type=_port, default=None, help="listen port (default: SIDECAR_PORT, 9180)"
-    )
-    parser.set_defaults(func=lambda args: serve(args, backup_job))
-    return parser
-
-
-def main(argv: Sequence[str] | None = None, backup_job: Callable[[], object] | None = None) -> int:
-    """`serve [--host H] [--port P]`; settings come from the environment."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    parser = argparse.ArgumentParser(prog="python -m runtime.sidecar")
-    subparsers = parser.add_subparsers(dest="command", required=True)
-    add_serve_subcommand(subparsers, backup_job)
-    args = parser.parse_args(argv)
-    result: int = args.func(args)
-    return result
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 
 import pytest
+from moto.server import ThreadedMotoServer
 
 from tests.http_receiver import Receiver
 from tests.servers import BlackHole, PostgresServer, RedisServer, StandbyServer
@@ -149,11 +150,9 @@ def empty_db(postgres_server: PostgresServer) -> Iterator[str]:
     postgres_server.drop_database(dsn)
 
 
-@pytest.fixture(scope="session")
-def moto_s3() -> Iterator[str]:
-    """moto's S3 server on loopback (plain HTTP); its endpoint URL."""
-    from moto.server import ThreadedMotoServer
-
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    """moto's S3 server on loopback (plain HTTP, one per test module); its endpoint URL."""
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

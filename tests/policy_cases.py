@@ -49,9 +49,27 @@ BREAKAGES: list[tuple[str, str, str, str, Mutation, str]] = [
         "image-pinned-tag",
         "dev",
         IMG,
-        "postgres-image",
-        _set("name", "postgres:latest"),
+        "alertmanager-image",
+        _set("name", "prom/alertmanager:latest"),
         "':latest'",
+    ),
+    (
+        "image-pinned-tag",
+        "dev",
+        rules.BUILT_IMAGE,
+        "postgres-image",
+        _set("imageName", "data-platform-postgres:latest"),
+        "':latest'",
+    ),
+    (
+        "image-pinned-digest-prod",
+        "prod",
+        rules.BUILT_IMAGE,
+        "postgres-image",
+        lambda props: props["build"]["args"].__setitem__(
+            "POSTGRES_IMAGE", "postgres:15.13-bookworm"
+        ),
+        "'postgres:15.13-bookworm' is pinned to a tag only",
     ),
     ("image-pinned-tag", "dev", IMG, "redis-image", _set("name", "redis"), "has no tag"),
     (

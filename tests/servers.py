@@ -29,10 +29,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from psycopg import sql
+
+from runtime.backup.dump import TABLES_SQL
 
 
 def free_port() -> int:
@@ -698,3 +702,27 @@ http {{
             if self.process.poll() is None:
                 self.process.kill()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+# -- what tests compare ----------------------------------------------------------------
+def fingerprint(dsn: str) -> dict[str, tuple[int, str]]:
+    """What a database holds: per table, the row count and an md5 over all rows in a stable
+    order (a content checksum to compare a restore with its source)."""
+    out: dict[str, tuple[int, str]] = {}
+    with psycopg.connect(dsn) as conn:
+        for schema, table in conn.execute(TABLES_SQL).fetchall():
+            query = sql.SQL(
+                "SELECT count(*), coalesce(md5(string_agg(t::text, ',' ORDER BY t::text)), '') "
+                "FROM {}.{} t"
+            ).format(sql.Identifier(str(schema)), sql.Identifier(str(table)))
+            row = conn.execute(query).fetchone()
+            assert row is not None
+            out[f"{schema}.{table}"] = (int(row[0]), str(row[1]))
+    return out
+
+
+def flip(data: bytes) -> bytes:
+    """`data` with one byte in the middle inverted (a corrupted copy)."""
+    out = bytearray(data)
+    out[len(out) // 2] ^= 0xFF
+    return bytes(out)

@@ -223,10 +223,20 @@ def plain_strings(value: Any) -> Iterator[str]:
         yield value
 
 
-def run_stack(stack: str, overrides: Mapping[str, Any] | None = None) -> StackRun:
-    """Run __main__.py for `stack` under mocks; raises what the program raises."""
+def run_stack(
+    stack: str,
+    overrides: Mapping[str, Any] | None = None,
+    registered: list[Registration] | None = None,
+) -> StackRun:
+    """Run __main__.py for `stack` under mocks; raises what the program raises.
+
+    `registered`, when given, receives every registration as it happens, so a test can see
+    what a failing program created before it failed.
+    """
     mocks = PlatformMocks()
     monitor = RecordingMonitor(mocks)
+    if registered is not None:
+        monitor.registrations = registered
     pulumi_settings.ROOT.set(None)
     pulumi_settings.SETTINGS.rpc_manager.clear()
     pulumi_settings.SETTINGS.outputs.clear()
@@ -279,9 +289,13 @@ PROD_CONFIG = {
     "tlsPrivateKey": PROD_PRIVATE_KEY,
     "alertWebhookUrl": "https://hooks.example.com/services/T000/B000/s3cr3t-token",
     "watchdogWebhookUrl": "https://hc-ping.example.com/0f6c3a1e-heartbeat-s3cr3t",
+    # the S3 credentials of the pgBackRest repository
+    "pitrS3AccessKey": "AKIAEXAMPLEACCESSKEY",
+    "pitrS3SecretKey": "s3-secret-key-example/0123456789abcdefghij",
 }
 DIGEST = "@sha256:" + "ab" * 32
-# every pulled image (the runtime's is built locally from this repository)
+# every pulled image: RemoteImages, and postgresImage, the base of the locally built
+# PostgreSQL image (the runtime's base is pinned in runtime/Dockerfile)
 IMAGE_KEYS = tuple(s.key for s in SETTINGS if s.key.endswith("Image"))
 
 

@@ -9,14 +9,18 @@ from pathlib import Path
 
 import pytest
 
+from components.config import parse_config
 from components.monitoring.alerts import (
     ALERTS,
+    BACKUP_MARGIN_SECONDS,
     RULES_FILE,
+    THRESHOLDS,
     promtool_tests_yaml,
     rules_yaml,
     runbooks_markdown,
 )
-from tests.stack_harness import stack_run, uploads
+from components.stack import alert_thresholds
+from tests.stack_harness import run_stack, stack_run, uploads
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPECTED = {
@@ -25,7 +29,9 @@ EXPECTED = {
     "RedisMemoryNearLimit", "RedisRejectedConnections", "NginxDown", "HostHighCpu",
     "HostLowMemory", "HostDiskAlmostFull", "HostDiskWillFillIn24h", "ContainerOomKilled",
     "ContainerRestarting", "BackupMissing", "BackupFailed", "PrometheusConfigReloadFailed",
-    "PrometheusRuleEvaluationFailures", "PrometheusAlertmanagerMissing",
+    "PrometheusRuleEvaluationFailures", "PrometheusAlertmanagerMissing", "WalArchivingFailing",
+    "PhysicalFullBackupMissing", "PhysicalBackupMissing", "PhysicalBackupFailed",
+    "ReplicaNotStreaming", "ReplicationLagHigh", "ReplicationSlotRetainingWal",
     "LogsTracesComponentDown", "LogIngestionStopped", "ErrorLogRateHigh",
 }  # fmt: skip
 
@@ -91,3 +97,24 @@ def test_runbooks_are_generated_from_the_rules() -> None:
         "docs/runbooks.md is out of date: "
         "`.venv/bin/python -m components.monitoring.alerts > docs/runbooks.md`"
     )
+
+
+def test_thresholds_in_the_uploaded_rules_follow_the_settings() -> None:
+    run = run_stack(
+        "dev",
+        {
+            "replicationLagAlertBytes": 1000,
+            "replicationSlotMaxRetainedBytes": 5000,
+            "pitrFullSchedule": "0 1 * * *",
+        },
+    )
+    text = uploads(run, "prometheus")[f"/etc/prometheus/rules/{RULES_FILE}"]
+    assert "pg_stat_replication_pg_wal_lsn_diff > 1000\n" in text
+    assert "pg_replication_slots_pg_wal_lsn_diff > 5000\n" in text
+    # a daily full backup: missing after a day and the margin
+    assert f'{{type="full"}}) > {86400 + BACKUP_MARGIN_SECONDS}\n' in text
+    assert "$" not in text
+
+
+def test_the_default_thresholds_are_what_the_default_settings_give() -> None:
+    assert alert_thresholds(parse_config({}, "dev")) == THRESHOLDS

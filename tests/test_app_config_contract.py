@@ -31,8 +31,8 @@ def test_dev_apps_on_the_host_use_the_loopback_addresses() -> None:
     app_config = stack_run("dev").outputs["app_config"]
     local = load_settings(app_config, env={}, address="local")
     network = load_settings(app_config, env={})
-    assert (network.database.host, network.redis.host) == ("postgres", "redis")
-    assert (local.database.host, local.redis.host) == ("127.0.0.1", "127.0.0.1")
-    assert "@127.0.0.1:5432/app" in local.database.dsn.reveal()
+    assert (network.need_database().host, network.need_redis().host) == ("postgres", "redis")
+    assert (local.need_database().host, local.need_redis().host) == ("127.0.0.1", "127.0.0.1")
+    assert "@127.0.0.1:5432/app" in local.need_database().dsn.reveal()
     with pytest.raises(Exception, match="local"):  # prod publishes no data port
         load_settings(stack_run("prod").outputs["app_config"], env={}, address="local")

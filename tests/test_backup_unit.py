@@ -11,12 +11,9 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from prometheus_client import CollectorRegistry, generate_latest
 
 from runtime.backup import (
-    BackupConfigError,
     BackupManager,
-    BackupMetrics,
     BackupScheduler,
     BackupSettings,
     CorruptBackupError,
@@ -27,14 +24,22 @@ from runtime.backup import (
     plan_retention,
 )
 from runtime.backup.redaction import mask_dsn, redact
+from runtime.backup.results import BackupOutcome
+from runtime.errors import ConfigError
+from runtime.settings import Settings, load_settings
 
 KEY = bytes(range(32))
 KEY_B64 = base64.b64encode(KEY).decode()
 
 
 # -- settings ------------------------------------------------------------------------------
+def from_env(env: dict[str, str]) -> Settings:
+    """The runtime's settings from environment variables alone (no server required)."""
+    return load_settings({}, env=env, require=())
+
+
 def test_settings_defaults_follow_the_specification() -> None:
-    s = BackupSettings.from_env({})
+    s = from_env({}).backup
     assert (s.schedule, s.retention_days, s.min_keep) == ("0 2 * * *", 30, 3)
     assert not s.encrypted and s.s3_bucket is None
     assert (s.jobs, s.count_rows, s.compress_level) == (1, False, None)
@@ -57,8 +62,8 @@ def test_settings_defaults_follow_the_specification() -> None:
 def test_bad_settings_name_variable_value_and_allowed(
     env: dict[str, str], variable: str, shown: str
 ) -> None:
-    with pytest.raises(BackupConfigError) as err:
-        BackupSettings.from_env(env)
+    with pytest.raises(ConfigError) as err:
+        from_env(env)
     message = str(err.value)
     assert message.startswith(f"{variable}: got {shown}; allowed: ")
     assert "\n" not in message
@@ -68,14 +73,14 @@ def test_bad_settings_name_variable_value_and_allowed(
     "bad_key", ["c2hvcnQ=", "not base64 at all!", base64.b64encode(b"x" * 31).decode()]
 )
 def test_bad_encryption_key_is_masked_in_the_error(bad_key: str) -> None:
-    with pytest.raises(BackupConfigError) as err:
-        BackupSettings.from_env({"BACKUP_ENCRYPTION_KEY": bad_key, "BACKUP_ENCRYPTION_KEY_ID": "k"})
+    with pytest.raises(ConfigError) as err:
+        from_env({"BACKUP_ENCRYPTION_KEY": bad_key, "BACKUP_ENCRYPTION_KEY_ID": "k"})
     assert bad_key not in str(err.value)
-    assert "BACKUP_ENCRYPTION_KEY: got '***'; allowed: base64 of exactly 32" in str(err.value)
+    assert "BACKUP_ENCRYPTION_KEY: got ***; allowed: base64 of exactly 32" in str(err.value)
 
 
 def test_settings_repr_hides_password_and_key() -> None:
-    s = BackupSettings.from_env(
+    s = from_env(
         {
             "DATABASE_URL": "postgresql://app:s3cret-pw@db:5432/app",
             "BACKUP_ENCRYPTION_KEY": KEY_B64,
@@ -84,13 +89,13 @@ def test_settings_repr_hides_password_and_key() -> None:
     )
     text = repr(s) + str(s)
     assert "s3cret-pw" not in text and KEY_B64 not in text and KEY.hex() not in text
-    assert "app:***@db" in text and "k1" in text
+    assert "k1" in text
 
 
 @pytest.mark.parametrize("url", ["postgresql://u:pw-xyz@h/db?bogus=1", "mysql://u:pw-xyz@h/db"])
 def test_bad_database_url_is_masked(url: str) -> None:
-    with pytest.raises(BackupConfigError) as err:
-        BackupSettings.from_env({"DATABASE_URL": url})
+    with pytest.raises(ConfigError) as err:
+        from_env({"DATABASE_URL": url})
     assert "pw-xyz" not in str(err.value) and "DATABASE_URL" in str(err.value)
 
 
@@ -310,34 +315,17 @@ def test_failing_job_is_not_retried_in_a_burst() -> None:
 
 
 def test_bad_schedule_is_rejected() -> None:
-    with pytest.raises(BackupConfigError, match="BACKUP_SCHEDULE: got '61 \\* \\* \\* \\*'"):
+    with pytest.raises(ConfigError, match="BACKUP_SCHEDULE: got '61 \\* \\* \\* \\*'"):
         BackupScheduler("61 * * * *", lambda: None)
-
-
-# -- metrics -------------------------------------------------------------------------------
-def test_metrics_are_exposed_at_scrape_time() -> None:
-    metrics = BackupMetrics()
-    registry = CollectorRegistry()
-    registry.register(metrics)
-    metrics.record_success(1_700_000_000.0, 2.5, 1234)
-    metrics.record_failure(0.5)
-    metrics.record_verify(False)
-    text = generate_latest(registry).decode()
-    assert "backup_last_success_timestamp_seconds 1.7e+09" in text
-    assert "backup_last_size_bytes 1234.0" in text
-    assert "backup_runs_failed_total 1.0" in text
-    assert "backup_runs_succeeded_total 1.0" in text
-    assert "backup_verify_failed_total 1.0" in text
-    assert "backup_last_verify_ok 0.0" in text
 
 
 # -- overlapping runs ----------------------------------------------------------------------
 @pytest.mark.req("UT-INFRA-02.3")
 def test_backup_runs_never_overlap_across_managers(tmp_path: Path) -> None:
     """The in-process lock and the file lock (another process, same destination) both hold."""
-    settings = BackupSettings(database_url="postgresql://app:pw-123@127.0.0.1:1/app")
-    first = BackupManager(settings, LocalStorage(tmp_path))
-    other = BackupManager(settings, LocalStorage(tmp_path))  # as a second process would
+    settings, dsn = BackupSettings(), "postgresql://app:pw-123@127.0.0.1:1/app"
+    first = BackupManager(settings, LocalStorage(tmp_path), database_url=dsn)
+    other = BackupManager(settings, LocalStorage(tmp_path), database_url=dsn)  # another process
     with first.run_lock():
         same = first.create_backup()
         cross = other.create_backup()
@@ -346,3 +334,28 @@ def test_backup_runs_never_overlap_across_managers(tmp_path: Path) -> None:
     assert cross.reason.startswith("another backup run holds")
     assert "pw-123" not in same.reason + cross.reason
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.req("UT-INFRA-02.3")
+def test_schedule_stats_count_outcomes_a_failed_result_and_a_raising_job_alike() -> None:
+    clock = FakeClock(datetime(2026, 1, 1, 2, tzinfo=UTC))
+    results: list[object] = [
+        BackupOutcome("b1", clock.now, 1234, "success", "/backups/b1.dump"),
+        BackupOutcome("b2", clock.now, 0, "failed", "/backups/b2.dump", "pg_dump exited 1"),
+    ]
+
+    def job() -> object:
+        if not results:
+            raise OSError("disk full")
+        return results.pop(0)
+
+    sched = BackupScheduler("* * * * *", job, clock=clock)
+    outcomes = []
+    for _ in range(3):
+        outcomes.append(sched.tick())
+        clock.now += timedelta(minutes=1)
+    assert outcomes == ["ran", "failed", "failed"]
+    stats = sched.stats()
+    assert (stats.successes, stats.failures, stats.last_size) == (1, 2, 1234)
+    assert stats.last_success == datetime(2026, 1, 1, 2, tzinfo=UTC).timestamp()
+    assert stats.next_run == datetime(2026, 1, 1, 2, 4, tzinfo=UTC).timestamp()

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
-import psycopg_pool
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from runtime.backup import BackupScheduler
+from runtime.cache import RedisManager
+from runtime.database import DatabaseManager
 from runtime.monitoring import (
     AlertManager,
     MonitoringService,
@@ -19,33 +20,31 @@ from runtime.monitoring import (
     Sample,
     WebhookNotifier,
 )
-from runtime.monitoring.adapters import PsycopgPoolStats
-from runtime.monitoring.scheduler import BackupScheduler
 from runtime.pitr import BackupRun, PitrCollector, PitrState
+from runtime.settings import load_settings
 from tests.http_receiver import Receiver
-from tests.servers import PostgresServer
+from tests.servers import PostgresServer, RedisServer
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "runtime-monitoring.md"
 
 
-class _Cache:
-    def stats(self) -> dict[str, Any]:
-        return {"hits": 1, "misses": 2, "errors": 0, "fallbacks": 0, "breaker_state": "closed"}
-
-
-def test_documented_metrics_are_the_exposed_ones(postgres_server: PostgresServer) -> None:
+def test_documented_metrics_are_the_exposed_ones(
+    postgres_server: PostgresServer, redis_server: RedisServer
+) -> None:
     receiver = Receiver()
-    pool = psycopg_pool.ConnectionPool(postgres_server.dsn, min_size=1, max_size=2, open=False)
-    pool.open(wait=True, timeout=10)
+    env = {"DATABASE_URL": postgres_server.dsn, "REDIS_URL": redis_server.url}
+    settings = load_settings({"pool": {"size": 1, "max_overflow": 1}}, env=env)
+    pool = DatabaseManager(settings).create_connection_pool()
+    redis_manager = RedisManager(settings, namespace="docs")
     alerts = AlertManager([Rule("A", "m", ">", 0, for_seconds=60)], [WebhookNotifier(receiver.url)])
     try:
-        scheduler = BackupScheduler(lambda: None, "0 2 * * *")
-        scheduler.run_now()
+        scheduler = BackupScheduler("0 2 * * *", lambda: None)
+        scheduler.tick()
         service = MonitoringService(
             [PostgresProbe("postgres", postgres_server.dsn)],
             health_check_timeout=2,
-            pools={"app": PsycopgPoolStats(pool)},
-            cache=_Cache(),
+            pools={"app": pool},
+            cache=redis_manager.get_cache_client(),
             backups=scheduler,
             alert_manager=alerts,
         )
@@ -54,6 +53,7 @@ def test_documented_metrics_are_the_exposed_ones(postgres_server: PostgresServer
         text = generate_latest(service.registry).decode()
     finally:
         pool.close()
+        redis_manager.close()
         alerts.close()
         receiver.close()
     # the physical backups' collector, which the sidecar registers next to the service's

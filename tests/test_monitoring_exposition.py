@@ -1,28 +1,29 @@
-"""Prometheus exposition: pool, cache and backup series read at scrape time from real
-objects (psycopg_pool and redis-py on the real servers, a real scheduled job)."""
+"""The Prometheus collectors against the real objects they read: the runtime's pool
+(`DatabasePool`), its cache client (`CacheClient`) and `BackupManager` runs driven by the
+`BackupScheduler`, on real PostgreSQL and Redis."""
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-import psycopg_pool
 import pytest
-import redis
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
-from runtime.contracts import BackupResult, ConnectionPool
+from runtime.backup import BackupManager, BackupScheduler, BackupSettings, LocalStorage
+from runtime.cache import RedisManager
+from runtime.contracts import ConnectionPool
+from runtime.database import DatabaseManager, DatabasePool
+from runtime.errors import ConfigError
 from runtime.monitoring import MonitoringService
-from runtime.monitoring.adapters import PsycopgPoolStats, RedisServerCacheStats
-from runtime.monitoring.scheduler import BackupScheduler
-from tests.servers import PostgresServer, RedisServer
+from runtime.settings import load_settings
+from tests.servers import PostgresServer, RedisServer, free_port
 
 Values = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -38,11 +39,13 @@ def scrape(service: MonitoringService) -> Values:
 
 
 @pytest.fixture
-def pool(postgres_server: PostgresServer) -> Iterator[Any]:
-    pool = psycopg_pool.ConnectionPool(
-        postgres_server.dsn, min_size=1, max_size=4, timeout=3, open=False
+def pool(postgres_server: PostgresServer) -> Iterator[DatabasePool]:
+    settings = load_settings(
+        {"pool": {"size": 1, "max_overflow": 3, "timeout_seconds": 3}},
+        env={"DATABASE_URL": postgres_server.dsn},
+        require=("database",),
     )
-    pool.open(wait=True, timeout=10)
+    pool = DatabaseManager(settings).create_connection_pool()
     try:
         yield pool
     finally:
@@ -50,8 +53,8 @@ def pool(postgres_server: PostgresServer) -> Iterator[Any]:
 
 
 @pytest.mark.req("UT-INFRA-04.1")
-def test_pool_series_follow_the_real_pool_at_scrape_time(pool: Any) -> None:
-    service = MonitoringService(pools={"app": PsycopgPoolStats(pool)})
+def test_pool_series_follow_the_runtime_pool_at_scrape_time(pool: DatabasePool) -> None:
+    service = MonitoringService(pools={"app": pool})
     before = scrape(service)
     assert before[("runtime_db_pool_max_connections", (("pool", "app"),))] == 4
     assert before[("runtime_db_pool_connections", (("pool", "app"), ("state", "active")))] == 0
@@ -60,118 +63,86 @@ def test_pool_series_follow_the_real_pool_at_scrape_time(pool: Any) -> None:
         first.execute("SELECT 1")
         second.execute("SELECT 1")
         during = scrape(service)
-        raw = pool.get_stats()
+        snapshot = pool.stats()
     active = during[("runtime_db_pool_connections", (("pool", "app"), ("state", "active")))]
     available = during[("runtime_db_pool_connections", (("pool", "app"), ("state", "available")))]
-    assert active == 2
-    assert available == raw.get("pool_available", 0)
+    assert active == 2 == snapshot.active_connections
+    assert available == snapshot.available_connections
     assert during[("runtime_db_pool_connection_timeout_seconds", (("pool", "app"),))] == 3
     after = scrape(service)
     assert after[("runtime_db_pool_connections", (("pool", "app"), ("state", "active")))] == 0
 
 
-class BreakerCache:
-    """A minimal real cache client on redis-py with a circuit breaker and a fallback,
-    counting what the collector reads (the shared cache module will report the same keys)."""
-
-    def __init__(self, url: str, load: Callable[[str], str]) -> None:
-        self.client = redis.Redis.from_url(
-            url, socket_timeout=0.5, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)
-        )
-        self.load = load
-        self.counts = {"hits": 0, "misses": 0, "errors": 0, "fallbacks": 0}
-        self.open_until = 0.0
-
-    def get(self, key: str) -> str:
-        if time.monotonic() < self.open_until:
-            self.counts["fallbacks"] += 1
-            return self.load(key)
-        try:
-            cached = self.client.get(key)
-        except redis.ConnectionError:
-            self.counts["errors"] += 1
-            self.counts["fallbacks"] += 1
-            self.open_until = time.monotonic() + 30
-            return self.load(key)
-        if cached is not None:
-            self.counts["hits"] += 1
-            return cached.decode() if isinstance(cached, bytes) else str(cached)
-        self.counts["misses"] += 1
-        value = self.load(key)
-        self.client.set(key, value)
-        return value
-
-    def stats(self) -> dict[str, float | str]:
-        state = "open" if time.monotonic() < self.open_until else "closed"
-        return {**{k: float(v) for k, v in self.counts.items()}, "breaker_state": state}
-
-
 @pytest.mark.req("UT-INFRA-04.1")
-def test_cache_series_count_hits_misses_errors_and_breaker(fresh_redis: RedisServer) -> None:
-    cache = BreakerCache(fresh_redis.url, load=lambda key: f"db:{key}")
+def test_the_real_cache_client_behind_monitoring_counts_requests_by_result(
+    fresh_redis: RedisServer,
+) -> None:
+    """`MonitoringService(cache=CacheClient)`: the collector reads the client's `CacheStats`."""
+    settings = load_settings(env={"REDIS_URL": fresh_redis.url}, require=("redis",))
+    manager = RedisManager(settings, namespace=f"m{uuid.uuid4().hex[:8]}", timeout=0.5)
+    cache = manager.get_cache_client()
     service = MonitoringService(cache=cache)
-    for key in ("a", "b", "a", "a", "b", "c"):
-        cache.get(key)
-    values = scrape(service)
+    try:
+        for key in ("a", "b", "a", "a", "b", "c"):  # 3 misses (a, b, c), then 3 hits
+            assert (
+                cache.get_or_load(key, functools.partial(str.format, "db:{}", key)) == f"db:{key}"
+            )
+        values = scrape(service)
 
-    def requests(result: str) -> float:
-        return values[("runtime_cache_requests_total", (("result", result),))]
+        def requests(result: str) -> float:
+            return values[("runtime_cache_requests_total", (("result", result),))]
 
-    assert (requests("hit"), requests("miss"), requests("error")) == (3, 3, 0)
-    assert values[("runtime_cache_breaker_open", ())] == 0
-    fresh_redis.kill9()
-    assert cache.get("a") == "db:a"
-    assert cache.get("a") == "db:a"
-    values = scrape(service)
-    assert (requests("error"), requests("fallback")) == (1, 2)
-    assert values[("runtime_cache_breaker_open", ())] == 1
-    assert values[("runtime_cache_breaker_state", (("state", "open"),))] == 1
-    assert values[("runtime_cache_breaker_state", (("state", "closed"),))] == 0
-
-
-def test_redis_server_stats_adapter_reads_info(fresh_redis: RedisServer) -> None:
-    client = redis.Redis.from_url(fresh_redis.url)
-    client.set("k", "v")
-    for _ in range(3):
-        client.get("k")
-    client.get("missing")
-    service = MonitoringService(cache=RedisServerCacheStats(client))
-    values = scrape(service)
-    assert values[("runtime_cache_requests_total", (("result", "hit"),))] == 3
-    assert values[("runtime_cache_requests_total", (("result", "miss"),))] == 1
-    client.close()
+        assert values[("runtime_collector_up", (("collector", "cache"),))] == 1
+        assert (requests("hit"), requests("miss"), requests("error")) == (3, 3, 0)
+        assert requests("fallback") == 0
+        assert values[("runtime_cache_breaker_open", ())] == 0
+        fresh_redis.kill9()
+        assert cache.get_or_load("a", lambda: "db:a") == "db:a"  # Redis down: from the loader
+        assert cache.get_or_load("a", lambda: "db:a") == "db:a"  # breaker open: no Redis call
+        values = scrape(service)
+        stats = cache.stats()
+        assert requests("error") == stats.errors >= 1
+        assert requests("fallback") == stats.fallbacks == 2
+        assert values[("runtime_cache_breaker_open", ())] == 1
+        assert values[("runtime_cache_breaker_state", (("state", "open"),))] == 1
+        assert values[("runtime_cache_breaker_state", (("state", "closed"),))] == 0
+    finally:
+        manager.close()
 
 
 @pytest.mark.req("UT-INFRA-04.1")
-def test_backup_series_from_a_real_scheduled_job(tmp_path: Path) -> None:
-    outcome = {"fail": False}
-
-    def job() -> BackupResult:
-        if outcome["fail"]:
-            raise OSError("disk full")
-        target = tmp_path / "backup.dump"
-        target.write_bytes(b"x" * 12345)
-        return BackupResult("b1", datetime.now(UTC), target.stat().st_size, "success", str(target))
-
-    scheduler = BackupScheduler(job, "0 2 * * *")
+def test_backup_series_from_real_backup_manager_runs(pgbench_db: str, tmp_path: Path) -> None:
+    """The scheduler runs real `BackupManager.run_scheduled` jobs; a run against a server
+    that is not there fails, and the series say so."""
+    now = [datetime(2026, 3, 1, 2, tzinfo=UTC)]
+    good = BackupManager(BackupSettings(), LocalStorage(tmp_path), database_url=pgbench_db)
+    dead = f"postgresql://app:pw@127.0.0.1:{free_port()}/app"
+    bad = BackupManager(BackupSettings(), LocalStorage(tmp_path / "bad"), database_url=dead)
+    current = [good]
+    scheduler = BackupScheduler(
+        "0 2 * * *", lambda: current[0].run_scheduled(), clock=lambda: now[0]
+    )
     service = MonitoringService(backups=scheduler)
     values = scrape(service)
     assert ("runtime_backup_last_success_timestamp_seconds", ()) not in values
     assert values[("runtime_backup_failures_total", ())] == 0
-    assert values[("runtime_backup_next_run_timestamp_seconds", ())] > time.time()
-    assert scheduler.run_now()
-    values = scrape(service)
-    assert values[("runtime_backup_last_size_bytes", ())] == 12345
-    assert values[("runtime_backup_last_success_timestamp_seconds", ())] == pytest.approx(
-        time.time(), abs=60
+    assert values[("runtime_backup_next_run_timestamp_seconds", ())] == (
+        datetime(2026, 3, 2, 2, tzinfo=UTC).timestamp()
     )
-    assert values[("runtime_backup_last_duration_seconds", ())] >= 0
-    outcome["fail"] = True
-    assert not scheduler.run_now()
+    assert scheduler.tick() == "ran"
+    values = scrape(service)
+    stored = good.list_backups()[0]
+    assert stored.state == "verified"
+    assert values[("runtime_backup_last_size_bytes", ())] == stored.size_bytes > 0
+    assert values[("runtime_backup_last_success_timestamp_seconds", ())] == now[0].timestamp()
+    assert values[("runtime_backup_last_duration_seconds", ())] > 0
+    current[0] = bad
+    now[0] += timedelta(days=1)
+    assert scheduler.tick() == "failed"
     values = scrape(service)
     assert values[("runtime_backup_failures_total", ())] == 1
     assert values[("runtime_backup_successes_total", ())] == 1
-    assert values[("runtime_backup_last_size_bytes", ())] == 12345  # the last *successful*
+    assert values[("runtime_backup_last_size_bytes", ())] == stored.size_bytes  # last *good*
 
 
 def test_scheduler_runs_on_its_cron_schedule_and_stops() -> None:
@@ -180,21 +151,21 @@ def test_scheduler_runs_on_its_cron_schedule_and_stops() -> None:
 
     def job() -> None:
         runs.append(time.time())
-        if len(runs) >= 2:
+        if len(runs) >= 3:
             done.set()
 
-    scheduler = BackupScheduler(job, "* * * * * *")  # every second (6th field: seconds)
+    scheduler = BackupScheduler("* * * * * *", job)  # every second (6th field: seconds)
     scheduler.start()
     try:
-        assert done.wait(5)
+        assert done.wait(10)
     finally:
         scheduler.stop(5)
-    assert runs[1] - runs[0] >= 0.5  # one run per second, not a busy loop
+    assert runs[2] - runs[1] >= 0.5  # one run per second, not a busy loop
     count = len(runs)
     time.sleep(1.2)
     assert len(runs) == count  # stopped
-    with pytest.raises(ValueError, match="schedule: got 'nightly'; allowed: a cron"):
-        BackupScheduler(job, "nightly")
+    with pytest.raises(ConfigError, match="BACKUP_SCHEDULE: got 'nightly'; allowed: a cron"):
+        BackupScheduler("nightly", job)
 
 
 class _DownPool:

@@ -30,9 +30,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def s3_https(moto_s3: str) -> Iterator[dict[str, str]]:
+def s3_https(moto_endpoint: str) -> Iterator[dict[str, str]]:
     """moto behind nginx with a self-signed certificate: PITR_S3_* for a fresh bucket."""
-    proxy = TlsProxy(int(moto_s3.rsplit(":", 1)[1]))
+    proxy = TlsProxy(int(moto_endpoint.rsplit(":", 1)[1]))
     try:
         yield {"PITR_S3_ENDPOINT": "127.0.0.1", "PITR_S3_PORT": str(proxy.port)}
     finally:
@@ -56,7 +56,7 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[ArchivingCluster]:
     s3 = None
     if request.param == "s3":
         s3 = dict(request.getfixturevalue("s3_https"))
-        s3["PITR_S3_BUCKET"] = _bucket(request.getfixturevalue("moto_s3"))
+        s3["PITR_S3_BUCKET"] = _bucket(request.getfixturevalue("moto_endpoint"))
         s3["PITR_S3_REGION"] = "us-east-1"
     made = ArchivingCluster(s3=s3)
     try:

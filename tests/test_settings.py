@@ -79,26 +79,25 @@ def test_reads_exactly_what_pulumi_stack_output_prints(tmp_path: Path) -> None:
     file.write_text(json.dumps(APP_CONFIG, indent=2))
     settings = load_settings(env={"APP_CONFIG_FILE": str(file)})
     assert settings.stack == "dev"
-    assert settings.database.dsn.reveal() == APP_CONFIG["database"]["dsn"]
-    assert (settings.database.host, settings.database.port) == ("postgres", 5432)
-    assert settings.database.user == "app" and settings.database.name == "app"
+    assert settings.need_database().dsn.reveal() == APP_CONFIG["database"]["dsn"]
+    assert (settings.need_database().host, settings.need_database().port) == ("postgres", 5432)
+    assert settings.need_database().user == "app" and settings.need_database().name == "app"
     assert settings.pool.size == 10 and settings.pool.max_overflow == 20
     assert settings.pool.max_connections == 30
     assert settings.pool.timeout_seconds == 30.0 and settings.pool.statement_timeout_ms == 5000
-    assert (settings.redis.host, settings.redis.port) == ("redis", 6379)
-    assert settings.redis.password == Secret(REDIS_PASSWORD)
-    assert settings.redis.eviction_policy == "allkeys-lru"
+    assert (settings.need_redis().host, settings.need_redis().port) == ("redis", 6379)
+    assert settings.need_redis().password == Secret(REDIS_PASSWORD)
+    assert settings.need_redis().eviction_policy == "allkeys-lru"
     assert settings.cache.default_ttl_seconds == 300
     assert settings.backup.schedule == "0 2 * * *"
-    assert settings.monitoring.restart_attempts == 3
 
 
 def test_local_addresses_for_the_dev_stack() -> None:
     settings = load_settings(json.dumps(APP_CONFIG), env={}, address="local")
-    assert (settings.database.host, settings.database.port) == ("127.0.0.1", 15432)
-    assert (settings.redis.host, settings.redis.port) == ("127.0.0.1", 16379)
+    assert (settings.need_database().host, settings.need_database().port) == ("127.0.0.1", 15432)
+    assert (settings.need_redis().host, settings.need_redis().port) == ("127.0.0.1", 16379)
     via_env = load_settings(APP_CONFIG, env={"APP_CONFIG_ADDRESS": "local"})
-    assert via_env.database.port == 15432
+    assert via_env.need_database().port == 15432
 
 
 def test_environment_overrides_single_fields() -> None:
@@ -113,12 +112,16 @@ def test_environment_overrides_single_fields() -> None:
         "BACKUP_SCHEDULE": "*/5 * * * *",
     }
     settings = load_settings(APP_CONFIG, env=env)
-    assert (settings.database.host, settings.database.port, settings.database.name) == (
+    assert (
+        settings.need_database().host,
+        settings.need_database().port,
+        settings.need_database().name,
+    ) == (
         "db.example",
         6543,
         "other",
     )
-    assert (settings.redis.host, settings.redis.port) == ("cache.example", 7000)
+    assert (settings.need_redis().host, settings.need_redis().port) == ("cache.example", 7000)
     assert settings.pool.size == 4 and settings.pool.max_overflow == 0
     assert settings.pool.timeout_seconds == 2.5 and settings.pool.statement_timeout_ms == 100
     assert settings.cache.default_ttl_seconds == 60
@@ -203,7 +206,7 @@ def test_missing_required_fields_are_named() -> None:
         load_settings(env={})
     data = config()
     del data["redis"]
-    with pytest.raises(ConfigError, match=r"^redis\.url: .*required"):
+    with pytest.raises(ConfigError, match=r"^REDIS_URL \(redis\.url\): .*required"):
         load_settings(data, env={})
 
 
@@ -217,13 +220,13 @@ def test_invalid_json_reports_position_not_text(tmp_path: Path) -> None:
 
 def test_secrets_never_in_repr_str_logs_or_errors(caplog: pytest.LogCaptureFixture) -> None:
     settings = load_settings(APP_CONFIG, env={})
-    for shown in (repr(settings), str(settings), f"{settings}", repr(settings.database.dsn)):
+    for shown in (repr(settings), str(settings), f"{settings}", repr(settings.need_database().dsn)):
         assert DB_PASSWORD not in shown and REDIS_PASSWORD not in shown
     with caplog.at_level(logging.INFO):
         logging.getLogger("test").info("settings: %s", settings)
     assert DB_PASSWORD not in caplog.text and REDIS_PASSWORD not in caplog.text
     with pytest.raises(TypeError):
-        pickle.dumps(settings.database.dsn)
+        pickle.dumps(settings.need_database().dsn)
     # A malformed DSN holding a password: the error shows neither the DSN nor the password.
     bad = f"host=h password={DB_PASSWORD} port"
     with pytest.raises(ConfigError) as caught:

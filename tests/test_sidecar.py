@@ -23,13 +23,15 @@ from tests.servers import PostgresServer, RedisServer, free_port
 REPO = Path(__file__).resolve().parents[1]
 
 LAUNCH = """
+import logging
 import os
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from runtime.contracts import BackupResult
-from runtime.sidecar import main
+from runtime.settings import load_settings
+from runtime.sidecar import serve
 
 def backup_job():
     (Path(sys.argv[1]) / "started").touch()
@@ -38,7 +40,9 @@ def backup_job():
     target.write_bytes(b"x" * 4321)
     return BackupResult("b", datetime.now(UTC), 4321, "success", str(target))
 
-sys.exit(main(sys.argv[2:], backup_job=backup_job))
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
+settings = load_settings(require=())
+sys.exit(serve(settings, host=sys.argv[2], port=int(sys.argv[3]), backup_job=backup_job))
 """
 
 
@@ -96,9 +100,8 @@ def running_sidecar(
 ) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """The sidecar as a subprocess, answering HTTP; killed afterwards whatever happened."""
     port = free_port()
-    command = [sys.executable, "-c", LAUNCH, str(workdir), "serve", "--host", "127.0.0.1"]
     proc = subprocess.Popen(
-        [*command, "--port", str(port)],
+        [sys.executable, "-c", LAUNCH, str(workdir), "127.0.0.1", str(port)],
         env=env,
         cwd=REPO,
         stdout=subprocess.PIPE,
@@ -237,7 +240,7 @@ def test_sidecar_rejects_bad_settings_without_leaking_secrets(
 ) -> None:
     env = {**sidecar_env, "MONITORING_INTERVAL": "-5"}
     result = subprocess.run(
-        [sys.executable, "-m", "runtime.sidecar", "serve", "--port", str(free_port())],
+        [sys.executable, "-m", "runtime", "serve", "--port", str(free_port())],
         env=env,
         cwd=REPO,
         capture_output=True,
@@ -248,7 +251,7 @@ def test_sidecar_rejects_bad_settings_without_leaking_secrets(
     assert "MONITORING_INTERVAL: got '-5'" in result.stderr
     env = {**sidecar_env, "REDIS_URL": "http://:rd-s3cret@redis:6379"}
     result = subprocess.run(
-        [sys.executable, "-m", "runtime.sidecar", "serve", "--port", str(free_port())],
+        [sys.executable, "-m", "runtime", "serve", "--port", str(free_port())],
         env=env,
         cwd=REPO,
         capture_output=True,
@@ -258,7 +261,7 @@ def test_sidecar_rejects_bad_settings_without_leaking_secrets(
     assert result.returncode == 2
     assert "REDIS_URL" in result.stderr and "s3cret" not in result.stderr
     result = subprocess.run(
-        [sys.executable, "-m", "runtime.sidecar", "serve", "--port", "99999"],
+        [sys.executable, "-m", "runtime", "serve", "--port", "99999"],
         env=sidecar_env,
         cwd=REPO,
         capture_output=True,

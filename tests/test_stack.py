@@ -13,6 +13,7 @@ from components.config import SETTINGS, ConfigError
 from tests.stack_harness import (
     PROD_CONFIG,
     PROD_PRIVATE_KEY,
+    Registration,
     StackRun,
     plain_strings,
     run_stack,
@@ -32,12 +33,15 @@ EXPORTERS = {
 }
 LOGS_TRACES = {"loki", "tempo", "alloy"}
 SERVICES = CORE | EXPORTERS | LOGS_TRACES | {"runtime"}
+REPLICAS = {"dev": set(), "prod": {"postgres-replica-1"}}  # postgresReplicas: dev 0, prod 1
 # Scratch and distroless images have no shell to run a probe in; Prometheus's `up` watches
 # them instead.
 NO_SHELL = {"nginx-exporter", "loki", "tempo"}
+# the first volume of each stateful service (its own data)
 STATEFUL = {
     "runtime": "/backups",
     "postgres": "/var/lib/postgresql/data",
+    "postgres-replica-1": "/var/lib/postgresql/data",
     "redis": "/data",
     "alertmanager": "/alertmanager",
     "prometheus": "/prometheus",
@@ -51,6 +55,7 @@ STATEFUL = {
 # user; prometheus, alertmanager and grafana run as non-root users and need none.
 ADDED_CAPABILITIES = {
     "postgres": ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"],
+    "postgres-replica-1": ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"],
     "redis": ["CHOWN", "DAC_OVERRIDE", "SETGID", "SETUID"],
     "nginx": ["CHOWN", "NET_BIND_SERVICE", "SETGID", "SETUID"],
     "cadvisor": ["DAC_READ_SEARCH", "SYS_PTRACE"],
@@ -99,10 +104,12 @@ def missing_edges(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
 @pytest.mark.req("UT-INFRA-01.1", "UT-INFRA-01.2")
 def test_every_service_runs_pinned_healthchecked_and_restarting(run: StackRun) -> None:
     containers = run.containers()
-    assert set(containers) == SERVICES
+    assert set(containers) == SERVICES | REPLICAS[run.stack]
     images = {unwrap(r.inputs)["name"] for r in run.of_type("docker:index/remoteImage:RemoteImage")}
-    (built,) = run.of_type("docker:index/image:Image")  # the runtime sidecar, from this repo
-    images.add(unwrap(built.inputs)["imageName"])
+    # built from this repository: the runtime sidecar, and PostgreSQL (primary and replicas)
+    built = {unwrap(r.inputs)["imageName"] for r in run.of_type("docker:index/image:Image")}
+    assert {b.split(":")[0] for b in built} == {"data-platform-runtime", "data-platform-postgres"}
+    images |= built
     assert len(images) == len(SERVICES)
     for image in images:
         assert re.search(r":[\w.-]+$", image) and not image.endswith(":latest"), image
@@ -110,6 +117,8 @@ def test_every_service_runs_pinned_healthchecked_and_restarting(run: StackRun) -
         inputs = unwrap(reg.inputs)
         if service == "runtime":
             assert re.fullmatch(r"data-platform-runtime:[0-9a-f]{16}", inputs["image"])
+        elif service.startswith("postgres") and service != "postgres-exporter":
+            assert re.fullmatch(r"data-platform-postgres:[0-9a-f]{16}", inputs["image"])
         else:
             assert inputs["image"].startswith("sha256:"), (
                 f"{service}: image must be RemoteImage.image_id"
@@ -155,6 +164,7 @@ def test_components_are_typed_and_own_their_children(run: StackRun) -> None:
     }
     for service, reg in run.containers().items():
         expected["runtime"] = "infra:runtime:RuntimeSidecar"
+        expected["postgres-replica-1"] = "infra:postgres:PostgresReplica"
         assert run.component_of(reg) == expected.get(service, "infra:exporters:Exporter")
     for reg in run.registrations:
         if reg.custom:
@@ -214,18 +224,24 @@ def test_shutdown_order_is_the_reverse(run: StackRun) -> None:
 def test_data_lives_in_named_volumes(run: StackRun) -> None:
     volumes = {r.urn: r for r in run.of_type("docker:index/volume:Volume")}
     for service, path in STATEFUL.items():
+        if service not in run.containers():
+            continue  # a replica of prod
         reg = run.containers()[service]
         mounts = unwrap(reg.inputs)["volumes"]
-        named = [m["containerPath"] for m in mounts if not m.get("hostPath")]
-        assert named == [path], service
+        assert mounts[0]["containerPath"] == path, service
+        if service not in ("postgres", "runtime"):  # those two share volumes (test below)
+            # alloy also reads the host's container logs, read-only
+            assert len([m for m in mounts if not m.get("hostPath")]) == 1, service
         # the volume is a resource of its own, so replacing the container keeps the data
         assert any(v.parent == reg.parent for v in volumes.values()), service
     assert "volumes" not in unwrap(run.containers()["nginx"].inputs)
     for service in EXPORTERS:  # exporters keep no data; host views are read-only
         mounts = unwrap(run.containers()[service].inputs).get("volumes", [])
         assert all(m.get("readOnly") and m.get("hostPath") for m in mounts), service
-    protected = {v.protect for v in volumes.values()}
-    assert protected == ({False} if run.stack == "dev" else {True})
+    persistent = {v.protect for v in volumes.values() if not v.name.endswith("-socket")}
+    assert persistent == ({False} if run.stack == "dev" else {True})
+    # the socket directory the sidecar shares is not data: never protected
+    assert {v.protect for v in volumes.values() if v.name.endswith("-socket")} == {False}
 
 
 # -- ports and networks ---------------------------------------------------------------------
@@ -270,8 +286,11 @@ def test_backend_network_is_internal_and_only_the_edge_faces_out(run: StackRun) 
         }
         assert "backend" in on[service], service
     published = {s for s, ports in _published(run).items() if ports}
-    # nginx serves; the others send notifications (and the runtime ships backups to S3)
+    # nginx serves; the others send notifications (and the runtime ships backups to S3);
+    # with an S3 pgBackRest repository (prod), postgres pushes its WAL there
     egress = {"nginx", "grafana", "alertmanager", "runtime"}
+    if run.stack == "prod":
+        egress.add("postgres")
     assert {s for s, nets in on.items() if "edge" in nets} == egress | published
 
 
@@ -284,7 +303,9 @@ def test_no_generated_secret_appears_in_plain_text(run: StackRun) -> None:
         # every secret setting an operator gives prod
         secrets += [PROD_CONFIG[s.key] for s in SETTINGS if s.secret]
         assert PROD_PRIVATE_KEY in secrets and PROD_CONFIG["watchdogWebhookUrl"] in secrets
-    assert len(secrets) >= 4
+        assert PROD_CONFIG["pitrS3SecretKey"] in secrets
+    # includes the replication password and the pgBackRest repository's cipher passphrase
+    assert len(secrets) >= 6
     for reg in run.registrations:
         for text in plain_strings(reg.inputs):
             for secret in secrets:
@@ -346,8 +367,8 @@ def test_app_config_tells_an_application_everything(run: StackRun) -> None:
         ("dbPoolSize", "ten", "an integer"),
         ("redisEvictionPolicy", "lru", "one of noeviction, allkeys-lru"),
         ("dbPoolSzie", "10", "unknown key"),
-        ("postgresImage", "postgres:latest", "pinned tag"),
-        ("postgresImage", "postgres", "pinned to a tag or digest"),
+        ("redisImage", "redis:latest", "pinned tag"),
+        ("redisImage", "redis", "pinned to a tag or digest"),
         ("nginxWorkerProcesses", "0", "'auto' or an integer"),
         ("redisMaxMemory", "2gb", "less than the container limit redisMemoryMb"),
         ("postgresMaxConnections", "10", "more than dbPoolSize + dbMaxOverflow"),
@@ -415,7 +436,9 @@ def test_the_heartbeat_url_stays_secret_in_inputs_and_outputs() -> None:
 
 
 def test_the_sidecar_runs_this_repositorys_runtime_with_the_app_config(run: StackRun) -> None:
-    (image,) = run.of_type("docker:index/image:Image")
+    (image,) = [
+        r for r in run.of_type("docker:index/image:Image") if r.name.endswith("runtime-image")
+    ]
     build = unwrap(image.inputs)
     assert build["build"] == {"context": ".", "dockerfile": "runtime/Dockerfile"}
     assert build["skipPush"] is True
@@ -441,3 +464,218 @@ def test_the_sidecar_image_tag_follows_its_inputs(tmp_path: Path) -> None:
     assert source_hash(tmp_path) == first
     (tmp_path / "runtime/cache.py").write_text("x = 2\n")
     assert source_hash(tmp_path) != first
+
+
+# -- the data tier: WAL archiving, the pgBackRest repository, replicas ----------------------
+
+
+def _uploads(run: StackRun, service: str) -> dict[str, dict[str, object]]:
+    return {u["file"]: u for u in unwrap(run.containers()[service].inputs).get("uploads", [])}
+
+
+def _command_settings(run: StackRun, service: str) -> dict[str, str]:
+    command = unwrap(run.containers()[service].inputs)["command"]
+    start = command.index("-c")
+    assert command[start - 1] == "postgres"
+    pairs = command[start:]
+    assert pairs[0::2] == ["-c"] * (len(pairs) // 2)
+    return dict(p.split("=", 1) for p in pairs[1::2])
+
+
+def test_the_primary_archives_its_wal_through_pgbackrest(run: StackRun) -> None:
+    settings = _command_settings(run, "postgres")
+    assert settings["archive_mode"] == "on" and settings["wal_level"] == "replica"
+    assert settings["archive_command"] == "pgbackrest --stanza=main archive-push %p"
+    assert settings["archive_timeout"] == "60"  # walArchiveTimeout: the RPO
+    assert int(settings["max_wal_senders"]) >= 10
+    assert settings["hba_file"] in _uploads(run, "postgres")
+
+
+def test_the_archive_timeout_follows_its_setting() -> None:
+    run = run_stack("dev", {"walArchiveTimeout": 5})
+    assert _command_settings(run, "postgres")["archive_timeout"] == "5"
+    assert run.outputs["app_config"]["pitr"]["archive_timeout_seconds"] == 5
+
+
+def test_the_postgres_image_is_built_here_on_the_configured_base(run: StackRun) -> None:
+    (image,) = [
+        r for r in run.of_type("docker:index/image:Image") if r.name.endswith("postgres-image")
+    ]
+    build = unwrap(image.inputs)["build"]
+    assert build["dockerfile"] == "images/postgres/Dockerfile" and build["context"] == "."
+    assert build["args"] == {"POSTGRES_IMAGE": "postgres:15.13-bookworm"}
+    other = run_stack("dev", {"postgresImage": "postgres:15.14-bookworm"})
+    (rebuilt,) = [
+        r for r in other.of_type("docker:index/image:Image") if r.name.endswith("postgres-image")
+    ]
+    assert unwrap(rebuilt.inputs)["imageName"] != unwrap(image.inputs)["imageName"]
+
+
+def test_pgbackrest_conf_is_one_secret_file_for_the_primary_and_the_sidecar(run: StackRun) -> None:
+    path = "/etc/pgbackrest/pgbackrest.conf"
+    primary, sidecar = _uploads(run, "postgres")[path], _uploads(run, "runtime")[path]
+    assert primary["content"] == sidecar["content"]
+    for upload in (primary, sidecar):
+        assert (upload["owner"], upload["permissions"]) == ("999", "0600")
+    conf = str(primary["content"])
+    cipher = run.outputs["app_config"]["pitr"]["cipher_pass"]
+    assert f"repo1-cipher-pass={cipher}\n" in conf and "repo1-cipher-type=aes-256-cbc" in conf
+    assert cipher in run.generated_secrets  # a RandomPassword, secret in every input
+    if run.stack == "dev":
+        assert "repo1-type=posix\nrepo1-path=/var/lib/pgbackrest\n" in conf
+    else:
+        assert "repo1-type=s3\n" in conf and "repo1-s3-bucket=platform-example-pitr\n" in conf
+        assert f"repo1-s3-key={PROD_CONFIG['pitrS3AccessKey']}\n" in conf
+
+
+def test_the_sidecar_reads_the_primarys_data_and_repository(run: StackRun) -> None:
+    """pgBackRest backs up where the data directory is readable and the socket answers."""
+
+    def mounts(service: str) -> dict[str, dict[str, object]]:
+        volumes = unwrap(run.containers()[service].inputs)["volumes"]
+        return {str(v["containerPath"]): v for v in volumes}
+
+    primary, sidecar = mounts("postgres"), mounts("runtime")
+    data, socket = "/var/lib/postgresql/data", "/var/run/postgresql"
+    assert sidecar[data]["volumeName"] == primary[data]["volumeName"]
+    assert sidecar[data]["readOnly"] is True
+    assert sidecar[socket]["volumeName"] == primary[socket]["volumeName"]
+    repo = "/var/lib/pgbackrest"
+    if run.stack == "dev":  # posix repository: the same protected volume in both
+        assert sidecar[repo]["volumeName"] == primary[repo]["volumeName"]
+    else:  # S3: nothing to share
+        assert repo not in sidecar and repo not in primary
+
+
+def test_replicas_follow_the_setting_and_start_after_a_healthy_primary(run: StackRun) -> None:
+    replicas = {s for s in run.containers() if s.startswith("postgres-replica-")}
+    assert replicas == REPLICAS[run.stack]
+    primary = unwrap(run.containers()["postgres"].inputs)
+    assert primary["wait"] is True  # so "after" means "after it is healthy"
+    for replica in replicas:
+        assert "postgres" in run.container_dependencies(replica)
+        inputs = unwrap(run.containers()[replica].inputs)
+        assert inputs["healthcheck"]["tests"] == ["CMD", "streaming-check", "app"]
+        assert inputs["wait"] is True
+
+
+def test_a_replica_publishes_nothing_and_sits_on_the_backend_only() -> None:
+    run = stack_run("prod")
+    inputs = unwrap(run.containers()["postgres-replica-1"].inputs)
+    assert "ports" not in inputs
+    backend = [
+        unwrap(r.inputs)
+        for r in run.of_type("docker:index/network:Network")
+        if unwrap(r.inputs)["internal"]
+    ]
+    assert len(backend) == 1
+    assert [n["aliases"] for n in inputs["networksAdvanced"]] == [["postgres-replica-1"]]
+    assert all("backend" in n["name"] for n in inputs["networksAdvanced"])
+
+
+def test_a_replica_gets_its_password_as_a_0600_file_only() -> None:
+    run = stack_run("prod")
+    reg = run.containers()["postgres-replica-1"]
+    inputs = unwrap(reg.inputs)
+    uploads = _uploads(run, "postgres-replica-1")
+    passfile = uploads["/run/secrets/replication.pgpass"]
+    assert (passfile["owner"], passfile["permissions"]) == ("999", "0600")
+    password = str(passfile["content"]).rstrip("\n").rsplit(":", 1)[1]
+    assert str(passfile["content"]) == f"postgres:5432:*:replicator:{password}\n"
+    assert password in run.generated_secrets
+    assert password not in set(plain_strings(reg.inputs))
+    settings = _command_settings(run, "postgres-replica-1")
+    assert settings["primary_conninfo"] == (
+        "host=postgres port=5432 user=replicator passfile=/run/secrets/replication.pgpass "
+        "application_name=postgres_replica_1"
+    )
+    assert settings["primary_slot_name"] == "postgres_replica_1"
+    assert not any(password in e for e in inputs.get("envs", []))
+    # the primary gets the same password as a file, for its init script
+    primary = _uploads(run, "postgres")["/run/secrets/replication-password"]
+    assert primary["content"] == password and primary["permissions"] == "0600"
+
+
+def test_app_config_has_the_read_only_endpoints_and_the_pitr_settings(run: StackRun) -> None:
+    app = run.outputs["app_config"]
+    replicas = app["database"]["replicas"]
+    assert len(replicas) == len(REPLICAS[run.stack])
+    password = app["database"]["password"]
+    for index, replica in enumerate(replicas, start=1):
+        host = f"postgres-replica-{index}"
+        assert (replica["host"], replica["port"]) == (host, 5432)
+        assert replica["dsn"] == (
+            f"postgresql://app:{password}@{host}:5432/app?target_session_attrs=read-only"
+        )
+    pitr = app["pitr"]
+    assert pitr["stanza"] == "main" and pitr["config_file"] == "/etc/pgbackrest/pgbackrest.conf"
+    assert (pitr["full_schedule"], pitr["diff_schedule"]) == ("0 1 * * 0", "0 1 * * 1-6")
+    assert pitr["retention_full"] == (1 if run.stack == "dev" else 4)
+    assert pitr["cipher_type"] == "aes-256-cbc" and len(pitr["cipher_pass"]) == 32
+    repository = pitr["repository"]
+    if run.stack == "dev":
+        assert repository == {"type": "posix", "path": "/var/lib/pgbackrest"}
+    else:
+        assert repository["type"] == "s3" and repository["path"] == "/pgbackrest/prod"
+        assert repository["s3_endpoint"] == "s3.eu-west-1.amazonaws.com"
+        assert repository["s3_secret_key"] == PROD_CONFIG["pitrS3SecretKey"]
+
+
+@pytest.mark.req("ET-INFRA-01.1")
+@pytest.mark.parametrize(
+    ("key", "value", "allowed"),
+    [
+        ("postgresReplicas", "-1", "an integer from 0 to 5"),
+        ("postgresReplicas", "two", "an integer"),
+        ("walArchiveTimeout", "0", "an integer from 1 to 86400"),
+        ("pitrRetentionFull", "0", "an integer >= 1"),
+        ("pitrFullSchedule", "weekly", "cron expression"),
+        ("pitrDiffSchedule", "0 25 * * 1-6", "cron expression"),
+        ("pitrRepoType", "gcs", "one of posix, s3"),
+        ("pitrS3Bucket", "My_Bucket", "an S3 bucket name"),
+        ("replicationLagAlertBytes", "0", "an integer >= 1"),
+        ("postgresImage", "postgres:15.13-alpine", "Debian bookworm image"),
+        ("postgresImage", "postgres:latest", "Debian bookworm image"),
+        ("postgresImage", "postgres:16.4-bookworm", "PostgreSQL 15"),
+    ],
+)
+def test_bad_data_tier_settings_fail_with_key_value_and_rule(
+    key: str, value: str, allowed: str
+) -> None:
+    test_bad_config_fails_with_key_value_and_rule(key, value, allowed)
+    registered: list[Registration] = []
+    with pytest.raises(ConfigError):
+        run_stack("dev", {key: value}, registered=registered)
+    assert registered == [], "a bad setting must stop the program before it creates anything"
+
+
+def test_the_nothing_created_check_sees_what_a_good_run_creates() -> None:
+    registered: list[Registration] = []
+    run_stack("dev", registered=registered)
+    assert any(r.type == "docker:index/container:Container" for r in registered)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "missing"),
+    [
+        ({"pitrRepoType": "s3"}, "pitrS3Bucket/pitrS3Region/pitrS3AccessKey/pitrS3SecretKey"),
+        (
+            {"pitrRepoType": "s3", "pitrS3Bucket": "b-1", "pitrS3Region": "eu-west-1"},
+            "pitrS3AccessKey/pitrS3SecretKey",
+        ),
+    ],
+)
+def test_an_s3_repository_without_bucket_or_credentials_is_refused(
+    overrides: dict[str, str], missing: str
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        run_stack("dev", overrides)
+    (problem,) = str(raised.value).splitlines()[1:]
+    assert f"data-platform:{missing}: not set" in problem
+    assert "pulumi config set --secret pitrS3AccessKey" in problem
+
+
+def test_prod_without_s3_credentials_says_how_to_set_them() -> None:
+    overrides = {k: v for k, v in PROD_CONFIG.items() if not k.startswith("pitrS3")}
+    with pytest.raises(ConfigError, match=r"pitrS3AccessKey/pitrS3SecretKey: not set"):
+        run_stack("prod", overrides)

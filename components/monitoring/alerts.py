@@ -4,12 +4,16 @@ Each `Alert` carries its rule (expression, `for:`, severity, annotations), a run
 and two promtool cases: series that must make it fire and series that must keep it quiet.
 `rules_yaml()`, `promtool_tests_yaml()` and `runbooks_markdown()` are all generated from
 `ALERTS`, so a rule cannot exist without its tests and its runbook.
+
+A threshold a setting decides is written `$name` in the expression and filled from
+`Thresholds` when the rules are rendered; the promtool cases are written for the defaults,
+which are the settings' defaults.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from string import Template
 from typing import Literal
 
@@ -21,6 +25,35 @@ RUNBOOK_URL = "https://github.com/data-platform/data-platform/blob/main/docs/run
 RULES_FILE = "platform-alerts.yml"
 # Filesystems that are not real disks.
 _VIRTUAL_FS = 'fstype!~"tmpfs|ramfs|overlay|squashfs|nsfs|devtmpfs"'
+
+
+# A physical backup may run this much longer than its schedule's longest gap before an
+# alert says it is missing (a full backup of a large database takes hours).
+BACKUP_MARGIN_SECONDS = 4 * 3600
+
+
+@dataclass(frozen=True, kw_only=True)
+class Thresholds:
+    """Numbers the stack's settings decide (components/stack.py fills them in)."""
+
+    replication_lag_bytes: int = 16 * 1024**2  # replicationLagAlertBytes
+    slot_retained_bytes: int = 1024**3  # replicationSlotMaxRetainedBytes
+    # the longest gap of pitrFullSchedule (weekly by default), plus the margin
+    full_backup_max_age_seconds: int = 7 * 86400 + BACKUP_MARGIN_SECONDS
+    # the longest gap of pitrFullSchedule and pitrDiffSchedule together (daily), plus the margin
+    physical_backup_max_age_seconds: int = 86400 + BACKUP_MARGIN_SECONDS
+    error_log_lines_per_minute: int = 10  # errorLogLinesPerMinute
+
+
+THRESHOLDS = Thresholds()
+# Which setting decides each threshold (shown in the runbooks).
+THRESHOLD_SETTINGS = {
+    "error_log_lines_per_minute": "errorLogLinesPerMinute",
+    "replication_lag_bytes": "replicationLagAlertBytes",
+    "slot_retained_bytes": "replicationSlotMaxRetainedBytes",
+    "full_backup_max_age_seconds": "pitrFullSchedule's longest gap + 4 h",
+    "physical_backup_max_age_seconds": "pitrFullSchedule and pitrDiffSchedule's longest gap + 4 h",
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,14 +77,10 @@ class Alert:
     fires: Case
     quiet: Case | None  # None only for the Watchdog, which must always fire
     for_: str = "0m"
-    # `$threshold` in `expr` is replaced by this default, or by a stack setting (rules_yaml).
-    threshold: float | None = None
 
-    def rendered_expr(self, threshold: float | None = None) -> str:
-        value = self.threshold if threshold is None else threshold
-        if value is None:
-            return self.expr
-        return Template(self.expr).substitute(threshold=f"{value:g}")
+    def rendered_expr(self, thresholds: Thresholds = THRESHOLDS) -> str:
+        """The expression with its `$threshold` names replaced by their values."""
+        return Template(self.expr).substitute(asdict(thresholds))
 
     def annotations(self, runbook_url: str = RUNBOOK_URL) -> dict[str, str]:
         return {"summary": self.summary, "runbook_url": f"{runbook_url}#{self.name.lower()}"}
@@ -64,6 +93,8 @@ DISK = {**NODE, "device": "/dev/vda1", "mountpoint": "/", "fstype": "ext4"}
 CTR = {"job": "cadvisor", "instance": "cadvisor:8080", "name": "platform-postgres"}
 PROBE = {"job": "blackbox", "instance": "https://nginx"}
 RT = {"job": "runtime", "instance": "runtime:9180"}
+SLOT = {**PG, "slot_name": "postgres_replica_1"}
+SENDER = {**PG, "application_name": "postgres_replica_1", "state": "streaming"}
 PROM = {"job": "prometheus", "instance": "localhost:9090"}
 LOKI = {"job": "loki", "instance": "loki:3100"}
 ALLOY_ERRORS = {"job": "alloy", "instance": "alloy:12345", "service": "runtime", "level": "error"}
@@ -439,6 +470,184 @@ ALERTS: tuple[Alert, ...] = (
         quiet=Case(series={_s("runtime_backup_failures_total", RT): "1x10"}, eval_time="4m"),
     ),
     Alert(
+        name="WalArchivingFailing",
+        group="pitr",
+        expr=(
+            "increase(pg_stat_archiver_failed_count[10m]) > 0 and on (instance, job) "
+            "(pg_stat_archiver_last_archive_age > on (instance, job) "
+            "2 * pg_settings_archive_timeout_seconds or pg_stat_archiver_archived_count == 0)"
+        ),
+        severity="critical",
+        summary=(
+            "WAL archiving keeps failing and nothing was archived for twice the archive "
+            "timeout: point-in-time recovery stops at the last archived segment."
+        ),
+        action=(
+            "Read the postgres container's log for `archive-push` errors (repository full, S3 "
+            "credentials, missing stanza: `docker exec -u postgres <container> pgbackrest "
+            "--stanza=main stanza-create`). WAL piles up in pg_wal until it works again."
+        ),
+        fires=Case(
+            series={
+                _s("pg_stat_archiver_failed_count", PG): "0+1x20",
+                _s("pg_stat_archiver_last_archive_age", PG): "0+60x20",
+                _s("pg_settings_archive_timeout_seconds", PG): "60x20",
+                _s("pg_stat_archiver_archived_count", PG): "5x20",
+            },
+            eval_time="15m",
+            labels=PG,
+        ),
+        # failures, but segments still get through: a transient error
+        quiet=Case(
+            series={
+                _s("pg_stat_archiver_failed_count", PG): "0+1x20",
+                _s("pg_stat_archiver_last_archive_age", PG): "30x20",
+                _s("pg_settings_archive_timeout_seconds", PG): "60x20",
+                _s("pg_stat_archiver_archived_count", PG): "5+1x20",
+            },
+            eval_time="15m",
+        ),
+        for_="5m",
+    ),
+    Alert(
+        name="PhysicalFullBackupMissing",
+        group="pitr",
+        expr=(
+            "time() - max by (instance, job) "
+            '(runtime_pitr_last_backup_timestamp_seconds{type="full"}) '
+            "> $full_backup_max_age_seconds"
+        ),
+        severity="critical",
+        summary="No full physical (pgBackRest) backup within its schedule and a margin.",
+        action=(
+            "`python -m runtime pitr info` in the sidecar shows the backups; run "
+            "`python -m runtime pitr backup --type full` and read why the scheduled ones failed."
+        ),
+        fires=Case(
+            series={
+                _s("runtime_pitr_last_backup_timestamp_seconds", {**RT, "type": "full"}): "0x200"
+            },
+            eval_time="180h",
+            labels=RT,
+            interval="1h",
+        ),
+        quiet=Case(
+            series={
+                _s("runtime_pitr_last_backup_timestamp_seconds", {**RT, "type": "full"}): "0x200"
+            },
+            eval_time="160h",
+            interval="1h",
+        ),
+    ),
+    Alert(
+        name="PhysicalBackupMissing",
+        group="pitr",
+        expr=(
+            "time() - max by (instance, job) (runtime_pitr_last_backup_timestamp_seconds) "
+            "> $physical_backup_max_age_seconds"
+        ),
+        severity="warning",
+        summary="No physical (pgBackRest) backup of any type within its schedule and a margin.",
+        action=(
+            "`python -m runtime pitr info` in the sidecar; check the sidecar's log for the "
+            "scheduled backups and run one by hand."
+        ),
+        fires=Case(
+            series={
+                _s("runtime_pitr_last_backup_timestamp_seconds", {**RT, "type": "diff"}): "0x40"
+            },
+            eval_time="30h",
+            labels=RT,
+            interval="1h",
+        ),
+        quiet=Case(
+            series={
+                _s("runtime_pitr_last_backup_timestamp_seconds", {**RT, "type": "diff"}): "0x40"
+            },
+            eval_time="26h",
+            interval="1h",
+        ),
+    ),
+    Alert(
+        name="PhysicalBackupFailed",
+        group="pitr",
+        expr="runtime_pitr_last_backup_success == 0",
+        severity="warning",
+        summary="The last physical (pgBackRest) backup failed.",
+        action="The sidecar's log has pgBackRest's error; fix it and run the backup again.",
+        fires=Case(
+            series={_s("runtime_pitr_last_backup_success", {**RT, "type": "diff"}): "0x10"},
+            eval_time="5m",
+            labels={**RT, "type": "diff"},
+        ),
+        quiet=Case(
+            series={_s("runtime_pitr_last_backup_success", {**RT, "type": "diff"}): "1x10"},
+            eval_time="5m",
+        ),
+    ),
+    Alert(
+        name="ReplicaNotStreaming",
+        group="replication",
+        expr="pg_replication_slots_active == 0",
+        severity="critical",
+        summary="A replica's replication slot has no replica streaming from it.",
+        action=(
+            "Check the postgres-replica container named like the slot (`docker logs`); if the "
+            "replica was removed on purpose, drop its slot: `SELECT "
+            "pg_drop_replication_slot('<slot_name>')`."
+        ),
+        fires=Case(
+            series={_s("pg_replication_slots_active", SLOT): "0x20"}, eval_time="10m", labels=SLOT
+        ),
+        quiet=Case(series={_s("pg_replication_slots_active", SLOT): "1x20"}, eval_time="10m"),
+        for_="5m",
+    ),
+    Alert(
+        name="ReplicationLagHigh",
+        group="replication",
+        expr="pg_stat_replication_pg_wal_lsn_diff > $replication_lag_bytes",
+        severity="warning",
+        summary="A replica's replay is further behind the primary than replicationLagAlertBytes.",
+        action=(
+            "Reads from that replica are stale. Look for long queries on the replica "
+            "(they hold replay back), its CPU and disk, and the network."
+        ),
+        fires=Case(
+            series={_s("pg_stat_replication_pg_wal_lsn_diff", SENDER): "50000000x20"},
+            eval_time="10m",
+            labels=SENDER,
+        ),
+        quiet=Case(
+            series={_s("pg_stat_replication_pg_wal_lsn_diff", SENDER): "1000x20"},
+            eval_time="10m",
+        ),
+        for_="5m",
+    ),
+    Alert(
+        name="ReplicationSlotRetainingWal",
+        group="replication",
+        expr="pg_replication_slots_pg_wal_lsn_diff > $slot_retained_bytes",
+        severity="warning",
+        summary=(
+            "A replication slot holds back more WAL than replicationSlotMaxRetainedBytes: the "
+            "primary's disk fills until its replica catches up."
+        ),
+        action=(
+            "Bring the replica back (ReplicaNotStreaming), or drop a slot nobody uses: "
+            "`SELECT pg_drop_replication_slot('<slot_name>')`."
+        ),
+        fires=Case(
+            series={_s("pg_replication_slots_pg_wal_lsn_diff", SLOT): "2000000000x30"},
+            eval_time="15m",
+            labels=SLOT,
+        ),
+        quiet=Case(
+            series={_s("pg_replication_slots_pg_wal_lsn_diff", SLOT): "100000x30"},
+            eval_time="15m",
+        ),
+        for_="10m",
+    ),
+    Alert(
         name="PrometheusConfigReloadFailed",
         group="prometheus",
         expr="prometheus_config_last_reload_successful == 0",
@@ -527,8 +736,7 @@ ALERTS: tuple[Alert, ...] = (
     Alert(
         name="ErrorLogRateHigh",
         group="logs-traces",
-        expr=f"sum by (service) (rate({ERROR_LINES}[5m])) * 60 > $threshold",
-        threshold=10,
+        expr=f"sum by (service) (rate({ERROR_LINES}[5m])) * 60 > $error_log_lines_per_minute",
         severity="warning",
         summary="A service writes more error-level log lines per minute than "
         "errorLogLinesPerMinute.",
@@ -550,13 +758,11 @@ ALERTS: tuple[Alert, ...] = (
 def rules_yaml(
     alerts: Sequence[Alert] = ALERTS,
     runbook_url: str = RUNBOOK_URL,
-    thresholds: Mapping[str, float] | None = None,
+    thresholds: Thresholds = THRESHOLDS,
 ) -> str:
-    """The rules file; `thresholds` (alert name -> value) replaces the defaults of settings."""
     groups: dict[str, list[dict[str, object]]] = {}
     for a in alerts:
-        expr = a.rendered_expr((thresholds or {}).get(a.name))
-        rule: dict[str, object] = {"alert": a.name, "expr": expr}
+        rule: dict[str, object] = {"alert": a.name, "expr": a.rendered_expr(thresholds)}
         if a.for_ != "0m":
             rule["for"] = a.for_
         rule["labels"] = {"severity": a.severity}
@@ -616,6 +822,10 @@ def runbooks_markdown(alerts: Sequence[Alert] = ALERTS) -> str:
         "",
         "Generated from `components/monitoring/alerts.py` (`python -m "
         "components.monitoring.alerts`); every alert's `runbook_url` points here.",
+        "",
+        "A `$name` in an expression is a threshold the stack's settings decide:",
+        "",
+        *(f"- `${name}`: {setting}" for name, setting in THRESHOLD_SETTINGS.items()),
     ]
     for a in alerts:
         lines += [

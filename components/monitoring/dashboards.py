@@ -93,6 +93,31 @@ BOARDS: tuple[Board, ...] = (
                 "sum(rate(pg_stat_database_blks_hit[5m])) / (sum(rate(pg_stat_database_blks_hit"
                 "[5m])) + sum(rate(pg_stat_database_blks_read[5m])))"), "percentunit", width=24),
         )),
+        # alerts WalArchivingFailing, ReplicaNotStreaming, ReplicationLagHigh,
+        # ReplicationSlotRetainingWal (docs/data-tier.md)
+        ("WAL archiving (pgBackRest)", (
+            Chart("Seconds since the last archived segment",
+                  _q("max(pg_stat_archiver_last_archive_age)"), "s", True, 8),
+            Chart("Archive timeout (RPO)", _q("max(pg_settings_archive_timeout_seconds)"), "s",
+                  True, 8),
+            Chart("Failed archive attempts (10m)",
+                  _q("sum(increase(pg_stat_archiver_failed_count[10m]))"), stat=True, width=8),
+            Chart("Segments archived per minute", (
+                Query("sum(rate(pg_stat_archiver_archived_count[5m])) * 60", "archived"),
+                Query("sum(rate(pg_stat_archiver_failed_count[5m])) * 60", "failed"),
+            ), width=24),
+        )),
+        ("Replication", (
+            Chart("Replay lag by replica", _q("max by (application_name) "
+                                              "(pg_stat_replication_pg_wal_lsn_diff)",
+                                              "{{application_name}}"), "bytes"),
+            Chart("WAL held back by slot", _q("max by (slot_name) "
+                                              "(pg_replication_slots_pg_wal_lsn_diff)",
+                                              "{{slot_name}}"), "bytes"),
+            Chart("Slots in use", _q("sum(pg_replication_slots_active)"), stat=True, width=12),
+            Chart("Slots without a replica", _q("count(pg_replication_slots_active == 0) "
+                                                "or vector(0)"), stat=True, width=12),
+        )),
     )),
     Board("platform-redis", "Redis", (
         ("Server", (
@@ -167,6 +192,14 @@ BOARDS: tuple[Board, ...] = (
                 "(time() - max(runtime_backup_last_success_timestamp_seconds)) / 3600"), "h",
                 True, 8),
             Chart("Last backup size", _q("max(runtime_backup_last_size_bytes)"), "bytes", True, 8),
+        )),
+        # alerts PhysicalBackupMissing, PhysicalFullBackupMissing, PhysicalBackupFailed
+        ("Physical backups (pgBackRest)", (
+            Chart("Hours since the last physical backup", _q(
+                "(time() - max by (type) (runtime_pitr_last_backup_timestamp_seconds)) / 3600",
+                "{{type}}"), "h", True, 12),
+            Chart("Last physical backup succeeded",
+                  _q("min(runtime_pitr_last_backup_success)"), stat=True, width=12),
         )),
     )),
 )  # fmt: skip

@@ -21,8 +21,8 @@ from typing import IO
 import psycopg
 from psycopg import sql
 
-from runtime.backup.errors import BackupConfigError
 from runtime.backup.redaction import redact, split_dsn
+from runtime.errors import ConfigError
 
 TABLES_SQL = """
 SELECT n.nspname, c.relname
@@ -45,7 +45,7 @@ def _find(name: str, bindir: Path | None) -> str:
         key=lambda p: int(p.split("/")[4]) if p.split("/")[4].isdigit() else 0,
     )
     if not found:
-        raise BackupConfigError(
+        raise ConfigError(
             "BACKUP_PG_BINDIR",
             "",
             f"a directory with {name} (not on PATH nor /usr/lib/postgresql)",

@@ -6,19 +6,12 @@ already-redacted text, and `redact()` in `runtime.backup.redaction` is the safet
 
 from __future__ import annotations
 
-
-class BackupError(Exception):
-    """Base class: anything the backup subsystem reports as a failure."""
+from runtime.errors import PlatformError
 
 
-class BackupConfigError(BackupError, ValueError):
-    """A setting is missing or holds a value that is not allowed."""
-
-    def __init__(self, variable: str, value: str, allowed: str) -> None:
-        super().__init__(f"{variable}: got {value!r}; allowed: {allowed}")
-        self.variable = variable
-        self.value = value
-        self.allowed = allowed
+class BackupError(PlatformError):
+    """Base class: anything the backup subsystem reports as a failure (bad settings raise
+    `runtime.errors.ConfigError` instead)."""
 
 
 class StorageError(BackupError):
@@ -33,10 +26,6 @@ class ObjectNotFoundError(StorageError):
         self.location = location
 
 
-class EncryptionKeyError(BackupError):
-    """The encryption key is missing or is not the one the backup was encrypted with."""
-
-
 class CorruptBackupError(BackupError):
     """A stored backup cannot be trusted; `reason` says why (checksum, truncation, key...)."""
 
@@ -44,10 +33,6 @@ class CorruptBackupError(BackupError):
         super().__init__(f"backup {backup_id} is not restorable: {reason}")
         self.backup_id = backup_id
         self.reason = reason
-
-
-class DumpError(BackupError):
-    """pg_dump (or the connection it needs) failed."""
 
 
 class RestoreError(BackupError):

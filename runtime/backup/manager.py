@@ -29,7 +29,6 @@ import psycopg
 from psycopg import sql
 
 from runtime.backup import crypto
-from runtime.backup.config import BackupSettings
 from runtime.backup.dump import (
     PgTools,
     ToolProcess,
@@ -57,12 +56,13 @@ from runtime.backup.manifest import (
     new_backup_id,
     split_name,
 )
-from runtime.backup.metrics import BackupMetrics
 from runtime.backup.reader import CHUNK, DIRECTORY_TAR, ArchiveReader, Progress, Sealer, noop
 from runtime.backup.redaction import mask_dsn, redact, split_dsn
 from runtime.backup.results import BackupInfo, BackupOutcome, RestoreReport, VerifyReport
 from runtime.backup.retention import BackupState, RetentionItem, RetentionPlan, plan_retention
 from runtime.backup.storage import Storage, storage_from_settings
+from runtime.errors import ConfigError
+from runtime.settings import BackupSettings, Settings
 
 log = logging.getLogger("runtime.backup")
 
@@ -79,19 +79,26 @@ class BackupManager:
         settings: BackupSettings,
         storage: Storage | None = None,
         *,
-        metrics: BackupMetrics | None = None,
+        database_url: str = "",
         clock: Callable[[], datetime] = _utcnow,
         tools: PgTools | None = None,
     ) -> None:
         self.settings = settings
+        self.database_url = database_url
         self.storage = storage if storage is not None else storage_from_settings(settings)
-        self.metrics = metrics or BackupMetrics()
         self._clock = clock
         self._tools = tools
         self._thread_lock = threading.Lock()
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> BackupManager:
+        """The manager for the runtime's settings (the database is optional: listing,
+        checking and pruning backups need none)."""
+        database = settings.database
+        return cls(settings.backup, database_url=database.dsn.reveal() if database else "")
+
     def __repr__(self) -> str:
-        return f"BackupManager({self.storage!r}, database={mask_dsn(self.settings.database_url)!r})"
+        return f"BackupManager({self.storage!r}, database={mask_dsn(self.database_url)!r})"
 
     def _reader(self) -> ArchiveReader:
         return ArchiveReader(self.storage, self.tools, self.settings)
@@ -104,10 +111,10 @@ class BackupManager:
 
     def _secrets(self) -> tuple[str | None, ...]:
         password = None
-        if self.settings.database_url:
+        if self.database_url:
             with contextlib.suppress(Exception):
-                password = split_dsn(self.settings.database_url)[1]
-        key = self.settings.encryption_key
+                password = split_dsn(self.database_url)[1]
+        key = self.settings.key_bytes
         return (password, key.hex() if key else None)
 
     def _reason(self, exc: BaseException) -> str:
@@ -153,12 +160,10 @@ class BackupManager:
         except Exception as exc:
             reason = self._reason(exc)
             duration = time.monotonic() - began
-            self.metrics.record_failure(duration)
             log.error("backup %s failed after %.1fs: %s", backup_id, duration, reason)
             return BackupOutcome(
                 backup_id, started_at, 0, "failed", self.storage.location(data_name), reason
             )
-        self.metrics.record_success(time.time(), manifest.duration_seconds, manifest.size_bytes)
         log.info(
             "backup %s: %d bytes in %.1fs",
             backup_id,
@@ -178,14 +183,14 @@ class BackupManager:
         self, backup_id: str, data_name: str, started_at: datetime, began: float, progress: Progress
     ) -> Manifest:
         settings = self.settings
-        if not settings.database_url:
-            raise BackupError("DATABASE_URL: not set; allowed: a PostgreSQL URL or DSN")
+        if not self.database_url:
+            raise ConfigError("DATABASE_URL (database.dsn)", None, "a PostgreSQL URL or DSN")
         tools = self.tools
-        _, _, dbname = split_dsn(settings.database_url)
-        key = settings.encryption_key
+        _, _, dbname = split_dsn(self.database_url)
+        key = settings.key_bytes
         parallel = settings.jobs > 1
         with (
-            exported_snapshot(settings.database_url) as (conn, snapshot, server_version),
+            exported_snapshot(self.database_url) as (conn, snapshot, server_version),
             ThreadPoolExecutor(1) as pool,
         ):
             counted = pool.submit(count_rows, conn) if settings.count_rows else None
@@ -230,9 +235,7 @@ class BackupManager:
     def _dump_custom(self, snapshot: str, sealer: Sealer) -> None:
         """One pg_dump -Fc process, its stdout streamed straight into storage."""
         settings = self.settings
-        argv, password = dump_argv(
-            self.tools, settings.database_url, snapshot, settings.compress_level
-        )
+        argv, password = dump_argv(self.tools, self.database_url, snapshot, settings.compress_level)
         proc = ToolProcess(argv, password, stdout=subprocess.PIPE)
         try:
             while chunk := proc.stdout.read(CHUNK):
@@ -252,7 +255,7 @@ class BackupManager:
             outdir = Path(tmp) / "dump"
             argv, password = dump_argv(
                 self.tools,
-                settings.database_url,
+                self.database_url,
                 snapshot,
                 settings.compress_level,
                 jobs=settings.jobs,
@@ -344,7 +347,6 @@ class BackupManager:
         return report
 
     def _record(self, report: VerifyReport) -> None:
-        self.metrics.record_verify(report.ok)
         if report.ok:
             log.info("backup %s verified (deep=%s)", report.backup_id, report.deep)
         else:
@@ -356,10 +358,12 @@ class BackupManager:
             )
 
     def _deep_verify(self, manifest: Manifest, progress: Progress) -> None:
-        if not self.settings.database_url:
-            raise BackupError("DATABASE_URL: not set; deep verification needs a server")
+        if not self.database_url:
+            raise ConfigError(
+                "DATABASE_URL (database.dsn)", None, "a server (deep verification restores into it)"
+            )
         scratch = f"backup_verify_{secrets.token_hex(6)}"
-        admin = self.settings.database_url
+        admin = self.database_url
         with tempfile.TemporaryDirectory(prefix="backup-verify-") as tmp:
             archive = self._reader().materialize(manifest, Path(tmp), progress)
             try:
@@ -407,7 +411,7 @@ class BackupManager:
         for statement in (plain, force, plain):
             try:
                 with psycopg.connect(
-                    self.settings.database_url, autocommit=True, connect_timeout=10
+                    self.database_url, autocommit=True, connect_timeout=10
                 ) as conn:
                     conn.execute(statement)
                 return
@@ -510,6 +514,14 @@ class BackupManager:
                     f"verification failed: {report.reason}",
                     outcome.manifest,
                 )
+        return outcome
+
+    def run_scheduled(self) -> BackupOutcome:
+        """The job `BackupScheduler` runs (sidecar and `backup schedule`): `run_backup`,
+        then, when it succeeded, prune what the retention policy no longer keeps."""
+        outcome = self.run_backup()
+        if outcome.status == "success":
+            self.prune()
         return outcome
 
     def newest_backup_time(self) -> datetime | None:

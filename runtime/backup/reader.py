@@ -15,11 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from runtime.backup import crypto
-from runtime.backup.config import BackupSettings
 from runtime.backup.dump import PgTools, ToolProcess
 from runtime.backup.errors import CorruptBackupError, ObjectNotFoundError
 from runtime.backup.manifest import Manifest
 from runtime.backup.storage import ObjectWriter, Storage
+from runtime.settings import BackupSettings
 
 CHUNK = 1 << 20
 Progress = Callable[[int], object]
@@ -69,7 +69,7 @@ class ArchiveReader:
         self.settings = settings
 
     def key_for(self, manifest: Manifest) -> bytes:
-        key = self.settings.encryption_key
+        key = self.settings.key_bytes
         if key is None:
             raise CorruptBackupError(
                 manifest.backup_id,

@@ -1,22 +1,26 @@
-"""Run backups on BACKUP_SCHEDULE (cron) with an injectable clock.
+"""Run backups on the backup schedule (cron), for the sidecar and `backup schedule` alike.
 
 The scheduler remembers the cron slot it last ran for. When it wakes up late, however many
 slots were missed, it runs once for the most recent one (catch-up, not a burst). A run that is
 still going makes the next tick report `busy` instead of starting a second, overlapping run.
 Across restarts its memory is the newest backup's time (`BackupManager.newest_backup_time`).
+A job that raises, or returns a result whose `status` is `"failed"`, counts as a failure;
+`stats()` is what the monitoring's backup collector exposes.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from croniter import croniter
 
-from runtime.backup.errors import BackupConfigError
+from runtime.errors import ConfigError
 
 log = logging.getLogger("runtime.backup.schedule")
 
@@ -27,8 +31,20 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass(frozen=True)
+class ScheduleStats:
+    """What the scheduled runs came to since the scheduler started (Unix times, seconds)."""
+
+    successes: int
+    failures: int
+    next_run: float
+    last_success: float | None = None
+    last_duration: float | None = None
+    last_size: int | None = None
+
+
 class BackupScheduler:
-    """Decides when the backup job runs; `tick()` is called by a loop or by a test."""
+    """Decides when the backup job runs; `tick()` is called by its thread or by a test."""
 
     def __init__(
         self,
@@ -39,14 +55,20 @@ class BackupScheduler:
         last_run: datetime | None = None,
     ) -> None:
         if not croniter.is_valid(schedule):
-            raise BackupConfigError(
-                "BACKUP_SCHEDULE", schedule, "a 5-field cron expression like '0 2 * * *'"
-            )
+            raise ConfigError("BACKUP_SCHEDULE", schedule, "a cron expression like '0 2 * * *'")
         self.schedule = schedule
         self._job = job
         self._clock = clock
         self.last_slot = last_run
         self._running = threading.Lock()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._successes = 0
+        self._failures = 0
+        self._last_success: float | None = None
+        self._last_duration: float | None = None
+        self._last_size: int | None = None
 
     def latest_slot(self, now: datetime) -> datetime:
         """The most recent scheduled time at or before `now`."""
@@ -74,21 +96,64 @@ class BackupScheduler:
         try:
             # Marked before running: a failing job is retried at the next slot, not in a loop.
             self.last_slot = slot
-            try:
-                self._job()
-            except Exception as exc:
-                log.error("scheduled backup for %s failed: %s", slot.isoformat(), exc)
-                return "failed"
-            return "ran"
+            return "ran" if self._run(slot) else "failed"
         finally:
             self._running.release()
+
+    def _run(self, slot: datetime) -> bool:
+        began = time.monotonic()
+        result: object = None
+        try:
+            result = self._job()
+            ok = getattr(result, "status", "success") != "failed"
+            if not ok:
+                reason = getattr(result, "reason", None) or "failed"
+                log.error("scheduled backup for %s failed: %s", slot.isoformat(), reason)
+        except Exception as exc:
+            log.error("scheduled backup for %s failed: %s", slot.isoformat(), exc)
+            ok = False
+        with self._lock:
+            self._last_duration = time.monotonic() - began
+            if ok:
+                self._successes += 1
+                self._last_success = self._clock().timestamp()
+                size = getattr(result, "size_bytes", None)
+                if isinstance(size, int) and not isinstance(size, bool):
+                    self._last_size = size
+            else:
+                self._failures += 1
+        return ok
 
     def seconds_until_next(self) -> float:
         now = self._clock()
         return max(0.0, (self.next_slot(now) - now).total_seconds())
+
+    def stats(self) -> ScheduleStats:
+        with self._lock:
+            return ScheduleStats(
+                successes=self._successes,
+                failures=self._failures,
+                next_run=self.next_slot(self._clock()).timestamp(),
+                last_success=self._last_success,
+                last_duration=self._last_duration,
+                last_size=self._last_size,
+            )
 
     def run_forever(self, stop: threading.Event, max_sleep: float = 60.0) -> None:
         """Tick, then sleep until the next slot (at most `max_sleep`) until `stop` is set."""
         while not stop.is_set():
             self.tick()
             stop.wait(min(max_sleep, self.seconds_until_next()) or 0.01)
+
+    def start(self) -> None:
+        """`run_forever` on a thread (waking at least every second: the clock may jump)."""
+        self._thread = threading.Thread(
+            target=self.run_forever, args=(self._stop, 1.0), name="backup-scheduler", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop scheduling; a run in progress is waited for up to `timeout` seconds."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)

@@ -23,7 +23,7 @@ from botocore.exceptions import (  # type: ignore[import-untyped]
 from runtime.backup.errors import ObjectNotFoundError, StorageError
 
 if TYPE_CHECKING:
-    from runtime.backup.config import BackupSettings
+    from runtime.settings import BackupSettings
 
 READ_CHUNK = 1 << 20
 
@@ -347,4 +347,4 @@ def storage_from_settings(settings: BackupSettings) -> Storage:
     """S3 when BACKUP_S3_BUCKET is set, otherwise the local BACKUP_DIR."""
     if settings.s3_bucket:
         return S3Storage.from_settings(settings)
-    return LocalStorage(settings.backup_dir)
+    return LocalStorage(settings.dir)

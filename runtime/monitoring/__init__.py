@@ -1,5 +1,6 @@
 """Monitoring: metrics (`MonitoringService.collect_metrics()`), service status, Prometheus
-exposition and in-process alerting. See docs/runtime-monitoring.md."""
+exposition and in-process alerting. See docs/runtime-monitoring.md; settings are the
+`monitoring` and `alerting` sections of `runtime.settings.Settings`."""
 
 from runtime.monitoring.alerting import (
     AlertManager,
@@ -13,7 +14,6 @@ from runtime.monitoring.alerting import (
 from runtime.monitoring.exposition import BackupStatsSource, CacheStatsSource, PoolStatsSource
 from runtime.monitoring.metrics import CgroupMemoryReader, CpuSampler, MemoryReading
 from runtime.monitoring.service import MonitoringError, MonitoringService
-from runtime.monitoring.settings import MonitoringSettings, MonitoringSettingsError
 from runtime.monitoring.status import (
     HttpProbe,
     PostgresProbe,
@@ -34,8 +34,6 @@ __all__ = [
     "MemoryReading",
     "MonitoringError",
     "MonitoringService",
-    "MonitoringSettings",
-    "MonitoringSettingsError",
     "Notification",
     "PoolStatsSource",
     "PostgresProbe",

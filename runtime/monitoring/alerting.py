@@ -36,7 +36,7 @@ from typing import Literal, Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from runtime.monitoring.settings import mask_secret_url
+from runtime.settings import mask_secret_url
 
 log = logging.getLogger(__name__)
 

@@ -9,13 +9,16 @@ source that raises does not break the scrape: its series are left out and
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from runtime.contracts import ConnectionPool
+
+if TYPE_CHECKING:  # the sources' own types; importing them here would pull in redis-py
+    from runtime.backup.schedule import ScheduleStats
+    from runtime.cache import CacheStats
 
 log = logging.getLogger(__name__)
 
@@ -27,34 +30,19 @@ class PoolStatsSource(Protocol):
 
 
 class CacheStatsSource(Protocol):
-    """A cache client that reports cumulative counts and its circuit breaker's state.
+    """A cache that reports `CacheStats` (`runtime.cache.CacheClient` does)."""
 
-    Keys read: `hits`, `misses`, `errors`, `fallbacks` (numbers, cumulative) and
-    `breaker_state` (`closed`, `open` or `half_open`); missing keys are left out.
-    """
-
-    def stats(self) -> Mapping[str, float | str]: ...
+    def stats(self) -> CacheStats: ...
 
 
 class BackupStatsSource(Protocol):
-    """Backups that report their last outcome.
+    """Scheduled backups that report `ScheduleStats` (`runtime.backup.BackupScheduler` does)."""
 
-    Keys read: `last_success_timestamp_seconds`, `last_duration_seconds`,
-    `last_size_bytes`, `next_run_timestamp_seconds`, `failures_total`, `successes_total`;
-    missing keys are left out.
-    """
-
-    def metrics(self) -> Mapping[str, float]: ...
+    def stats(self) -> ScheduleStats: ...
 
 
 CACHE_RESULTS = {"hits": "hit", "misses": "miss", "errors": "error", "fallbacks": "fallback"}
 BREAKER_STATES = ("closed", "open", "half_open")
-
-
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
 
 
 class _GuardedCollector:
@@ -146,12 +134,10 @@ class CacheCollector(_GuardedCollector):
             labels=["result"],
         )
         for key, result in CACHE_RESULTS.items():
-            value = _number(stats.get(key))
-            if value is not None:
-                requests.add_metric([result], value)
+            requests.add_metric([result], float(getattr(stats, key)))
         families: list[Metric] = [requests]
-        state = stats.get("breaker_state")
-        if isinstance(state, str):
+        state = stats.breaker_state
+        if state in BREAKER_STATES:
             is_open = GaugeMetricFamily(
                 "runtime_cache_breaker_open",
                 "1 while the cache's circuit breaker is open (requests go to the database)",
@@ -168,29 +154,8 @@ class CacheCollector(_GuardedCollector):
         return families
 
 
-BACKUP_GAUGES = {
-    "last_success_timestamp_seconds": (
-        "runtime_backup_last_success_timestamp_seconds",
-        "Unix time of the last successful backup",
-    ),
-    "last_duration_seconds": (
-        "runtime_backup_last_duration_seconds",
-        "How long the last backup run took",
-    ),
-    "last_size_bytes": ("runtime_backup_last_size_bytes", "Size of the last successful backup"),
-    "next_run_timestamp_seconds": (
-        "runtime_backup_next_run_timestamp_seconds",
-        "Unix time of the next scheduled backup",
-    ),
-}
-BACKUP_COUNTERS = {
-    "failures_total": ("runtime_backup_failures", "Backup runs that failed"),
-    "successes_total": ("runtime_backup_successes", "Backup runs that succeeded"),
-}
-
-
 class BackupCollector(_GuardedCollector):
-    """`runtime_backup_*` from the backup manager's (or scheduler's) metrics."""
+    """`runtime_backup_*` from the backup scheduler's `ScheduleStats`."""
 
     name = "backup"
 
@@ -201,18 +166,40 @@ class BackupCollector(_GuardedCollector):
         self.source = source
 
     def _collect(self) -> Iterable[Metric]:
-        stats = self.source.metrics()
-        families: list[Metric] = []
-        for key, (name, doc) in BACKUP_GAUGES.items():
-            value = _number(stats.get(key))
-            if value is not None:
-                gauge = GaugeMetricFamily(name, doc)
-                gauge.add_metric([], value)
-                families.append(gauge)
-        for key, (name, doc) in BACKUP_COUNTERS.items():
-            value = _number(stats.get(key))
-            if value is not None:
-                families.append(CounterMetricFamily(name, doc, value=value))
+        stats = self.source.stats()
+        gauges = {
+            "runtime_backup_last_success_timestamp_seconds": (
+                "Unix time of the last successful backup",
+                stats.last_success,
+            ),
+            "runtime_backup_last_duration_seconds": (
+                "How long the last backup run took",
+                stats.last_duration,
+            ),
+            "runtime_backup_last_size_bytes": (
+                "Size of the last successful backup",
+                stats.last_size,
+            ),
+            "runtime_backup_next_run_timestamp_seconds": (
+                "Unix time of the next scheduled backup",
+                stats.next_run,
+            ),
+        }
+        families: list[Metric] = [
+            GaugeMetricFamily(name, doc, value=float(value))
+            for name, (doc, value) in gauges.items()
+            if value is not None
+        ]
+        families.append(
+            CounterMetricFamily(
+                "runtime_backup_failures", "Backup runs that failed", value=stats.failures
+            )
+        )
+        families.append(
+            CounterMetricFamily(
+                "runtime_backup_successes", "Backup runs that succeeded", value=stats.successes
+            )
+        )
         return families
 
 

@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from runtime.contracts import MetricsData, ServiceStatus
+from runtime.errors import PlatformError
 from runtime.monitoring.alerting import AlertManager, Sample
 from runtime.monitoring.exposition import (
     BackupCollector,
@@ -39,7 +40,7 @@ from runtime.monitoring.status import Probe, ServiceProber
 log = logging.getLogger(__name__)
 
 
-class MonitoringError(RuntimeError):
+class MonitoringError(PlatformError):
     """Metrics could not be collected; `source` says which part failed."""
 
     def __init__(self, source: str, cause: BaseException) -> None:

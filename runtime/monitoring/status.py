@@ -28,7 +28,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from runtime.contracts import ServiceState, ServiceStatus
-from runtime.monitoring.settings import mask_url
+from runtime.settings import mask_url
 
 log = logging.getLogger(__name__)
 
