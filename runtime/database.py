@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 
 import psycopg
 import psycopg_pool
+from opentelemetry import trace
 from psycopg.pq import TransactionStatus
 from psycopg.rows import TupleRow
 
@@ -46,6 +47,14 @@ Connection = psycopg.Connection[TupleRow]
 # SQLSTATEs that mean "this connection (or the server) is gone", as opposed to an error in
 # the statement: class 08 (connection exception) and 57P01-57P03 (shutdown, crash, starting).
 _CONNECTION_LOST = ("08", "57P01", "57P02", "57P03")
+
+
+_TRACER = trace.get_tracer("runtime.database")
+
+
+def _statement(query: Any) -> str:
+    """The SQL text for a span (never the parameters, which may hold personal data)."""
+    return query if isinstance(query, str) else type(query).__name__
 
 
 def is_connection_failure(exc: BaseException) -> bool:
@@ -111,6 +120,13 @@ class DatabasePool:
 
         `readonly=True`: a read-only transaction on a healthy replica that has replayed this
         pool's last write, else on the primary (never an error for a replica's sake)."""
+        with _TRACER.start_as_current_span(
+            "db.pool.connection", attributes={"db.system": "postgresql", "db.readonly": readonly}
+        ), self._connection(timeout, readonly) as conn:
+            yield conn
+
+    @contextmanager
+    def _connection(self, timeout: float | None, readonly: bool) -> Iterator[Connection]:
         if readonly:
             lease = self._replicas.acquire(self._write_lsn) if self._replicas else "no_replica"
             if not isinstance(lease, str):
@@ -223,7 +239,10 @@ class DatabasePool:
             cur = conn.execute(query, params)
             return cur.fetchall() if cur.description is not None else []
 
-        return self.run(work, timeout, readonly=readonly)
+        with _TRACER.start_as_current_span(
+            "db.query", attributes={"db.system": "postgresql", "db.statement": _statement(query)}
+        ):
+            return self.run(work, timeout, readonly=readonly)
 
     def read_stats(self) -> ReadStats:
         """Reads by target (replica, or primary by reason) and each replica's state."""
