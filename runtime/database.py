@@ -120,9 +120,13 @@ class DatabasePool:
 
         `readonly=True`: a read-only transaction on a healthy replica that has replayed this
         pool's last write, else on the primary (never an error for a replica's sake)."""
-        with _TRACER.start_as_current_span(
-            "db.pool.connection", attributes={"db.system": "postgresql", "db.readonly": readonly}
-        ), self._connection(timeout, readonly) as conn:
+        with (
+            _TRACER.start_as_current_span(
+                "db.pool.connection",
+                attributes={"db.system": "postgresql", "db.readonly": readonly},
+            ),
+            self._connection(timeout, readonly) as conn,
+        ):
             yield conn
 
     @contextmanager
