@@ -32,6 +32,7 @@ from typing import Any, Protocol, TypeVar
 
 import redis
 from opentelemetry import trace
+from opentelemetry.trace import INVALID_SPAN
 from redis.backoff import NoBackoff
 from redis.exceptions import OutOfMemoryError, RedisError
 from redis.retry import Retry
@@ -40,6 +41,7 @@ from runtime.errors import CacheError, redact
 from runtime.near_cache import NearCache
 from runtime.settings import CacheSettings, RedisSettings, Settings, mask_url
 from runtime.statelog import StateLog
+from runtime.telemetry.spans import would_record
 
 T = TypeVar("T")
 _STRIPES = 64
@@ -170,6 +172,8 @@ class CacheClient:
         CACHE_DEFAULT_TTL). Redis failures never reach the caller: it gets `loader()`.
 
         A span `cache.get_or_load` says `cache.result`: hit, near_hit, miss or fallback."""
+        if not would_record():
+            return self._get_or_load(key, loader, ttl, INVALID_SPAN)
         with _TRACER.start_as_current_span("cache.get_or_load") as span:
             return self._get_or_load(key, loader, ttl, span)
 

@@ -76,20 +76,20 @@ def _add_backup(commands: Commands) -> None:
 def _backup(args: argparse.Namespace) -> int:
     import psycopg
 
-    from runtime import telemetry
     from runtime.backup import commands
     from runtime.backup.manager import BackupManager
     from runtime.backup.redaction import redact
     from runtime.settings import load_settings, secrets_of
+    from runtime.telemetry import logs, tracing
 
     deep = getattr(args, "deep", False)
     needs_database = args.action in _NEEDS_DATABASE or deep
     settings = load_settings(require=("database",) if needs_database else ())
     if args.verbose:  # the runtime's log lines (JSON, or readable on a terminal) on stderr
-        telemetry.configure_logging("INFO", secrets_of(settings))
+        logs.configure_logging("INFO", secrets_of(settings))
     else:
         logging.getLogger("runtime").addHandler(logging.NullHandler())
-    tracer_provider = telemetry.configure_tracing(settings.telemetry)
+    tracer_provider = tracing.configure_tracing(settings.telemetry)
     manager = BackupManager.from_settings(settings)
     try:
         if args.action == "create":
@@ -135,11 +135,12 @@ def _add_serve(commands: Commands) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from runtime import sidecar, telemetry
+    from runtime import sidecar
     from runtime.settings import load_settings
+    from runtime.telemetry import tracing
 
     settings = load_settings(require=())
-    tracer_provider = telemetry.configure(settings)  # JSON logs; traces when an endpoint is set
+    tracer_provider = tracing.configure(settings)  # JSON logs; traces when an endpoint is set
     try:
         return sidecar.serve(settings, host=args.host, port=args.port)
     finally:

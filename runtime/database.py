@@ -26,12 +26,13 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 
 import psycopg
 import psycopg_pool
 from opentelemetry import trace
+from opentelemetry.util.types import AttributeValue
 from psycopg.pq import TransactionStatus
 from psycopg.rows import TupleRow
 
@@ -40,6 +41,7 @@ from runtime.errors import DatabaseUnavailable, PoolTimeout, StatementTimeout, r
 from runtime.replicas import ReadStats, Replica, ReplicaSet, format_lsn, parse_lsn, write_mark
 from runtime.settings import DatabaseSettings, PoolSettings, Settings
 from runtime.statelog import StateLog
+from runtime.telemetry.spans import would_record
 
 T = TypeVar("T")
 Connection = psycopg.Connection[TupleRow]
@@ -109,22 +111,27 @@ class DatabasePool:
     def healthy(self) -> bool:
         return self._down_since is None
 
-    @contextmanager
     def connection(
         self, timeout: float | None = None, *, readonly: bool = False
-    ) -> Iterator[Connection]:
+    ) -> AbstractContextManager[Connection]:
         """A connection for the duration of the block (committed on success, rolled back on
         error). Raises `PoolTimeout` when every connection stays busy for `timeout`
         (default DB_POOL_TIMEOUT), `DatabaseUnavailable` when the server is down, and
         `StatementTimeout` when a statement outlives DB_STATEMENT_TIMEOUT_MS.
 
         `readonly=True`: a read-only transaction on a healthy replica that has replayed this
-        pool's last write, else on the primary (never an error for a replica's sake)."""
+        pool's last write, else on the primary (never an error for a replica's sake).
+
+        Inside a recorded trace the block is a `db.pool.connection` span."""
+        if not would_record():
+            return self._connection(timeout, readonly)
+        return self._traced_connection(timeout, readonly)
+
+    @contextmanager
+    def _traced_connection(self, timeout: float | None, readonly: bool) -> Iterator[Connection]:
+        attributes: dict[str, AttributeValue] = {"db.system": "postgresql", "db.readonly": readonly}
         with (
-            _TRACER.start_as_current_span(
-                "db.pool.connection",
-                attributes={"db.system": "postgresql", "db.readonly": readonly},
-            ),
+            _TRACER.start_as_current_span("db.pool.connection", attributes=attributes),
             self._connection(timeout, readonly) as conn,
         ):
             yield conn
@@ -243,9 +250,13 @@ class DatabasePool:
             cur = conn.execute(query, params)
             return cur.fetchall() if cur.description is not None else []
 
-        with _TRACER.start_as_current_span(
-            "db.query", attributes={"db.system": "postgresql", "db.statement": _statement(query)}
-        ):
+        if not would_record():
+            return self.run(work, timeout, readonly=readonly)
+        attributes: dict[str, AttributeValue] = {
+            "db.system": "postgresql",
+            "db.statement": _statement(query),
+        }
+        with _TRACER.start_as_current_span("db.query", attributes=attributes):
             return self.run(work, timeout, readonly=readonly)
 
     def read_stats(self) -> ReadStats:

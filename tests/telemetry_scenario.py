@@ -11,16 +11,16 @@ from pathlib import Path
 import psycopg
 from opentelemetry import trace
 
-from runtime import telemetry
 from runtime.backup.manager import BackupManager
 from runtime.cache import RedisManager
 from runtime.database import DatabaseManager
 from runtime.settings import load_settings
+from runtime.telemetry.tracing import configure
 
 
 def main(config: str) -> None:
     settings = load_settings(Path(config), env={})
-    provider = telemetry.configure(settings)
+    provider = configure(settings)
     assert provider is not None, "telemetry.otlp_endpoint must be set"
     app = logging.getLogger("app")
     tracer = trace.get_tracer("app")

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from opentelemetry.sdk.trace import TracerProvider
 
 from runtime.settings import load_settings, secrets_of
-from runtime.telemetry import JsonFormatter, configure_logging, configure_tracing
+from runtime.telemetry.logs import JsonFormatter, configure_logging
+from runtime.telemetry.tracing import configure_tracing
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
 from tests.servers import PostgresServer, RedisServer
 

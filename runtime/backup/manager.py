@@ -65,6 +65,7 @@ from runtime.backup.retention import BackupState, RetentionItem, RetentionPlan, 
 from runtime.backup.storage import Storage, storage_from_settings
 from runtime.errors import ConfigError
 from runtime.settings import BackupSettings, Settings
+from runtime.telemetry.spans import start_span
 
 log = logging.getLogger("runtime.backup")
 _TRACER = trace.get_tracer("runtime.backup")
@@ -157,9 +158,7 @@ class BackupManager:
         began = time.monotonic()
         backup_id = new_backup_id(started_at)
         data_name = backup_id + (".dump.enc" if self.settings.encrypted else ".dump")
-        with _TRACER.start_as_current_span(
-            "backup.create", attributes={"backup.id": backup_id}
-        ) as span:
+        with start_span(_TRACER, "backup.create", attributes={"backup.id": backup_id}) as span:
             outcome = self._create(backup_id, data_name, started_at, began, progress)
             span.set_attribute("backup.status", outcome.status)
             span.set_attribute("backup.size_bytes", outcome.size_bytes)
@@ -214,7 +213,7 @@ class BackupManager:
         with (
             exported_snapshot(self.database_url) as (conn, snapshot, server_version),
             ThreadPoolExecutor(1) as pool,
-            _TRACER.start_as_current_span("backup.dump"),
+            start_span(_TRACER, "backup.dump"),
         ):
             counted = pool.submit(count_rows, conn) if settings.count_rows else None
             writer = self.storage.writer(data_name)
@@ -248,7 +247,7 @@ class BackupManager:
             table_rows=table_rows,
         )
         try:
-            with _TRACER.start_as_current_span("backup.manifest"):
+            with start_span(_TRACER, "backup.manifest"):
                 self.storage.put_bytes(backup_id + MANIFEST_SUFFIX, manifest.to_json())
         except BaseException:
             with contextlib.suppress(Exception):
@@ -401,7 +400,7 @@ class BackupManager:
             try:
                 target = with_dbname(admin, scratch)
                 argv, password = restore_argv(self.tools, target, str(archive))
-                with _TRACER.start_as_current_span("backup.restore.apply"):
+                with start_span(_TRACER, "backup.verify.scratch_restore"):
                     code, err = ToolProcess(argv, password, stdout=subprocess.DEVNULL).finish()
                 if code != 0:
                     raise CorruptBackupError(
@@ -466,7 +465,7 @@ class BackupManager:
     ) -> RestoreReport:
         """Restore the newest backup (from `backup_id` back) that verifies into `target`,
         a DSN of an existing, empty database. A bad backup is skipped with its reason."""
-        with _TRACER.start_as_current_span("backup.restore", attributes={"backup.id": backup_id}):
+        with start_span(_TRACER, "backup.restore", attributes={"backup.id": backup_id}):
             return self._restore(backup_id, target, fallback, progress)
 
     def _restore(
@@ -485,8 +484,8 @@ class BackupManager:
         for candidate in self._candidates(backup_id):
             with tempfile.TemporaryDirectory(prefix="backup-restore-") as tmp:
                 try:
-                    with _TRACER.start_as_current_span(
-                        "backup.restore.fetch", attributes={"backup.id": candidate}
+                    with start_span(
+                        _TRACER, "backup.restore.fetch", attributes={"backup.id": candidate}
                     ):
                         manifest = self.load_manifest(candidate)
                         archive = self._reader().materialize(manifest, Path(tmp), progress or noop)
@@ -500,7 +499,7 @@ class BackupManager:
                     log.warning("skipping backup %s: %s", candidate, exc.reason)
                     continue
                 argv, password = restore_argv(self.tools, target, str(archive))
-                with _TRACER.start_as_current_span("backup.restore.apply"):
+                with start_span(_TRACER, "backup.restore.apply"):
                     code, err = ToolProcess(argv, password, stdout=subprocess.DEVNULL).finish()
                 if code != 0:
                     raise RestoreError(

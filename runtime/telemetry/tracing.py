@@ -17,6 +17,7 @@ from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
 from runtime.settings import Settings, TelemetrySettings, secrets_of
 from runtime.telemetry.logs import configure_logging
+from runtime.telemetry.spans import provider_installed
 
 
 def configure_tracing(settings: TelemetrySettings) -> TracerProvider | None:
@@ -31,6 +32,7 @@ def configure_tracing(settings: TelemetrySettings) -> TracerProvider | None:
     endpoint = settings.otlp_endpoint.rstrip("/") + "/v1/traces"
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
     trace.set_tracer_provider(provider)
+    provider_installed(settings.sampling_ratio)
     return provider
 
 
