@@ -5,8 +5,11 @@ tests/data/extract_reference_keys.py from the git tags named in their file names
 
 from __future__ import annotations
 
+import http.server
 import json
 import re
+import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
+from components.alloy import PORT as ALLOY_PORT
+from components.alloy import AlloyArgs, alloy_spec
 from components.render.alloy_config import Block, alloy_blocks
 from components.render.loki_yml import loki_config
 from components.render.tempo_yml import tempo_config
@@ -108,3 +113,39 @@ def test_grafana_links_logs_to_traces_and_back(stack: str) -> None:
                             "spanEndTimeShift", "filterByTraceID", "filterBySpanID", "query",
                             "customQuery"}  # fmt: skip
     assert to_logs["datasourceUid"] == "loki" and to_logs["filterByTraceID"] is True
+
+
+def _serve(status: int) -> tuple[http.server.HTTPServer, int]:
+    class Ready(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(status if self.path == "/-/ready" else 404)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Ready)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, server.server_address[1]
+
+
+@pytest.mark.parametrize(("status", "healthy"), [(200, True), (503, False)])
+def test_alloys_bash_probe_speaks_http_to_its_ready_endpoint(status: int, healthy: bool) -> None:
+    spec = alloy_spec(AlloyArgs("grafana/alloy:v1.18.1", 256, "dev", "http://l", "http://t"))
+    assert spec.health is not None
+    command = list(spec.health.command)
+    server, port = _serve(status)
+    try:
+        command[-1] = command[-1].replace(f"/{ALLOY_PORT};", f"/{port};")
+        done = subprocess.run(command, capture_output=True, timeout=10)
+    finally:
+        server.shutdown()
+    assert (done.returncode == 0) is healthy, done.stderr
+
+
+def test_alloys_probe_fails_when_nothing_listens() -> None:
+    spec = alloy_spec(AlloyArgs("grafana/alloy:v1.18.1", 256, "dev", "http://l", "http://t"))
+    assert spec.health is not None
+    command = list(spec.health.command)
+    command[-1] = command[-1].replace(f"/{ALLOY_PORT};", "/1;")
+    assert subprocess.run(command, capture_output=True, timeout=10).returncode != 0
