@@ -19,6 +19,8 @@ from typing import Literal
 
 import yaml
 
+from components.render.alloy_config import ERROR_LINES_METRIC
+
 Severity = Literal["critical", "warning", "none"]
 # The default of the runbookUrl setting; each alert links to `{runbook_url}#{alertname}`.
 RUNBOOK_URL = "https://github.com/data-platform/data-platform/blob/main/docs/runbooks.md"
@@ -99,7 +101,7 @@ PROM = {"job": "prometheus", "instance": "localhost:9090"}
 LOKI = {"job": "loki", "instance": "loki:3100"}
 ALLOY_ERRORS = {"job": "alloy", "instance": "alloy:12345", "service": "runtime", "level": "error"}
 # Counted by Alloy's loki.process (components/render/alloy_config.py).
-ERROR_LINES = "loki_process_custom_log_error_lines_total"
+ERROR_LINES = ERROR_LINES_METRIC
 
 
 def _s(metric: str, labels: Mapping[str, str]) -> str:
