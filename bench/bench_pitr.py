@@ -114,7 +114,7 @@ def main() -> None:
         print(f"pgBackRest full backup {full:.2f} s, pg_dump -Fc {dump:.2f} s")
 
         manager = BackupManager(
-            BackupSettings(database_url=cluster.server.dsn), LocalStorage(work / "logical")
+            BackupSettings(), LocalStorage(work / "logical"), database_url=cluster.server.dsn
         )
         outcome = manager.create_backup()
         assert outcome.status == "success", outcome.reason

@@ -3,7 +3,7 @@
 Each command reads the runtime's one settings model (`runtime.settings.load_settings`: the
 `app_config` file named by APP_CONFIG_FILE, environment variables overriding single fields)
 and calls plain functions of its area. An area's modules are imported inside its runner, so
-`backup` never loads redis-py or the monitoring package. A new area (e.g. `pitr`) is one
+`backup` and `pitr` never load redis-py or the monitoring package. A new area is one
 `_add_<area>(commands)` and one `_<area>(args)` here.
 
 Exit codes every command keeps to, so scripts can rely on them:
@@ -114,6 +114,76 @@ def _backup(args: argparse.Namespace) -> int:
             tracer_provider.shutdown()  # sends the spans still batched
 
 
+# -- pitr (pgBackRest) ---------------------------------------------------------------------
+_BACKUP_TYPES = ("full", "diff", "incr")  # runtime.pitr.pgbackrest.BACKUP_TYPES, unimported
+
+
+def _add_pitr(commands: Commands) -> None:
+    group = commands.add_parser(
+        "pitr",
+        help="continuous WAL archiving and point-in-time recovery (pgBackRest)",
+        description=f"{SETTINGS_HELP} (the pitr section, PITR_*): see docs/runtime-pitr.md.",
+    )
+    actions = group.add_subparsers(
+        title="pitr commands", metavar="ACTION", dest="action", required=True
+    )
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = actions.add_parser(name, help=help_text)
+        parser.set_defaults(run=_pitr)
+        return parser
+
+    add("check", "create the stanza if new; prove that WAL reaches the repository")
+    backup = add("backup", "take a physical backup")
+    backup.add_argument("--type", choices=_BACKUP_TYPES, default="full")
+    info = add("info", "the backups and the window one can restore into")
+    info.add_argument("--json", action="store_true", help="machine-readable output")
+    restore = add("restore", "restore to a point in time or the end of the archive")
+    target = restore.add_mutually_exclusive_group(required=True)
+    target.add_argument("--target-time", help="ISO 8601 with offset, e.g. 2026-11-27T10:15:00Z")
+    target.add_argument("--latest", action="store_true", help="replay all archived WAL")
+    restore.add_argument("--pg-data", help="data directory to restore into (default PITR_PG_DATA)")
+    overwrite = restore.add_mutually_exclusive_group()
+    overwrite.add_argument("--delta", action="store_true", help="reuse matching files in place")
+    overwrite.add_argument("--force", action="store_true", help="overwrite a non-empty directory")
+    restore.add_argument(
+        "--start", action="store_true", help="start the server, wait for recovery, verify"
+    )
+    restore.add_argument("--port", type=_port, help="port to start the restored server on")
+    restore.add_argument("--timeout", type=float, default=600.0, help="seconds to wait")
+
+
+def _pitr(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from runtime.pitr import commands
+    from runtime.pitr.restore import parse_target_time
+    from runtime.settings import load_settings
+
+    settings = load_settings(require=()).pitr
+    if settings is None:
+        raise ConfigError(
+            "pitr (app_config) or PITR_* variables", None, "a pitr section (docs/runtime-pitr.md)"
+        )
+    if args.action == "check":
+        return commands.run_check(settings)
+    if args.action == "backup":
+        return commands.run_backup(settings, args.type)
+    if args.action == "info":
+        return commands.run_info(settings, args.json)
+    target = None if args.latest else parse_target_time(args.target_time)
+    return commands.run_restore(
+        settings,
+        Path(args.pg_data) if args.pg_data else settings.pg_data,
+        target,
+        delta=args.delta,
+        force=args.force,
+        start=args.start,
+        port=args.port,
+        timeout=args.timeout,
+    )
+
+
 # -- serve (the sidecar) -------------------------------------------------------------------
 def _port(text: str) -> int:
     if not text.isdigit() or not 0 <= int(text) <= 65535:
@@ -155,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     _add_backup(commands)
+    _add_pitr(commands)
     _add_serve(commands)
     return parser
 

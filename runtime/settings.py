@@ -213,6 +213,65 @@ class TelemetrySettings:
 
 
 @dataclass(frozen=True)
+class S3Repo:
+    """An S3 (or S3-compatible) bucket for pgBackRest's repository. pgBackRest 2.45 talks
+    HTTPS only."""
+
+    bucket: str
+    region: str
+    endpoint: str
+    key: Secret
+    key_secret: Secret
+    port: int = 443
+    uri_style: Literal["host", "path"] = "host"
+    verify_tls: bool = True  # turn off only for a test endpoint with a self-signed certificate
+
+
+PitrRepoType = Literal["posix", "s3"]
+PITR_COMPRESS_TYPES = ("lz4", "zst", "gz", "bz2", "none")
+
+
+@dataclass(frozen=True)
+class PitrSettings:
+    """Continuous archiving and point-in-time recovery with pgBackRest (docs/runtime-pitr.md).
+
+    `config_provided`: pgbackrest.conf at `config_file` is someone else's (the stack renders it
+    and mounts it read-only into the sidecar); the runtime uses it as it is and never writes it.
+    Otherwise the runtime renders its own from these fields before each command.
+    """
+
+    config_file: Path = Path("/etc/pgbackrest/pgbackrest.conf")
+    config_provided: bool = False
+    stanza: str = "main"
+    repo_type: PitrRepoType = "posix"
+    repo_path: str = "/var/lib/pgbackrest"
+    s3: S3Repo | None = None
+    cipher_pass: Secret | None = None
+    retention_full: int = 2
+    archive_timeout_seconds: int = 60
+    process_max: int = 2
+    compress_type: str = "lz4"
+    log_path: Path = Path("/var/log/pgbackrest")
+    lock_path: Path = Path("/run/pgbackrest")
+    spool_path: Path = Path("/var/spool/pgbackrest")
+    pg_data: Path = Path("/var/lib/postgresql/data/pgdata")  # the stack's PGDATA
+    pg_port: int = 5432
+    pg_socket: Path = Path("/var/run/postgresql")
+    pg_bin: Path | None = None
+    os_user: str = "postgres"
+    full_schedule: str = "0 1 * * 0"
+    diff_schedule: str = "0 1 * * 1-6"
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret value, for scrubbing subprocess output before it is shown."""
+        found = [self.cipher_pass.reveal()] if self.cipher_pass else []
+        if self.s3 is not None:
+            found += [self.s3.key.reveal(), self.s3.key_secret.reveal()]
+        return tuple(s for s in found if s)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the runtime needs, validated. `database`/`redis` are None only when the
     caller did not require them (e.g. `backup list` needs no server)."""
@@ -224,6 +283,7 @@ class Settings:
     backup: BackupSettings = field(default_factory=BackupSettings)
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
     alerting: AlertingSettings = field(default_factory=AlertingSettings)
+    pitr: PitrSettings | None = None  # None: no `pitr` section and no PITR_* variable
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
     endpoints: Mapping[str, str] = field(default_factory=dict)
     stack: str | None = None
@@ -733,6 +793,187 @@ def secrets_of(settings: object) -> tuple[str, ...]:
     return tuple(sorted((s for s in found if s), key=len, reverse=True))
 
 
+# -- pitr ------------------------------------------------------------------------------------
+_STANZA = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_OS_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+_CIPHER_TYPES = ("aes-256-cbc", "none")
+
+
+def _abs_path(name: str, raw: Any, default: Path) -> Path:
+    """An absolute path that can go into pgbackrest.conf (no newline, no '=')."""
+    if raw is None or raw == "":
+        return default
+    if not isinstance(raw, str) or not raw.startswith("/") or any(c in raw for c in "\n\r="):
+        raise ConfigError(name, raw, "an absolute path without newlines or '='")
+    return Path(raw.strip())
+
+
+def _choice(name: str, raw: Any, default: str, allowed: tuple[str, ...]) -> str:
+    if raw is None or raw == "":
+        return default
+    if raw not in allowed:
+        raise ConfigError(name, raw, "one of " + ", ".join(allowed))
+    return str(raw)
+
+
+def _cron(name: str, raw: Any, default: str) -> str:
+    value = default if raw is None or raw == "" else raw
+    if not isinstance(value, str) or not croniter.is_valid(value.strip()):
+        raise ConfigError(name, raw, "a five-field cron expression such as '0 1 * * 0'")
+    return value.strip()
+
+
+def _conf_value(src: _Source, path: str, env_var: str) -> str:
+    """A required pgbackrest.conf value: one word without '/', '=' or spaces."""
+    name, raw = src.get(path, env_var)
+    if raw is None or raw == "":
+        raise ConfigError(f"{env_var} ({path})", None, "a value (required for s3)")
+    if not isinstance(raw, str) or any(c in raw.strip() for c in "\n\r= /"):
+        raise ConfigError(name, raw, "a value without spaces, '/' or '='")
+    return raw.strip()
+
+
+def _secret_of(src: _Source, path: str, env_var: str) -> tuple[str, Secret | None]:
+    """`ENV_VAR_FILE` (a file holding the secret: preferred), `ENV_VAR`, then app_config's
+    `path`; (the name to report, the secret or None)."""
+    file = src.env.get(f"{env_var}_FILE", "").strip()
+    if file:
+        name = f"{env_var}_FILE"
+        try:
+            value = Path(file).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(name, file, f"a readable file ({exc.strerror})") from None
+        if not value:
+            raise ConfigError(name, file, "a file holding a non-empty secret")
+    else:
+        name, raw = src.get(path, env_var)
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            return env_var, None
+        if not isinstance(raw, str):
+            raise ConfigError(name, raw, "a string", secret=True)
+        value = raw.strip()
+    if "\n" in value or "\r" in value:
+        raise ConfigError(name, value, "a single line", secret=True)
+    return name, Secret(value)
+
+
+def _pitr_s3(src: _Source) -> S3Repo:
+    values = {
+        field: _conf_value(src, f"pitr.repository.{field}", env)
+        for field, env in (
+            ("s3_bucket", "PITR_S3_BUCKET"),
+            ("s3_region", "PITR_S3_REGION"),
+            ("s3_endpoint", "PITR_S3_ENDPOINT"),
+        )
+    }
+    key_name, key = _secret_of(src, "pitr.repository.s3_access_key", "PITR_S3_KEY")
+    secret_name, key_secret = _secret_of(src, "pitr.repository.s3_secret_key", "PITR_S3_KEY_SECRET")
+    if key is None:
+        name = f"{key_name} (pitr.repository.s3_access_key)"
+        raise ConfigError(name, None, "an access key id (required for s3)")
+    if key_secret is None:
+        name = f"{secret_name} (pitr.repository.s3_secret_key)"
+        raise ConfigError(name, None, "a secret access key (required for s3)")
+    style = _choice(
+        *src.get("pitr.repository.s3_uri_style", "PITR_S3_URI_STYLE"), "host", ("host", "path")
+    )
+    return S3Repo(
+        bucket=values["s3_bucket"],
+        region=values["s3_region"],
+        endpoint=values["s3_endpoint"],
+        key=key,
+        key_secret=key_secret,
+        port=_int(*src.get("pitr.repository.s3_port", "PITR_S3_PORT"), 1, 443, 65535),
+        uri_style="path" if style == "path" else "host",
+        verify_tls=_bool(*src.get("pitr.repository.s3_verify_tls", "PITR_S3_VERIFY_TLS"), True),
+    )
+
+
+def _has_pitr(src: _Source) -> bool:
+    return "pitr" in src.data or any(
+        k.startswith("PITR_") and v.strip() for k, v in src.env.items()
+    )
+
+
+def _pitr(src: _Source) -> PitrSettings:
+    """The `pitr` section as the stack exports it (components/stack.py `_pitr`), PITR_*
+    variables overriding single fields."""
+    if not isinstance(src.data.get("pitr", {}), Mapping):
+        raise ConfigError("pitr", type(src.data["pitr"]).__name__, "an object")
+    d = PitrSettings()
+    conf_name, conf_raw = src.get("pitr.config_file", "PITR_CONFIG")
+    config_file = _abs_path(conf_name, conf_raw, d.config_file)
+    readable = os.access(config_file, os.R_OK)
+    provided_raw = src.get("pitr.config_provided", "PITR_CONFIG_PROVIDED")
+    if provided_raw[1] is None or provided_raw[1] == "":
+        # The stack names the file it mounts: present and readable means it is the stack's.
+        provided = conf_name == "pitr.config_file" and readable
+    else:
+        provided = _bool(*provided_raw, False)
+        if provided and not readable:
+            raise ConfigError(
+                conf_name, str(config_file), "a readable pgbackrest.conf (config_provided is on)"
+            )
+    stanza_name, stanza = src.get("pitr.stanza", "PITR_STANZA")
+    stanza = _str(stanza_name, stanza, d.stanza)
+    if not _STANZA.match(stanza):
+        raise ConfigError(stanza_name, stanza, "letters, digits, '_', '.', '-' (1-64)")
+    user_name, os_user = src.get("pitr.os_user", "PITR_OS_USER")
+    os_user = _str(user_name, os_user, d.os_user)
+    if not _OS_USER.match(os_user):
+        raise ConfigError(user_name, os_user, "an operating-system user name")
+    repo_type = _choice(
+        *src.get("pitr.repository.type", "PITR_REPO_TYPE"), d.repo_type, ("posix", "s3")
+    )
+    pass_name, cipher_pass = _secret_of(src, "pitr.cipher_pass", "PITR_CIPHER_PASS")
+    cipher_name, cipher = src.get("pitr.cipher_type")
+    if cipher is not None:
+        cipher = _choice(cipher_name, cipher, "none", _CIPHER_TYPES)
+        if cipher == "aes-256-cbc" and cipher_pass is None:
+            raise ConfigError(
+                f"{pass_name} (pitr.cipher_pass)", None, "a passphrase (required with aes-256-cbc)"
+            )
+        if cipher == "none" and cipher_pass is not None:
+            raise ConfigError(cipher_name, cipher, "aes-256-cbc (a cipher_pass is set)")
+    pg_bin = src.get("pitr.pg_bin", "PITR_PG_BIN")
+    return PitrSettings(
+        config_file=config_file,
+        config_provided=provided,
+        stanza=stanza,
+        repo_type="s3" if repo_type == "s3" else "posix",
+        repo_path=str(
+            _abs_path(*src.get("pitr.repository.path", "PITR_REPO_PATH"), Path(d.repo_path))
+        ),
+        s3=_pitr_s3(src) if repo_type == "s3" else None,
+        cipher_pass=cipher_pass,
+        retention_full=_int(
+            *src.get("pitr.retention_full", "PITR_RETENTION_FULL"), 1, d.retention_full, 9999999
+        ),
+        archive_timeout_seconds=_int(
+            *src.get("pitr.pgbackrest_archive_timeout_seconds", "PITR_ARCHIVE_TIMEOUT"),
+            1,
+            d.archive_timeout_seconds,
+            86400,
+        ),
+        process_max=_int(*src.get("pitr.process_max", "PITR_PROCESS_MAX"), 1, d.process_max, 999),
+        compress_type=_choice(
+            *src.get("pitr.compress_type", "PITR_COMPRESS_TYPE"),
+            d.compress_type,
+            PITR_COMPRESS_TYPES,
+        ),
+        log_path=_abs_path(*src.get("pitr.log_path", "PITR_LOG_PATH"), d.log_path),
+        lock_path=_abs_path(*src.get("pitr.lock_path", "PITR_LOCK_PATH"), d.lock_path),
+        spool_path=_abs_path(*src.get("pitr.spool_path", "PITR_SPOOL_PATH"), d.spool_path),
+        pg_data=_abs_path(*src.get("pitr.pg_data", "PITR_PG_DATA"), d.pg_data),
+        pg_port=_int(*src.get("pitr.pg_port", "PITR_PG_PORT"), 1, d.pg_port, 65535),
+        pg_socket=_abs_path(*src.get("pitr.pg_socket", "PITR_PG_SOCKET"), d.pg_socket),
+        pg_bin=_abs_path(*pg_bin, Path("/")) if pg_bin[1] not in (None, "") else None,
+        os_user=os_user,
+        full_schedule=_cron(*src.get("pitr.full_schedule", "PITR_FULL_SCHEDULE"), d.full_schedule),
+        diff_schedule=_cron(*src.get("pitr.diff_schedule", "PITR_DIFF_SCHEDULE"), d.diff_schedule),
+    )
+
+
 def _read_json(source: str | Path | Mapping[str, Any] | None, env: Mapping[str, str]) -> Any:
     if isinstance(source, Mapping):
         return source
@@ -795,6 +1036,7 @@ def load_settings(
         backup=_backup(src),
         monitoring=_monitoring(src),
         alerting=_alerting(src),
+        pitr=_pitr(src) if _has_pitr(src) else None,
         telemetry=_telemetry(src),
         endpoints={str(k): str(v) for k, v in endpoints.items()},
         stack=str(stack) if stack is not None else None,

@@ -2,8 +2,10 @@
 
 Serves `/metrics` (Prometheus text format) and `/healthz` (JSON; 503 while PostgreSQL or
 Redis is not running), runs the monitoring loop (every monitoring.interval_seconds), the
-alert evaluation loop (every alerting.evaluation_interval_seconds) and scheduled backups
-(backup.schedule, when a database is configured), all from the runtime's one `Settings`.
+alert evaluation loop (every alerting.evaluation_interval_seconds), scheduled logical backups
+(backup.schedule, when a database is configured) and scheduled physical backups (pitr's full
+and differential schedules, when `settings.pitr` is set), all from the runtime's one
+`Settings`.
 SIGTERM or SIGINT stops it cleanly: the HTTP server closes, a backup in progress is waited
 for, queued notifications get a few seconds to go out, then exit 0.
 """
@@ -41,6 +43,8 @@ from runtime.monitoring.alerting import (
 from runtime.monitoring.exposition import PoolStatsSource
 from runtime.monitoring.service import MonitoringService
 from runtime.monitoring.status import PostgresProbe, Probe, RedisProbe, probe_for_url
+from runtime.pitr.metrics import PitrCollector, PitrState
+from runtime.pitr.schedule import PhysicalBackups
 from runtime.settings import Settings
 
 log = logging.getLogger("runtime.sidecar")
@@ -200,6 +204,12 @@ class Sidecar:
             disk_paths=mon.disk_paths,
         )
         self.monitoring.registry.register(self.alerts.collector())
+        self.pitr_state = PitrState()
+        self.physical_backups = (
+            PhysicalBackups(settings.pitr, self.pitr_state) if settings.pitr is not None else None
+        )
+        if self.physical_backups is not None:
+            self.monitoring.registry.register(PitrCollector(self.pitr_state))
         self._loops = [
             _Loop("monitoring-loop", mon.interval_seconds, self._collect),
             _Loop(
@@ -248,10 +258,12 @@ class Sidecar:
             loop.start()
         if self.scheduler is not None:
             self.scheduler.start()
+        if self.physical_backups is not None:
+            self.physical_backups.start()
         log.info("runtime sidecar listening on %s:%d", *self.server.server_address[:2])
 
     def stop(self) -> None:
-        """Stop serving, wait for a running backup, give notifications time to go out."""
+        """Stop serving, wait for running backups, give notifications time to go out."""
         log.info("runtime sidecar stopping")
         self.server.shutdown()
         self.server.server_close()
@@ -259,6 +271,8 @@ class Sidecar:
             loop.stop(self.settings.monitoring.health_check_timeout_seconds + 5)
         if self.scheduler is not None:
             self.scheduler.stop()
+        if self.physical_backups is not None:
+            self.physical_backups.stop()
         self.alerts.wait_delivered(5)
         self.alerts.close(1)
         if self._pool is not None:

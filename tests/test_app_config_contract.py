@@ -36,3 +36,91 @@ def test_dev_apps_on_the_host_use_the_loopback_addresses() -> None:
     assert "@127.0.0.1:5432/app" in local.need_database().dsn.reveal()
     with pytest.raises(Exception, match="local"):  # prod publishes no data port
         load_settings(stack_run("prod").outputs["app_config"], env={}, address="local")
+
+
+def _options(conf: str) -> dict[str, dict[str, str]]:
+    """pgbackrest.conf as {section: {option: value}}."""
+    sections: dict[str, dict[str, str]] = {}
+    current: dict[str, str] = {}
+    for line in conf.splitlines():
+        line = line.strip()
+        if line.startswith("[") and line.endswith("]"):
+            current = sections.setdefault(line[1:-1], {})
+        elif line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            current[key] = value
+    return sections
+
+
+# Options only one side writes, and why (docs/runtime-pitr.md, "The contract with the stack").
+STACK_ONLY = {"archive-async", "pg1-user"}  # the server's async archive-push; the superuser role
+RUNTIME_ONLY = {
+    "archive-timeout",  # pgBackRest's wait for WAL during check/backup (PITR_ARCHIVE_TIMEOUT)
+    "log-path",  # the runtime logs to files; the stack's containers log to stderr
+    "repo1-s3-uri-style",  # the stack uses the defaults (host, 443, verify)
+    "repo1-storage-port",
+    "repo1-storage-verify-tls",
+}
+PER_HOST = {"lock-path", "log-level-console", "log-level-file"}  # where and how it logs
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_runtime_renders_the_pgbackrest_options_the_stack_renders(stack: str) -> None:
+    from components.render.pgbackrest_conf import CONF_FILE
+    from runtime.pitr.pgbackrest import render_config
+    from tests.stack_harness import uploads
+
+    run = stack_run(stack)
+    stacks = _options(uploads(run, "runtime")[CONF_FILE])
+    # the same app_config on a host without the stack's file: the runtime renders its own
+    settings = load_settings(
+        run.outputs["app_config"], env={"PITR_CONFIG_PROVIDED": "false"}, require=()
+    ).pitr
+    assert settings is not None and not settings.config_provided
+    runtimes = _options(render_config(settings))
+    assert set(stacks) == set(runtimes) == {"global", "main"}
+    for section in ("global", "main"):
+        ours, theirs = runtimes[section], stacks[section]
+        assert set(theirs) - set(ours) <= STACK_ONLY
+        assert set(ours) - set(theirs) <= RUNTIME_ONLY
+        shared = (set(ours) & set(theirs)) - PER_HOST
+        assert {k: ours[k] for k in shared} == {k: theirs[k] for k in shared}
+    assert {"repo1-cipher-pass", "repo1-path", "pg1-path", "compress-type"} <= (
+        set(runtimes["global"]) | set(runtimes["main"])
+    )
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_stacks_pitr_section_becomes_the_pitr_settings(stack: str, tmp_path: Path) -> None:
+    app_config = stack_run(stack).outputs["app_config"]
+    exported = app_config["pitr"]
+    settings = load_settings(app_config, env={}, require=()).pitr
+    assert settings is not None
+    assert (settings.stanza, str(settings.config_file)) == ("main", exported["config_file"])
+    assert settings.repo_type == exported["repository"]["type"]
+    assert settings.repo_path == exported["repository"]["path"]
+    assert settings.cipher_pass is not None
+    assert settings.cipher_pass.reveal() == exported["cipher_pass"]
+    assert settings.retention_full == exported["retention_full"]
+    assert (settings.full_schedule, settings.diff_schedule) == (
+        exported["full_schedule"],
+        exported["diff_schedule"],
+    )
+    if stack == "prod":
+        repo = exported["repository"]
+        assert settings.s3 is not None
+        assert (settings.s3.bucket, settings.s3.region, settings.s3.endpoint) == (
+            repo["s3_bucket"],
+            repo["s3_region"],
+            repo["s3_endpoint"],
+        )
+        assert settings.s3.key.reveal() == repo["s3_access_key"]
+        assert settings.s3.key_secret.reveal() == repo["s3_secret_key"]
+    assert exported["cipher_pass"] not in repr(settings)
+    # the sidecar's case: the stack's file is there, so it is used as it is
+    conf = tmp_path / "pgbackrest.conf"
+    conf.write_text("[global]\n")
+    provided = load_settings(
+        {**app_config, "pitr": {**exported, "config_file": str(conf)}}, env={}, require=()
+    ).pitr
+    assert provided is not None and provided.config_provided

@@ -12,7 +12,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PREFIXES = ("BACKUP_", "DATABASE_", "REDIS_", "APP_CONFIG", "ALERT", "MONITORING_", "HEALTH_")
+PREFIXES = (
+    "BACKUP_",
+    "DATABASE_",
+    "REDIS_",
+    "APP_CONFIG",
+    "ALERT",
+    "MONITORING_",
+    "HEALTH_",
+    "PITR_",
+)
 
 
 def run(
@@ -60,6 +69,10 @@ EVERY_COMMAND = [
     ("backup", "restore", "--target", "postgresql://u@127.0.0.1:1/x"),
     ("backup", "prune"),
     ("backup", "schedule"),
+    ("pitr", "check"),
+    ("pitr", "backup", "--type", "diff"),
+    ("pitr", "info"),
+    ("pitr", "restore", "--latest"),
     ("serve", "--port", "0"),
 ]
 
@@ -111,8 +124,12 @@ def imported(stderr: str) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("command", [("backup", "--help"), ("backup", "list")], ids=" ".join)
-def test_backup_commands_import_neither_redis_nor_monitoring(
+@pytest.mark.parametrize(
+    "command",
+    [("backup", "--help"), ("backup", "list"), ("pitr", "--help"), ("pitr", "info", "--help")],
+    ids=" ".join,
+)
+def test_backup_and_pitr_commands_import_neither_redis_nor_monitoring(
     command: tuple[str, ...], tmp_path: Path
 ) -> None:
     proc = run({"BACKUP_DIR": str(tmp_path)}, *command, flags=("-X", "importtime"))

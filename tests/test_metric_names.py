@@ -50,10 +50,7 @@ RUNTIME = set(
     )
 )
 assert "runtime_backup_failures_total" in RUNTIME
-# The physical-backup metrics the runtime's `pitr` commands export: their names are the
-# contract between the stack and the runtime (issue 9); docs/runtime-monitoring.md lists them
-# once the runtime side has landed, and this set must then be a subset of RUNTIME.
-PITR_RUNTIME = {"runtime_pitr_last_backup_timestamp_seconds", "runtime_pitr_last_backup_success"}
+assert "runtime_pitr_last_backup_timestamp_seconds" in RUNTIME  # the sidecar's physical backups
 # Series Prometheus itself synthesises.
 SYNTHETIC = {"up", "ALERTS"}
 
@@ -267,7 +264,7 @@ def _blackbox_probe(tmp: Path) -> set[str]:
 
 @pytest.mark.req("UT-INFRA-04.1")
 def test_every_alert_queries_metrics_that_exist(exported: set[str]) -> None:
-    known = exported | CADVISOR | RUNTIME | PITR_RUNTIME | SYNTHETIC | LOGS_TRACES
+    known = exported | CADVISOR | RUNTIME | SYNTHETIC | LOGS_TRACES
     for alert in ALERTS:
         missing = referenced_metrics(alert.rendered_expr()) - known
         assert not missing, f"{alert.name} queries metrics no exporter exports: {missing}"
@@ -275,7 +272,7 @@ def test_every_alert_queries_metrics_that_exist(exported: set[str]) -> None:
 
 @pytest.mark.req("UT-INFRA-04.3")
 def test_every_dashboard_queries_metrics_that_exist(exported: set[str]) -> None:
-    known = exported | CADVISOR | RUNTIME | PITR_RUNTIME | SYNTHETIC | LOGS_TRACES
+    known = exported | CADVISOR | RUNTIME | SYNTHETIC | LOGS_TRACES
     for board in BOARDS:
         for expr in board.exprs():
             missing = referenced_metrics(expr) - known

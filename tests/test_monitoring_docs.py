@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from runtime.backup import BackupScheduler
@@ -20,8 +20,9 @@ from runtime.monitoring import (
     Sample,
     WebhookNotifier,
 )
-from runtime.pitr import BackupRun, PitrCollector, PitrState
+from runtime.pitr import BackupRun
 from runtime.settings import load_settings
+from runtime.sidecar import Sidecar
 from tests.http_receiver import Receiver
 from tests.servers import PostgresServer, RedisServer
 
@@ -56,15 +57,30 @@ def test_documented_metrics_are_the_exposed_ones(
         redis_manager.close()
         alerts.close()
         receiver.close()
-    # the physical backups' collector, which the sidecar registers next to the service's
-    pitr = PitrState()
-    pitr.record(BackupRun("full", True, 1.0, 2.0, "20261127-010000F"))
-    pitr.record(BackupRun("diff", False, 3.0, 1.0, None, "failed"))
-    pitr_registry = CollectorRegistry()
-    pitr_registry.register(PitrCollector(pitr))
-    text += generate_latest(pitr_registry).decode()
+    text += _sidecar_pitr_exposition()
     exposed = {s.name for f in text_string_to_metric_families(text) for s in f.samples}
     # the size is known only after a backup that returned one
     exposed.add("runtime_backup_last_size_bytes")
     documented = set(re.findall(r"^\| `(runtime_\w+)`", DOC.read_text(), flags=re.M))
     assert documented == exposed
+
+
+def _sidecar_pitr_exposition() -> str:
+    """The `runtime_pitr_*` series of a sidecar with a `pitr` section, from its own registry,
+    after a successful full and a failed differential run."""
+    settings = load_settings({"pitr": {}}, env={}, require=())
+    sidecar = Sidecar(settings, host="127.0.0.1", port=0)
+    try:
+        sidecar.pitr_state.record(BackupRun("full", True, 1.0, 2.0, "20261127-010000F"))
+        sidecar.pitr_state.record(BackupRun("diff", False, 3.0, 1.0, None, "failed"))
+        text = generate_latest(sidecar.monitoring.registry).decode()
+    finally:
+        sidecar.server.server_close()
+        sidecar.alerts.close(1)
+    families = text_string_to_metric_families(text)
+    return "".join(
+        f"{s.name} {s.value}\n"
+        for f in families
+        for s in f.samples
+        if s.name.startswith("runtime_pitr_")
+    )

@@ -22,7 +22,8 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from runtime.pitr import PitrCollector, PitrState, load_pitr_settings, run_backup
+from runtime.pitr import PitrCollector, PitrState, run_backup
+from runtime.settings import load_settings
 from tests.pitr_harness import CIPHER_PASS, S3_SECRET, ArchivingCluster
 from tests.servers import TlsProxy, free_port
 
@@ -279,7 +280,8 @@ def test_run_backup_feeds_the_backup_metrics_success_and_failure(
 ) -> None:
     c = posix_cluster
     c.ok("check")
-    settings = load_pitr_settings(c.env)
+    settings = load_settings({}, env=c.env, require=()).pitr
+    assert settings is not None
     state = PitrState()
     before = time.time()
     assert run_backup(settings, "full", state) == 0

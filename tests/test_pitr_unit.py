@@ -15,7 +15,15 @@ from runtime.errors import ConfigError
 from runtime.pitr.info import parse_info
 from runtime.pitr.pgbackrest import render_config
 from runtime.pitr.restore import recovery_outcome
-from runtime.pitr.settings import PitrSettings, load_pitr_settings
+from runtime.settings import PitrSettings, load_settings
+
+
+def pitr_from_env(env: dict[str, str]) -> PitrSettings:
+    """The `pitr` section from PITR_* variables alone (an operator's host)."""
+    settings = load_settings({}, env=env, require=()).pitr
+    assert settings is not None
+    return settings
+
 
 S3_ENV = {
     "PITR_REPO_TYPE": "s3",
@@ -29,7 +37,8 @@ S3_ENV = {
 
 
 def test_defaults_are_a_posix_repository_without_encryption() -> None:
-    settings = load_pitr_settings({})
+    assert load_settings({}, env={}, require=()).pitr is None  # no section, no PITR_*
+    settings = load_settings({"pitr": {}}, env={}, require=()).pitr
     assert settings == PitrSettings()
     assert "repo1-cipher-type" not in render_config(settings)
 
@@ -47,8 +56,14 @@ def test_defaults_are_a_posix_repository_without_encryption() -> None:
             "PITR_S3_VERIFY_TLS: got 'maybe'; allowed: true/false",
         ),
         ({"PITR_STANZA": "a b"}, "PITR_STANZA: got 'a b'; allowed: letters"),
-        ({"PITR_REPO_TYPE": "s3"}, "PITR_S3_BUCKET: got None; allowed:"),
-        ({**S3_ENV, "PITR_S3_KEY_SECRET": ""}, "PITR_S3_KEY_SECRET: got None; allowed: a secret"),
+        (
+            {"PITR_REPO_TYPE": "s3"},
+            "PITR_S3_BUCKET (pitr.repository.s3_bucket): got None; allowed:",
+        ),
+        (
+            {**S3_ENV, "PITR_S3_KEY_SECRET": ""},
+            "PITR_S3_KEY_SECRET (pitr.repository.s3_secret_key): got None; allowed: a secret",
+        ),
         ({"PITR_CIPHER_PASS_FILE": "/nonexistent/pass"}, "PITR_CIPHER_PASS_FILE: got"),
     ],
 )
@@ -56,13 +71,13 @@ def test_a_bad_value_names_the_variable_the_value_and_what_is_allowed(
     env: dict[str, str], message: str
 ) -> None:
     with pytest.raises(ConfigError) as caught:
-        load_pitr_settings(env)
+        pitr_from_env(env)
     assert str(caught.value).startswith(message)
 
 
 def test_secrets_come_from_files_and_never_show_in_repr(tmp_path: Path) -> None:
     (tmp_path / "pass").write_text("from-a-file\n")
-    settings = load_pitr_settings({**S3_ENV, "PITR_CIPHER_PASS_FILE": str(tmp_path / "pass")})
+    settings = pitr_from_env({**S3_ENV, "PITR_CIPHER_PASS_FILE": str(tmp_path / "pass")})
     assert settings.cipher_pass is not None and settings.cipher_pass.reveal() == "from-a-file"
     shown = repr(settings)
     assert "from-a-file" not in shown and "s3-secret-value" not in shown
@@ -70,7 +85,7 @@ def test_secrets_come_from_files_and_never_show_in_repr(tmp_path: Path) -> None:
 
 
 def test_rendered_config_carries_the_s3_repository_and_tls_verification_by_default() -> None:
-    text = render_config(load_pitr_settings(S3_ENV))
+    text = render_config(pitr_from_env(S3_ENV))
     lines = set(text.splitlines())
     assert {
         "repo1-type=s3",
@@ -84,9 +99,9 @@ def test_rendered_config_carries_the_s3_repository_and_tls_verification_by_defau
         "repo1-cipher-type=aes-256-cbc",
         "repo1-cipher-pass=cipher-secret-value",
         "[main]",
-        "pg1-path=/var/lib/postgresql/data",
+        "pg1-path=/var/lib/postgresql/data/pgdata",
     } <= lines
-    off = render_config(load_pitr_settings({**S3_ENV, "PITR_S3_VERIFY_TLS": "false"}))
+    off = render_config(pitr_from_env({**S3_ENV, "PITR_S3_VERIFY_TLS": "false"}))
     assert "repo1-storage-verify-tls=n" in off.splitlines()
 
 
@@ -186,18 +201,129 @@ def test_every_runbook_command_parses_and_every_named_test_exists() -> None:
         assert f"def {name}(" in tests
 
 
-def test_the_weekly_full_wins_over_the_daily_diff_at_the_same_minute() -> None:
-    from runtime.pitr.schedule import next_backup
+def test_a_provided_config_file_is_used_as_it_is_and_never_rewritten(tmp_path: Path) -> None:
+    from runtime.pitr.pgbackrest import PitrError, prepare_config, write_config
 
-    settings = load_pitr_settings({})  # full: Sunday 01:00, diff: Monday-Saturday 01:00
-    saturday_noon = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
-    assert next_backup(settings, saturday_noon) == (
-        datetime(2026, 11, 29, 1, 0, tzinfo=UTC),
-        "full",
-    )
-    sunday_noon = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
-    assert next_backup(settings, sunday_noon) == (datetime(2026, 11, 30, 1, 0, tzinfo=UTC), "diff")
-    both = load_pitr_settings(
+    conf = tmp_path / "pgbackrest.conf"
+    conf.write_text("[global]\nrepo1-path=/stack/repo\n")
+    conf.chmod(0o400)  # read-only, as the stack mounts it
+    before = (conf.read_bytes(), conf.stat().st_mtime_ns)
+    stack = {"pitr": {"config_file": str(conf), "cipher_pass": "x" * 32}}
+    settings = load_settings(stack, env={}, require=()).pitr
+    assert settings is not None and settings.config_provided
+    assert prepare_config(settings) == conf
+    with pytest.raises(PitrError, match="refusing to rewrite"):
+        write_config(settings)
+    assert (conf.read_bytes(), conf.stat().st_mtime_ns) == before
+    assert not (tmp_path / "log").exists()
+
+
+def test_without_a_provided_file_the_runtime_renders_its_own(tmp_path: Path) -> None:
+    from runtime.pitr.pgbackrest import prepare_config
+
+    conf = tmp_path / "etc" / "pgbackrest.conf"
+    env = {
+        "PITR_CONFIG": str(conf),
+        "PITR_REPO_PATH": str(tmp_path / "repo"),
+        "PITR_LOG_PATH": str(tmp_path / "log"),
+        "PITR_LOCK_PATH": str(tmp_path / "lock"),
+        "PITR_SPOOL_PATH": str(tmp_path / "spool"),
+    }
+    settings = pitr_from_env(env)
+    assert not settings.config_provided
+    assert prepare_config(settings) == conf
+    assert f"repo1-path={tmp_path / 'repo'}" in conf.read_text().splitlines()
+    assert conf.stat().st_mode & 0o777 == 0o600
+    # the stack names a file that is not there (an operator's host): rendered too
+    stack = load_settings({"pitr": {"config_file": str(tmp_path / "no.conf")}}, env={}, require=())
+    assert stack.pitr is not None and not stack.pitr.config_provided
+
+
+@pytest.mark.parametrize(
+    ("config", "env", "message"),
+    [
+        (
+            {"pitr": {"config_file": "/nonexistent/pgbackrest.conf"}},
+            {"PITR_CONFIG_PROVIDED": "true"},
+            "pitr.config_file: got '/nonexistent/pgbackrest.conf'; allowed: a readable",
+        ),
+        ({"pitr": {"retention_full": 0}}, {}, "pitr.retention_full: got 0; allowed: an integer"),
+        ({"pitr": {"repository": {"type": "gcs"}}}, {}, "pitr.repository.type: got 'gcs'"),
+        (
+            {"pitr": {"cipher_type": "aes-256-cbc"}},
+            {},
+            "PITR_CIPHER_PASS (pitr.cipher_pass): got None; allowed: a passphrase",
+        ),
+        ({"pitr": {"full_schedule": "weekly"}}, {}, "pitr.full_schedule: got 'weekly'"),
+        ({"pitr": "posix"}, {}, "pitr: got 'str'; allowed: an object"),
+        ({"pitr": {"retention_full": 3}}, {"PITR_RETENTION_FULL": "x"}, "PITR_RETENTION_FULL: got"),
+    ],
+)
+def test_a_bad_pitr_section_names_the_app_config_path_or_the_variable(
+    config: dict[str, object], env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config, env=env, require=())
+    assert str(caught.value).startswith(message)
+
+
+def test_environment_variables_override_single_fields_of_the_stacks_section() -> None:
+    stack = {
+        "pitr": {
+            "stanza": "main",
+            "repository": {"type": "posix", "path": "/var/lib/pgbackrest"},
+            "cipher_type": "aes-256-cbc",
+            "cipher_pass": "from-the-stack",
+            "retention_full": 2,
+        }
+    }
+    settings = load_settings(stack, env={"PITR_RETENTION_FULL": "5"}, require=()).pitr
+    assert settings is not None
+    assert (settings.retention_full, settings.repo_path) == (5, "/var/lib/pgbackrest")
+    assert settings.cipher_pass is not None and settings.cipher_pass.reveal() == "from-the-stack"
+
+
+class _FakeClock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def test_the_full_backup_wins_and_a_differential_it_covers_is_skipped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The schedule decisions alone (the backups themselves run in tests/test_pitr.py and
+    tests/test_sidecar.py): `take_backup` records a run instead of calling pgBackRest."""
+    from runtime.pitr import schedule
+    from runtime.pitr.metrics import BackupRun, PitrState
+
+    ran: list[str] = []
+    clock = _FakeClock(datetime(2026, 11, 29, 1, 0, 30, tzinfo=UTC))  # Sunday 01:00:30
+
+    def fake(settings: PitrSettings, type_: str, state: PitrState | None = None) -> BackupRun:
+        ran.append(type_)
+        run = BackupRun(type_, True, clock.now.timestamp(), 1.0, f"label-{type_}")
+        assert state is not None
+        state.record(run)
+        return run
+
+    monkeypatch.setattr(schedule, "take_backup", fake)
+    same_minute = pitr_from_env(
         {"PITR_FULL_SCHEDULE": "0 1 * * *", "PITR_DIFF_SCHEDULE": "0 1 * * *"}
     )
-    assert next_backup(both, sunday_noon)[1] == "full"
+    backups = schedule.PhysicalBackups(same_minute, PitrState(), clock=clock)
+    assert (backups.diff.tick(), backups.full.tick()) == ("ran", "ran")  # diff first: skipped
+    assert backups.diff.tick() == "not_due" and ran == ["full"]
+    backups = schedule.PhysicalBackups(same_minute, PitrState(), clock=clock)
+    assert (backups.full.tick(), backups.diff.tick()) == ("ran", "ran")  # full first
+    assert ran == ["full", "full"]
+    # the defaults: full on Sunday, diff Monday-Saturday; a fresh start runs the full only
+    defaults = schedule.PhysicalBackups(PitrSettings(), PitrState(), clock=clock)
+    clock.now = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)  # Monday 09:00
+    assert (defaults.diff.tick(), defaults.full.tick()) == ("ran", "ran")
+    assert ran == ["full", "full", "full"]
+    clock.now = datetime(2026, 12, 1, 1, 0, 5, tzinfo=UTC)  # Tuesday 01:00: the diff is due
+    assert (defaults.full.tick(), defaults.diff.tick()) == ("not_due", "ran")
+    assert ran == ["full", "full", "full", "diff"]

@@ -186,19 +186,20 @@ def test_replicas_come_from_app_config_or_one_environment_variable() -> None:
     ]
     data = config(database__replicas=replicas, pool__max_replica_lag_bytes=1024)
     network = load_settings(data, env={})
-    assert [(r.host, r.port, r.name) for r in network.database.replicas] == [
+    assert [(r.host, r.port, r.name) for r in network.need_database().replicas] == [
         ("postgres-replica-1", 5432, "app")
     ]
     assert network.pool.max_replica_lag_bytes == 1024
     assert network.pool.replica_check_interval_seconds == 1.0
     local = load_settings(data, env={}, address="local")
-    assert [(r.host, r.port) for r in local.database.replicas] == [("127.0.0.1", 15433)]
+    assert [(r.host, r.port) for r in local.need_database().replicas] == [("127.0.0.1", 15433)]
     env = {"DATABASE_REPLICA_URLS": "postgresql://a:pw@r1/app, postgresql://a:pw@r2:6432/app"}
     overridden = load_settings(data, env=env)
-    assert [(r.host, r.port) for r in overridden.database.replicas] == [("r1", 5432), ("r2", 6432)]
-    assert load_settings(config(), env={}).database.replicas == ()
+    routed = overridden.need_database().replicas
+    assert [(r.host, r.port) for r in routed] == [("r1", 5432), ("r2", 6432)]
+    assert load_settings(config(), env={}).need_database().replicas == ()
     assert DB_PASSWORD not in repr(network) and "pw" not in repr(overridden.database)
-    assert DB_PASSWORD in network.database.secrets  # redacted from the pool's messages
+    assert DB_PASSWORD in network.need_database().secrets  # redacted from the pool's messages
 
 
 def test_missing_required_fields_are_named() -> None:

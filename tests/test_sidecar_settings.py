@@ -19,7 +19,8 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from runtime.backup.storage import S3Storage
-from runtime.settings import BackupSettings, Settings, load_settings
+from runtime.pitr.pgbackrest import Pgbackrest, prepare_config
+from runtime.settings import BackupSettings, PitrSettings, Settings, load_settings
 from runtime.sidecar import Sidecar
 from tests.servers import PostgresServer, RedisServer, free_port
 
@@ -40,6 +41,9 @@ def all_fields() -> set[str]:
 
 def app_config(pg: PostgresServer, rd: RedisServer, tmp: Path, s3: str) -> dict[str, Any]:
     """Every value differs from its default."""
+    conf = tmp / "pgbackrest.conf"  # the stack's file, mounted read-only into the sidecar
+    conf.write_text("[global]\nrepo1-type=s3\n")
+    conf.chmod(0o400)
     return {
         "stack": "all-fields",
         "database": {
@@ -71,6 +75,22 @@ def app_config(pg: PostgresServer, rd: RedisServer, tmp: Path, s3: str) -> dict[
             "rate_limit_per_minute": 12, "webhook_url": "http://127.0.0.1:9/hook",
             "alertmanager_url": "http://127.0.0.1:9093",
         },
+        "pitr": {
+            "stanza": "all-fields", "config_file": str(conf), "config_provided": True,
+            "repository": {
+                "type": "s3", "path": "/pgbackrest/all-fields", "s3_bucket": "pitr-all-fields",
+                "s3_region": "eu-west-1", "s3_endpoint": "s3.eu-west-1.amazonaws.com",
+                "s3_access_key": "AKIAALLFIELDS", "s3_secret_key": "s3-all-fields-secret",
+                "s3_port": 8443, "s3_uri_style": "path", "s3_verify_tls": False,
+            },
+            "cipher_type": "aes-256-cbc", "cipher_pass": "all-fields-cipher-pass",
+            "retention_full": 5, "pgbackrest_archive_timeout_seconds": 90, "process_max": 3,
+            "compress_type": "zst", "log_path": str(tmp / "pitr-log"),
+            "lock_path": str(tmp / "pitr-lock"), "spool_path": str(tmp / "pitr-spool"),
+            "pg_data": str(tmp / "pgdata"), "pg_port": 6543, "pg_socket": str(tmp / "sock"),
+            "pg_bin": "/usr/lib/postgresql/15/bin", "os_user": "nobody",
+            "full_schedule": "5 2 * * 6", "diff_schedule": "5 2 * * 0-5",
+        },
         "endpoints": {"public_url": "https://localhost:8443"},
     }  # fmt: skip
 
@@ -97,9 +117,39 @@ def _backup(name: str) -> Callable[[Sidecar], object]:
     return lambda sc: getattr(sc.backups.settings if sc.backups else None, name)
 
 
+def _pitr(sc: Sidecar) -> PitrSettings:
+    assert sc.physical_backups is not None
+    return sc.physical_backups.settings
+
+
+def _argv(sc: Sidecar) -> list[str]:
+    """How the sidecar's schedulers run pgBackRest (as root here: through runuser)."""
+    return Pgbackrest(_pitr(sc), binary="pgbackrest").argv("backup")
+
+
+def _option(sc: Sidecar, prefix: str) -> str:
+    return next(a.removeprefix(prefix) for a in _argv(sc) if a.startswith(prefix))
+
+
+def _provided_untouched(sc: Sidecar) -> bool:
+    conf = _pitr(sc).config_file
+    before = conf.read_bytes()
+    return prepare_config(_pitr(sc)) == conf and conf.read_bytes() == before
+
+
 _ADDRESS = ("host", "port", "password", "db")
 APP_SIDE = "application-side (DatabaseManager / RedisManager); the sidecar's own pool is fixed"
 SERVER_SIDE = "the Redis server's configuration, applied by the stack"
+REPLICAS = "read routing (runtime/replicas.py) is application-side; exporters watch replicas"
+IN_THE_FILE = (
+    "in the stack's pgbackrest.conf, which the sidecar uses as it is (config_provided); "
+    "rendered from this field only outside the stack (tests/test_pitr_unit.py)"
+)
+IN_THE_FILE_FIELDS = (
+    "repo_type", "repo_path", "retention_full", "archive_timeout_seconds", "process_max",
+    "compress_type", "log_path", "lock_path", "spool_path",
+)  # fmt: skip
+OPERATOR = "used by the operator's `pitr info` / `pitr restore`, not by scheduled backups"
 
 # field -> (what the sidecar did with it, what it should equal), or a reason it is not its
 USES: dict[str, Callable[[Sidecar], object] | str] = {
@@ -119,6 +169,27 @@ USES: dict[str, Callable[[Sidecar], object] | str] = {
     "pool.max_overflow": APP_SIDE,
     "pool.timeout_seconds": APP_SIDE,
     "pool.statement_timeout_ms": APP_SIDE,
+    "database.replicas": REPLICAS,
+    "pool.max_replica_lag_bytes": REPLICAS,
+    "pool.replica_check_interval_seconds": REPLICAS,
+    "pitr.config_file": lambda sc: _option(sc, "--config="),
+    "pitr.config_provided": _provided_untouched,
+    "pitr.stanza": lambda sc: _option(sc, "--stanza="),
+    "pitr.os_user": lambda sc: _argv(sc)[2],  # runuser -u USER
+    "pitr.full_schedule": lambda sc: (
+        sc.physical_backups.full.schedule if sc.physical_backups else None
+    ),
+    "pitr.diff_schedule": lambda sc: (
+        sc.physical_backups.diff.schedule if sc.physical_backups else None
+    ),
+    # secrets: scrubbed from pgBackRest's output before it is logged
+    "pitr.cipher_pass": lambda sc: _pitr(sc).secrets[0],
+    "pitr.s3": lambda sc: _pitr(sc).secrets[1:],
+    **{f"pitr.{name}": IN_THE_FILE for name in IN_THE_FILE_FIELDS},
+    "pitr.pg_data": OPERATOR,
+    "pitr.pg_port": OPERATOR,
+    "pitr.pg_socket": OPERATOR,
+    "pitr.pg_bin": OPERATOR,
     "cache.default_ttl_seconds": APP_SIDE,
     "monitoring.interval_seconds": lambda sc: sc._loops[0].interval,
     "monitoring.health_check_timeout_seconds": lambda sc: sc.monitoring.prober.timeout,
@@ -145,6 +216,13 @@ USES: dict[str, Callable[[Sidecar], object] | str] = {
 def expected(field: str, config: dict[str, Any], settings: Settings) -> object:
     """What the sidecar should hold for `field` (the JSON value, in the form it uses)."""
     section, _, name = field.partition(".")
+    if section == "pitr":
+        pitr = config["pitr"]
+        repo = pitr["repository"]
+        return {
+            "config_provided": True,
+            "s3": (repo["s3_access_key"], repo["s3_secret_key"]),
+        }.get(name, pitr.get(name))
     raw = config[section][name]
     if field == "redis.url":
         return _redis_kwargs(settings)
@@ -167,7 +245,7 @@ _DEFAULTS = {
     name: hint()
     for name, hint in typing.get_type_hints(Settings).items()
     if isinstance(hint, type) and dataclasses.is_dataclass(hint)
-}
+} | {"pitr": PitrSettings()}
 
 
 def _redis_kwargs(settings: Settings) -> dict[str, Any]:

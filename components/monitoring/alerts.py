@@ -577,13 +577,14 @@ ALERTS: tuple[Alert, ...] = (
         severity="warning",
         summary="The last physical (pgBackRest) backup failed.",
         action="The sidecar's log has pgBackRest's error; fix it and run the backup again.",
+        # the runtime's series has no `type` label (docs/runtime-monitoring.md)
         fires=Case(
-            series={_s("runtime_pitr_last_backup_success", {**RT, "type": "diff"}): "0x10"},
+            series={_s("runtime_pitr_last_backup_success", RT): "0x10"},
             eval_time="5m",
-            labels={**RT, "type": "diff"},
+            labels=RT,
         ),
         quiet=Case(
-            series={_s("runtime_pitr_last_backup_success", {**RT, "type": "diff"}): "1x10"},
+            series={_s("runtime_pitr_last_backup_success", RT): "1x10"},
             eval_time="5m",
         ),
     ),

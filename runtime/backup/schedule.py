@@ -53,10 +53,12 @@ class BackupScheduler:
         *,
         clock: Callable[[], datetime] = _utcnow,
         last_run: datetime | None = None,
+        name: str = "backup",
     ) -> None:
         if not croniter.is_valid(schedule):
             raise ConfigError("BACKUP_SCHEDULE", schedule, "a cron expression like '0 2 * * *'")
         self.schedule = schedule
+        self.name = name  # in its thread's name and its log lines (e.g. "pitr-full")
         self._job = job
         self._clock = clock
         self.last_slot = last_run
@@ -108,9 +110,9 @@ class BackupScheduler:
             ok = getattr(result, "status", "success") != "failed"
             if not ok:
                 reason = getattr(result, "reason", None) or "failed"
-                log.error("scheduled backup for %s failed: %s", slot.isoformat(), reason)
+                log.error("scheduled %s for %s failed: %s", self.name, slot.isoformat(), reason)
         except Exception as exc:
-            log.error("scheduled backup for %s failed: %s", slot.isoformat(), exc)
+            log.error("scheduled %s for %s failed: %s", self.name, slot.isoformat(), exc)
             ok = False
         with self._lock:
             self._last_duration = time.monotonic() - began
@@ -148,7 +150,10 @@ class BackupScheduler:
     def start(self) -> None:
         """`run_forever` on a thread (waking at least every second: the clock may jump)."""
         self._thread = threading.Thread(
-            target=self.run_forever, args=(self._stop, 1.0), name="backup-scheduler", daemon=True
+            target=self.run_forever,
+            args=(self._stop, 1.0),
+            name=f"{self.name}-scheduler",
+            daemon=True,
         )
         self._thread.start()
 

@@ -21,7 +21,7 @@ import psycopg
 
 from runtime.pitr.info import RepoInfo, parse_info
 from runtime.pitr.metrics import BackupRun, PitrState
-from runtime.pitr.pgbackrest import Pgbackrest, PitrError, write_config
+from runtime.pitr.pgbackrest import BackupType, Pgbackrest, PitrError, prepare_config
 from runtime.pitr.restore import (
     RestoreRefused,
     prepare_target,
@@ -30,7 +30,7 @@ from runtime.pitr.restore import (
     segment_size,
     start_and_wait,
 )
-from runtime.pitr.settings import BackupType, PitrSettings
+from runtime.settings import PitrSettings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DEGRADED = 0, 1, 2, 3
 
@@ -49,7 +49,7 @@ def run_check(settings: PitrSettings) -> int:
     """Write the configuration, create the stanza if it is new, and prove that a WAL segment
     goes from the server into the repository (`pgbackrest check`)."""
     try:
-        write_config(settings)
+        prepare_config(settings)
         tool = Pgbackrest(settings)
         tool.check("stanza-create")  # idempotent: a no-op on an existing, matching stanza
         tool.check("check")
@@ -60,16 +60,18 @@ def run_check(settings: PitrSettings) -> int:
     return EXIT_OK
 
 
-def run_backup(settings: PitrSettings, type_: BackupType, state: PitrState | None = None) -> int:
+def take_backup(
+    settings: PitrSettings, type_: BackupType, state: PitrState | None = None
+) -> BackupRun:
     """One physical backup (`full`, `diff` or `incr`), recorded in `state` for the metrics.
 
-    The sidecar's scheduler calls this with the type its full/diff schedule says is due."""
+    The sidecar's schedulers call this; its `status` is what they count."""
     started = time.time()
     clock = time.monotonic()
     label: str | None = None
     error: str | None = None
     try:
-        write_config(settings)
+        prepare_config(settings)
         tool = Pgbackrest(settings)
         tool.check("backup", f"--type={type_}")
         newest = repo_info(settings, tool).last_backup()
@@ -79,10 +81,16 @@ def run_backup(settings: PitrSettings, type_: BackupType, state: PitrState | Non
     run = BackupRun(type_, error is None, started, time.monotonic() - clock, label, error)
     if state is not None:
         state.record(run)
-    if error is not None:
-        _error(error)
+    return run
+
+
+def run_backup(settings: PitrSettings, type_: BackupType, state: PitrState | None = None) -> int:
+    """`pitr backup`: `take_backup`, reported on stdout/stderr as an exit code."""
+    run = take_backup(settings, type_, state)
+    if run.error is not None:
+        _error(run.error)
         return EXIT_FAILED
-    print(f"{type_} backup {label} done in {run.duration_seconds:.1f} s")
+    print(f"{type_} backup {run.label} done in {run.duration_seconds:.1f} s")
     return EXIT_OK
 
 
@@ -126,7 +134,7 @@ def _last_archived(settings: PitrSettings) -> tuple[str | None, datetime | None]
 def run_info(settings: PitrSettings, as_json: bool = False) -> int:
     """The backups and the window one can restore into."""
     try:
-        write_config(settings)
+        prepare_config(settings)
         info = repo_info(settings)
     except PitrError as exc:
         _error(str(exc))
@@ -174,7 +182,7 @@ def run_restore(
     start the server, wait until it has left recovery and check where recovery stopped."""
     try:
         prepare_target(settings, data_dir, delta=delta, force=force)
-        write_config(settings)
+        prepare_config(settings)
         tool = Pgbackrest(settings)
         info = repo_info(settings, tool)
     except RestoreRefused as exc:

@@ -26,6 +26,15 @@ class BackupRun:
     label: str | None = None
     error: str | None = None
 
+    @property
+    def status(self) -> str:
+        """ "success" or "failed", as `BackupScheduler` reads a job's result."""
+        return "success" if self.success else "failed"
+
+    @property
+    def reason(self) -> str | None:
+        return self.error
+
 
 class PitrState:
     """The last physical backup runs, shared by the scheduler (writer) and the collector."""
@@ -43,6 +52,15 @@ class PitrState:
                 self._last_success[run.type] = run
             else:
                 self._failures += 1
+
+    def seed(self, runs: list[BackupRun]) -> None:
+        """The newest successful backups found in the repository at start-up, so the
+        timestamps survive a restart; `last_backup_success` still waits for a run of ours."""
+        with self._lock:
+            for run in runs:
+                known = self._last_success.get(run.type)
+                if run.success and (known is None or known.started_at < run.started_at):
+                    self._last_success[run.type] = run
 
     def snapshot(self) -> tuple[BackupRun | None, dict[str, BackupRun], int]:
         with self._lock:

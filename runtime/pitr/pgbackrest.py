@@ -1,9 +1,11 @@
 """The thin layer over the `pgbackrest` binary: its configuration file and how it is run.
 
 Secrets go into the configuration file (mode 0600, owned by the user pgBackRest runs as),
-never into argv or the environment. pgBackRest must run as the operating-system user that owns
-the data directory; when the runtime runs as root it switches with `runuser`, as the tests'
-PostgreSQL does.
+never into argv or the environment. A provided file (`PitrSettings.config_provided`: the stack
+renders it and mounts it read-only into the sidecar) is used as it is; otherwise
+`render_config` writes one from the settings. pgBackRest must run as the operating-system
+user that owns the data directory; when the runtime runs as root it switches with `runuser`,
+as the tests' PostgreSQL does.
 """
 
 from __future__ import annotations
@@ -16,9 +18,13 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from runtime.errors import PlatformError, redact
-from runtime.pitr.settings import PitrSettings
+from runtime.settings import PitrSettings
+
+BackupType = Literal["full", "diff", "incr"]
+BACKUP_TYPES: tuple[BackupType, ...] = ("full", "diff", "incr")
 
 
 class PitrError(PlatformError):
@@ -81,8 +87,20 @@ def chown_to(settings: PitrSettings, path: Path) -> None:
         os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
+def prepare_config(settings: PitrSettings) -> Path:
+    """The configuration file pgBackRest is run with: a provided one is only checked (it may
+    be read-only and is never rewritten); otherwise it is written from the settings."""
+    if settings.config_provided:
+        if not os.access(settings.config_file, os.R_OK):
+            raise PitrError(f"the provided {settings.config_file} is not readable")
+        return settings.config_file
+    return write_config(settings)
+
+
 def write_config(settings: PitrSettings) -> Path:
     """Write pgbackrest.conf atomically (mode 0600) and the directories pgBackRest writes to."""
+    if settings.config_provided:  # a programming error: the caller must use prepare_config
+        raise PitrError(f"refusing to rewrite the provided {settings.config_file}")
     for directory in (settings.log_path, settings.lock_path, settings.spool_path):
         directory.mkdir(parents=True, exist_ok=True)
         chown_to(settings, directory)
@@ -91,7 +109,7 @@ def write_config(settings: PitrSettings) -> Path:
         if not repo.exists():
             repo.mkdir(parents=True, mode=0o750)
             chown_to(settings, repo)
-    target = settings.config_path
+    target = settings.config_file
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".pgbackrest.conf.")
     try:
@@ -126,7 +144,7 @@ class Pgbackrest:
     def argv(self, command: str, *options: str) -> list[str]:
         user = run_as_user(self.settings)
         prefix = ["runuser", "-u", user, "--"] if user else []
-        base = [self.binary, f"--config={self.settings.config_path}"]
+        base = [self.binary, f"--config={self.settings.config_file}"]
         return [*prefix, *base, f"--stanza={self.settings.stanza}", *options, command]
 
     def run(self, command: str, *options: str, timeout: float = 3600) -> Completed:

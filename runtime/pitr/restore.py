@@ -20,9 +20,25 @@ from pathlib import Path
 
 import psycopg
 
+from runtime.errors import ConfigError
 from runtime.pitr.info import RepoInfo
 from runtime.pitr.pgbackrest import PitrError, chown_to, run_as_user
-from runtime.pitr.settings import PitrSettings
+from runtime.settings import PitrSettings
+
+
+def parse_target_time(raw: str) -> datetime:
+    """`--target-time`: ISO 8601 with a UTC offset; a naive time is ambiguous and refused."""
+    try:
+        value = datetime.fromisoformat(raw.strip())
+    except ValueError:
+        value = None
+    if value is None or value.tzinfo is None:
+        raise ConfigError(
+            "--target-time",
+            raw,
+            "an ISO 8601 time with a UTC offset, e.g. 2026-11-27T10:15:00+00:00",
+        )
+    return value
 
 
 class RestoreRefused(PitrError):
