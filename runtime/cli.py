@@ -80,7 +80,7 @@ def _backup(args: argparse.Namespace) -> int:
     from runtime.backup.manager import BackupManager
     from runtime.backup.redaction import redact
     from runtime.settings import load_settings, secrets_of
-    from runtime.telemetry import logs, tracing
+    from runtime.telemetry import logs
 
     deep = getattr(args, "deep", False)
     needs_database = args.action in _NEEDS_DATABASE or deep
@@ -89,7 +89,11 @@ def _backup(args: argparse.Namespace) -> int:
         logs.configure_logging("INFO", secrets_of(settings))
     else:
         logging.getLogger("runtime").addHandler(logging.NullHandler())
-    tracer_provider = tracing.configure_tracing(settings.telemetry)
+    tracer_provider = None
+    if settings.telemetry.otlp_endpoint:  # the SDK and its exporter load only when needed
+        from runtime.telemetry.tracing import configure_tracing
+
+        tracer_provider = configure_tracing(settings.telemetry)
     manager = BackupManager.from_settings(settings)
     try:
         if args.action == "create":
