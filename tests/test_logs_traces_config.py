@@ -19,10 +19,12 @@ import yaml
 
 from components.alloy import PORT as ALLOY_PORT
 from components.alloy import AlloyArgs, alloy_spec
+from components.config import ConfigError
 from components.render.alloy_config import Block, alloy_blocks
 from components.render.loki_yml import loki_config
 from components.render.tempo_yml import tempo_config
-from tests.stack_harness import stack_run, uploads
+from runtime.settings import load_settings
+from tests.stack_harness import run_stack, stack_run, uploads
 
 DATA = Path(__file__).parent / "data"
 # Alloy blocks documented in shared include files, not the component's own page: not checked.
@@ -149,3 +151,34 @@ def test_alloys_probe_fails_when_nothing_listens() -> None:
     command = list(spec.health.command)
     command[-1] = command[-1].replace(f"/{ALLOY_PORT};", "/1;")
     assert subprocess.run(command, capture_output=True, timeout=10).returncode != 0
+
+
+def test_app_config_tells_the_runtime_where_to_send_traces() -> None:
+    telemetry = stack_run("dev").outputs["app_config"]["telemetry"]
+    assert telemetry == {"otlp_endpoint": "http://alloy:4318", "sampling_ratio": 0.1,
+                         "log_level": "INFO"}  # fmt: skip
+    # the runtime's settings loader accepts exactly that
+    loaded = load_settings({"telemetry": telemetry}, env={}, require=()).telemetry
+    assert (loaded.otlp_endpoint, loaded.sampling_ratio) == ("http://alloy:4318", 0.1)
+
+
+def test_logs_traces_off_runs_none_of_it_and_turns_tracing_off() -> None:
+    run = run_stack("dev", {"logsTraces": "false"})
+    assert not {"loki", "tempo", "alloy"} & set(run.containers())
+    assert run.outputs["app_config"]["telemetry"]["otlp_endpoint"] == ""
+    files = uploads(run, "grafana")
+    sources = yaml.safe_load(files["/etc/grafana/provisioning/datasources/prometheus.yml"])
+    assert [d["uid"] for d in sources["datasources"]] == ["prometheus"]
+    assert not any(path.endswith("platform-logs.json") for path in files)
+    prometheus = uploads(run, "prometheus")
+    scrape = next(text for path, text in prometheus.items() if path.endswith("prometheus.yml"))
+    assert "loki:3100" not in scrape and "alloy:12345" not in scrape
+    assert "alloy" not in run.container_dependencies("runtime")
+
+
+def test_a_bad_logs_traces_setting_is_refused_with_key_value_and_rule() -> None:
+    with pytest.raises(ConfigError) as err:
+        run_stack("dev", {"traceSamplingPercent": "150", "runtimeLogLevel": "LOUD"})
+    text = str(err.value)
+    assert "data-platform:traceSamplingPercent: got 150; allowed: an integer from 0 to 100" in text
+    assert "data-platform:runtimeLogLevel: got 'LOUD'; allowed: one of DEBUG, INFO" in text
