@@ -42,5 +42,29 @@ def main(config: str) -> None:
     provider.shutdown()  # flushes the batch processor
 
 
+def sampling(config: str) -> None:
+    """At the configured ratio, a root span and a span under a sampled remote parent (an
+    application's upstream that decided to sample), each around a pool query."""
+    settings = load_settings(Path(config), env={}, require=("database",))
+    provider = configure(settings)
+    assert provider is not None
+    pool = DatabaseManager(settings).create_connection_pool()
+    tracer = trace.get_tracer("app")
+    with tracer.start_as_current_span("app.root"):
+        pool.execute("SELECT 1")
+    parent = trace.SpanContext(
+        trace_id=0x5B8EFFF798038103D269B633813FC60C,
+        span_id=0xEEE19B7EC3C1B174,
+        is_remote=True,
+        trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED),
+    )
+    with tracer.start_as_current_span(
+        "app.child", context=trace.set_span_in_context(trace.NonRecordingSpan(parent))
+    ):
+        pool.execute("SELECT 2")
+    pool.close()
+    provider.shutdown()
+
+
 if __name__ == "__main__":
-    main(sys.argv[1])
+    (sampling if sys.argv[2:] == ["sampling"] else main)(sys.argv[1])

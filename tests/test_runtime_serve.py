@@ -52,7 +52,11 @@ def test_serve_runs_the_sidecar_from_app_config(
     postgres_server: PostgresServer, redis_server: RedisServer, tmp_path: Path
 ) -> None:
     config = tmp_path / "app_config.json"
-    config.write_text(json.dumps(app_config(postgres_server, redis_server)))
+    # the stack's telemetry section, at DEBUG: every line, libraries' too, is JSON
+    telemetry = {"otlp_endpoint": "", "sampling_ratio": 0.1, "log_level": "DEBUG"}
+    config.write_text(
+        json.dumps({**app_config(postgres_server, redis_server), "telemetry": telemetry})
+    )
     port = free_port()
     env = {
         k: v
@@ -90,6 +94,9 @@ def test_serve_runs_the_sidecar_from_app_config(
         _, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr
     assert postgres_server.password not in stderr and redis_server.password not in stderr
+    lines = [json.loads(line) for line in stderr.splitlines() if line.strip()]
+    assert lines and all({"timestamp", "level", "logger", "event"} <= set(x) for x in lines)
+    assert "debug" in {x["level"] for x in lines}
 
 
 def test_serve_reports_a_bad_app_config_in_one_line(tmp_path: Path) -> None:

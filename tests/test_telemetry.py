@@ -110,6 +110,31 @@ def test_real_operations_reach_an_otlp_receiver_as_nested_spans_linked_to_the_lo
     assert backup_line["span_id"] == create.span_id and backup_line["trace_id"] == create.trace_id
 
 
+@pytest.mark.timeout(120)
+def test_sampling_ratio_0_keeps_only_what_a_sampled_parent_asks_for_under_the_service_name(
+    tmp_path: Path, otlp: OtlpReceiver, postgres_server: PostgresServer
+) -> None:
+    config = {
+        "database": {"dsn": postgres_server.dsn},
+        "telemetry": {
+            "otlp_endpoint": otlp.endpoint, "sampling_ratio": 0, "service_name": "orders-api",
+        },
+    }  # fmt: skip
+    path = tmp_path / "app_config.json"
+    path.write_text(json.dumps(config))
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.telemetry_scenario", str(path), "sampling"],
+        cwd=ROOT, capture_output=True, text=True, timeout=90,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    names = sorted(s.name for s in otlp.spans)
+    assert names == ["app.child", "db.pool.connection", "db.query"]
+    assert {s.trace_id for s in otlp.spans} == {"5b8efff798038103d269b633813fc60c"}
+    assert {s.service for s in otlp.spans} == {"orders-api"}
+    query = next(s for s in otlp.spans if s.name == "db.query")
+    assert query.attributes["db.statement"] == "SELECT 2"
+
+
 def test_with_no_endpoint_tracing_stays_off() -> None:
     settings = load_settings({"telemetry": {"otlp_endpoint": ""}}, env={}, require=())
     assert configure_tracing(settings.telemetry) is None
