@@ -18,7 +18,7 @@ from runtime.settings import load_settings
 from runtime.telemetry.tracing import configure
 
 
-def main(config: str) -> None:
+def main(config: str, restore_target: str) -> None:
     settings = load_settings(Path(config), env={})
     provider = configure(settings)
     assert provider is not None, "telemetry.otlp_endpoint must be set"
@@ -36,8 +36,11 @@ def main(config: str) -> None:
         cache.invalidate("telemetry-key")
         cache.get_or_load("telemetry-key", lambda: {"n": 1})  # miss
         cache.get_or_load("telemetry-key", lambda: {"n": 2})  # hit
+    manager = BackupManager.from_settings(settings)
     with tracer.start_as_current_span("app.backup"):
-        BackupManager.from_settings(settings).create_backup()
+        manager.create_backup()
+    with tracer.start_as_current_span("app.restore"):
+        manager.restore("latest", restore_target)
     pool.close()
     provider.shutdown()  # flushes the batch processor
 
@@ -67,4 +70,7 @@ def sampling(config: str) -> None:
 
 
 if __name__ == "__main__":
-    (sampling if sys.argv[2:] == ["sampling"] else main)(sys.argv[1])
+    if sys.argv[2] == "sampling":
+        sampling(sys.argv[1])
+    else:
+        main(sys.argv[1], restore_target=sys.argv[2])

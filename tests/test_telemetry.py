@@ -43,13 +43,15 @@ def _scenario(
     }
     path = tmp_path / "app_config.json"
     path.write_text(json.dumps(config))
+    target = postgres.create_database()  # restored into
     done = subprocess.run(
-        [sys.executable, "-m", "tests.telemetry_scenario", str(path)],
+        [sys.executable, "-m", "tests.telemetry_scenario", str(path), target],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=120,
     )
+    postgres.drop_database(target)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = [json.loads(line) for line in done.stderr.splitlines() if line.strip()]
     return otlp.spans, lines
@@ -97,6 +99,9 @@ def test_real_operations_reach_an_otlp_receiver_as_nested_spans_linked_to_the_lo
     assert ancestors(dump) == ["backup.create", "app.backup"]
     create = next(s for s in spans if s.name == "backup.create")
     assert create.attributes["backup.status"] == "success"
+    for phase in ("backup.restore.fetch", "backup.restore.apply"):
+        restore_phase = next(s for s in spans if s.name == phase)
+        assert ancestors(restore_phase) == ["backup.restore", "app.restore"], phase
 
     for line in lines:
         assert set(line) >= FIELDS, line
