@@ -39,6 +39,7 @@ REDIS_EVICTION_POLICIES = (
 RESTART_POLICIES = ("unless-stopped", "always", "on-failure")
 TLS_MODES = ("self-signed", "provided")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+PLATFORMS = ("docker", "kubernetes")
 PITR_REPO_TYPES = ("posix", "s3")
 
 _SIZE = re.compile(r"^([1-9][0-9]*)(b|kb|mb|gb)$")
@@ -49,6 +50,9 @@ _IMAGE = re.compile(
 _HOST_PORT = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?:([0-9]{1,5})$")
 _DOMAIN = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
 _DURATION = re.compile(r"^[1-9][0-9]*(s|m|h|d|w|y)$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_QUANTITY = re.compile(r"^[1-9][0-9]*(Mi|Gi|Ti)$")
+_RETENTION = re.compile(r"^[1-9][0-9]*[dwm]$")
 
 
 class ConfigError(pulumi.RunError):
@@ -131,6 +135,32 @@ def _url(v: str) -> str | None:
 
 def _pem(marker: str) -> Callable[[str], str | None]:
     return lambda v: None if v == "" or marker in v else f"a PEM block containing '{marker}'"
+
+
+def _dns_label(optional: bool) -> Callable[[str], str | None]:
+    def rule(v: str) -> str | None:
+        ok = (optional and v == "") or bool(_DNS_LABEL.match(v))
+        blank = ", or empty" if optional else ""
+        return None if ok else f"a lowercase DNS label like 'data-platform'{blank}"
+
+    return rule
+
+
+def _quantity(v: str) -> str | None:
+    return None if _QUANTITY.match(v) else "a storage size like 20Gi (Mi, Gi or Ti)"
+
+
+def _retention(v: str) -> str | None:
+    return None if _RETENTION.match(v) else "a retention like 30d (days d, weeks w, months m)"
+
+
+def _s3_destination(v: str) -> str | None:
+    ok = v == "" or (v.startswith("s3://") and len(v) > len("s3://"))
+    return None if ok else "an s3://bucket/path URL, or empty"
+
+
+def _optional_url(v: str) -> str | None:
+    return None if v == "" or _url(v) is None else "an http(s):// URL, or empty"
 
 
 _POSTGRES_BASE = re.compile(
@@ -404,7 +434,8 @@ SETTINGS: tuple[Setting, ...] = (
         "postgresReplicas",
         "integer",
         0,
-        "Hot standby replicas streaming from the primary (read-only endpoints in app_config).",
+        "Hot standby replicas streaming from the primary (read-only endpoints in app_config; "
+        "on kubernetes, CloudNativePG standbys that are also failover targets).",
         _between(0, 5),
     ),
     Setting(
@@ -673,6 +704,111 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "alloyMemoryMb", "integer", 256, "Grafana Alloy container memory limit (MB).", _at_least(64)
     ),
+    # Where it runs: one Docker host, or a Kubernetes cluster (docs/kubernetes.md)
+    Setting(
+        "platform",
+        "string",
+        "docker",
+        "Where the services run: 'docker' (one host) or 'kubernetes' (a cluster).",
+        _one_of(PLATFORMS),
+    ),
+    Setting(
+        "k8sContext",
+        "string",
+        "",
+        "kubeconfig context to deploy to (empty = the kubeconfig's current context).",
+    ),
+    Setting(
+        "k8sNamespace",
+        "string",
+        "data-platform",
+        "Namespace every service, the chart and the custom resources go into.",
+        _dns_label(optional=False),
+    ),
+    Setting(
+        "k8sStorageClass",
+        "string",
+        "",
+        "StorageClass of every volume (empty = the cluster's default class).",
+        _dns_label(optional=True),
+    ),
+    Setting(
+        "k8sGatewayName",
+        "string",
+        "",
+        "Gateway (Gateway API) the HTTPRoute attaches to; required on kubernetes.",
+        _dns_label(optional=True),
+    ),
+    Setting(
+        "k8sGatewayNamespace",
+        "string",
+        "",
+        "Namespace of that Gateway (empty = k8sNamespace).",
+        _dns_label(optional=True),
+    ),
+    Setting(
+        "k8sClusterIssuer",
+        "string",
+        "",
+        "cert-manager ClusterIssuer that signs the public certificate; required on kubernetes.",
+        _dns_label(optional=True),
+    ),
+    Setting(
+        "k8sEdgeReplicas",
+        "integer",
+        2,
+        "nginx replicas behind the Gateway (a rolling update never goes below this).",
+        _between(1, 20),
+    ),
+    Setting(
+        "k8sPostgresStorage",
+        "string",
+        "20Gi",
+        "Volume size of each PostgreSQL instance.",
+        _quantity,
+    ),
+    Setting(
+        "k8sVolumeStorage",
+        "string",
+        "2Gi",
+        "Volume size of every other service with data (Redis, the runtime's backups).",
+        _quantity,
+    ),
+    Setting(
+        "k8sBackupDestination",
+        "string",
+        "",
+        "s3://bucket/path CloudNativePG archives WAL and base backups to; required on kubernetes.",
+        _s3_destination,
+    ),
+    Setting(
+        "k8sBackupEndpointUrl",
+        "string",
+        "",
+        "S3-compatible endpoint URL (empty = AWS S3).",
+        _optional_url,
+    ),
+    Setting(
+        "k8sBackupAccessKeyId",
+        "string",
+        "",
+        "Access key id for k8sBackupDestination (set with --secret); required on kubernetes.",
+        secret=True,
+    ),
+    Setting(
+        "k8sBackupSecretAccessKey",
+        "string",
+        "",
+        "Secret access key for k8sBackupDestination (set with --secret); required on kubernetes.",
+        secret=True,
+    ),
+    Setting(
+        "k8sBackupRetention",
+        "string",
+        "30d",
+        "How long CloudNativePG keeps base backups and WAL (its retentionPolicy).",
+        _retention,
+    ),
 )
 
 SETTINGS_BY_KEY: Mapping[str, Setting] = {s.key: s for s in SETTINGS}
@@ -767,6 +903,21 @@ class StackConfig:
     loki_memory_mb: int
     tempo_memory_mb: int
     alloy_memory_mb: int
+    platform: str
+    k8s_context: str
+    k8s_namespace: str
+    k8s_storage_class: str
+    k8s_gateway_name: str
+    k8s_gateway_namespace: str
+    k8s_cluster_issuer: str
+    k8s_edge_replicas: int
+    k8s_postgres_storage: str
+    k8s_volume_storage: str
+    k8s_backup_destination: str
+    k8s_backup_endpoint_url: str
+    k8s_backup_access_key_id: pulumi.Output[str] | None
+    k8s_backup_secret_access_key: pulumi.Output[str] | None
+    k8s_backup_retention: str
 
 
 def snake(key: str) -> str:
@@ -925,6 +1076,34 @@ def _cross_field_problems(v: Mapping[str, Any]) -> list[str]:
         problems.append(
             f"{PROJECT}:nginxHttpsPort: got {v['nginx_https_port']}; allowed: a port "
             "different from nginxHttpPort"
+        )
+    if v["platform"] == "kubernetes":
+        problems.extend(_kubernetes_problems(v))
+    return problems
+
+
+def _kubernetes_problems(v: Mapping[str, Any]) -> list[str]:
+    """What a cluster needs that a Docker host does not, and Docker-only choices it refuses."""
+    problems = [
+        f"{PROJECT}:{key}: not set; allowed: {what} (required when platform is 'kubernetes')"
+        for key, what in (
+            ("k8sGatewayName", "the name of an existing Gateway"),
+            ("k8sClusterIssuer", "the name of a cert-manager ClusterIssuer"),
+            ("k8sBackupDestination", "an s3://bucket/path URL"),
+            ("k8sBackupAccessKeyId", "an access key id (pulumi config set --secret ...)"),
+            ("k8sBackupSecretAccessKey", "a secret access key (pulumi config set --secret ...)"),
+        )
+        if not v[snake(key)]
+    ]
+    if v["expose_data_ports"]:
+        problems.append(
+            f"{PROJECT}:exposeDataPorts: got True; allowed: false on kubernetes (reach the "
+            "data services with kubectl port-forward)"
+        )
+    if v["tls_mode"] != "self-signed":
+        problems.append(
+            f"{PROJECT}:tlsMode: got {v['tls_mode']!r}; allowed: 'self-signed' on kubernetes "
+            "(the public certificate comes from cert-manager: k8sClusterIssuer)"
         )
     return problems
 

@@ -17,6 +17,7 @@ from typing import Any
 import pulumi
 
 from components.alertmanager import Alertmanager, AlertmanagerArgs
+from components.app_config import app_config
 from components.config import StackConfig, schedule_max_gap_seconds
 from components.docker_platform import DockerPlatform
 from components.exporters import (
@@ -125,7 +126,15 @@ class DataPlatform(pulumi.ComponentResource):
             "prometheus_url": observability.prometheus.url,
             "alertmanager_url": observability.alertmanager.url,
         }
-        self.app_config = _app_config(c, self.data, self.endpoints, logs)
+        self.app_config = app_config(
+            c,
+            self.data.postgres,
+            self.data.replicas,
+            self.data.redis,
+            self.endpoints,
+            pitr=pitr_section(c, self.data.postgres.cipher_pass),
+            otlp_endpoint=logs.alloy.otlp_endpoint if logs else "",
+        )
         RuntimeSidecar(
             f"{name}-runtime",
             RuntimeSidecarArgs(
@@ -361,8 +370,9 @@ def pitr_repository(c: StackConfig) -> PitrRepositoryArgs:
     )
 
 
-def _pitr(c: StackConfig, postgres: Postgres) -> dict[str, Any]:
-    """What the runtime sidecar needs to run and check the physical backups (docs/data-tier.md)."""
+def pitr_section(c: StackConfig, cipher_pass: pulumi.Output[str]) -> dict[str, Any]:
+    """app_config's `pitr`: what the runtime sidecar needs to run and check the physical
+    backups of the Docker primary (docs/data-tier.md)."""
     repo = pitr_repository(c)
     repository: dict[str, Any] = {"type": c.pitr_repo_type}
     if repo.is_s3:
@@ -379,88 +389,12 @@ def _pitr(c: StackConfig, postgres: Postgres) -> dict[str, Any]:
     return {
         "stanza": STANZA,
         "config_file": PGBACKREST_CONF,
+        "pg_user": c.db_user,
         "repository": repository,
         "cipher_type": "aes-256-cbc",
-        "cipher_pass": postgres.cipher_pass,
+        "cipher_pass": cipher_pass,
         "retention_full": c.pitr_retention_full,
         "full_schedule": c.pitr_full_schedule,
         "diff_schedule": c.pitr_diff_schedule,
         "archive_timeout_seconds": c.wal_archive_timeout,
     }
-
-
-def _app_config(
-    c: StackConfig,
-    data: DataTier,
-    endpoints: dict[str, pulumi.Output[str]],
-    logs: LogsTraces | None,
-) -> pulumi.Output[dict[str, Any]]:
-    """The one output applications read (docs/app_config.md); secret as a whole."""
-    postgres, redis = data.postgres, data.redis
-    database: dict[str, Any] = {
-        "host": postgres.host,
-        "port": postgres.port,
-        "name": c.db_name,
-        "user": c.db_user,
-        "password": postgres.password,
-        "dsn": postgres.dsn,
-        # read-only endpoints (hot standbys); empty without replicas
-        "replicas": [{"host": r.host, "port": r.port, "dsn": r.dsn} for r in data.replicas],
-    }
-    cache: dict[str, Any] = {
-        "host": redis.host,
-        "port": redis.port,
-        "password": redis.password,
-        "url": redis.url,
-        "maxmemory": c.redis_max_memory,
-        "eviction_policy": c.redis_eviction_policy,
-    }
-    if c.expose_data_ports:
-        database["local"] = {
-            "host": "127.0.0.1",
-            "port": POSTGRES_PORT,
-            "dsn": pulumi.Output.format(
-                "postgresql://{0}:{1}@127.0.0.1:{2}/{3}",
-                c.db_user,
-                postgres.password,
-                POSTGRES_PORT,
-                c.db_name,
-            ),
-        }
-        cache["local"] = {
-            "host": "127.0.0.1",
-            "port": REDIS_PORT,
-            "url": pulumi.Output.format("redis://:{0}@127.0.0.1:{1}/0", redis.password, REDIS_PORT),
-        }
-    config = {
-        "stack": c.stack,
-        "database": database,
-        "pool": {
-            "size": c.db_pool_size,
-            "max_overflow": c.db_max_overflow,
-            "timeout_seconds": c.db_pool_timeout,
-            "statement_timeout_ms": c.db_statement_timeout_ms,
-        },
-        "redis": cache,
-        "cache": {"default_ttl_seconds": c.cache_default_ttl},
-        "backup": {
-            "schedule": c.backup_schedule,
-            "retention_days": c.backup_retention_days,
-            "min_keep": c.backup_min_keep,
-        },
-        "pitr": _pitr(c, postgres),
-        "monitoring": {
-            "interval_seconds": c.monitoring_interval,
-            "alert_cooldown_seconds": c.alert_cooldown,
-            "health_check_timeout_seconds": c.health_check_timeout,
-            "restart_attempts": c.restart_attempts,
-        },
-        # OTLP/HTTP base URL ("" = tracing off); the runtime posts to <endpoint>/v1/traces.
-        "telemetry": {
-            "otlp_endpoint": logs.alloy.otlp_endpoint if logs else "",
-            "sampling_ratio": c.trace_sampling_percent / 100,
-            "log_level": c.runtime_log_level,
-        },
-        "endpoints": endpoints,
-    }
-    return pulumi.Output.secret(pulumi.Output.from_input(config))

@@ -26,6 +26,21 @@ CONTAINER = "docker:index/container:Container"
 IMAGE = "docker:index/remoteImage:RemoteImage"
 BUILT_IMAGE = "docker:index/image:Image"  # built from this repository (runtime, postgres)
 NETWORK = "docker:index/network:Network"
+# Kubernetes (platform: kubernetes): what runs a pod, where its pod spec is, and Services.
+POD = "kubernetes:core/v1:Pod"
+TEMPLATED_WORKLOADS = frozenset(
+    {
+        "kubernetes:apps/v1:Deployment",
+        "kubernetes:apps/v1:StatefulSet",
+        "kubernetes:apps/v1:DaemonSet",
+        "kubernetes:batch/v1:Job",
+    }
+)
+CRON_JOB = "kubernetes:batch/v1:CronJob"
+WORKLOADS = TEMPLATED_WORKLOADS | {POD, CRON_JOB}
+SERVICE = "kubernetes:core/v1:Service"
+CNPG_CLUSTER = "kubernetes:postgresql.cnpg.io/v1:Cluster"  # its PostgreSQL image: imageName
+EXPOSED_SERVICE_TYPES = frozenset({"LoadBalancer", "NodePort"})
 
 # Stacks where developer conveniences (data ports on loopback, tag-only images) are allowed.
 # Any other stack name, or none at all, gets the production rules: unknown means strict.
@@ -147,15 +162,28 @@ def _image_tag(reference: str) -> str | None:
     return last.split(":", 1)[1] if ":" in last else None
 
 
+def _run_references(resource: Resource) -> list[str]:
+    """The images a resource runs: an image resource's name, a pod's containers' images."""
+    if resource.type in WORKLOADS:
+        return [str(_get(c, "image")) for c in _pod_containers(_pod_spec(resource))]
+    if resource.type == CNPG_CLUSTER:
+        return [str(_get(_get(resource.props, "spec"), "imageName"))]
+    return [str(_get(resource.props, "imageName" if resource.type == BUILT_IMAGE else "name"))]
+
+
 def check_image_tag(resource: Resource, stack: str) -> list[str]:
-    key = "imageName" if resource.type == BUILT_IMAGE else "name"
-    reference = str(_get(resource.props, key))
-    tag = _image_tag(reference)
-    if tag == "latest":
-        return [f"image '{reference}' uses ':latest'; pin a version such as 'redis:7.4.2-alpine'"]
-    if tag is None and not _DIGEST.search(reference):
-        return [f"image '{reference}' has no tag; pin a version such as 'redis:7.4.2-alpine'"]
-    return []
+    found = []
+    for reference in _run_references(resource):
+        tag = _image_tag(reference)
+        if tag == "latest":
+            found.append(
+                f"image '{reference}' uses ':latest'; pin a version such as 'redis:7.4.2-alpine'"
+            )
+        elif tag is None and not _DIGEST.search(reference):
+            found.append(
+                f"image '{reference}' has no tag; pin a version such as 'redis:7.4.2-alpine'"
+            )
+    return found
 
 
 def _pulled_references(resource: Resource) -> list[str]:
@@ -346,6 +374,82 @@ def check_nginx_tls(resource: Resource, stack: str) -> list[str]:
     return []
 
 
+# -- Kubernetes workloads and Services ---------------------------------------------------------
+
+
+def _deep_plain(value: Any) -> Any:
+    """`value` with every secret marker stripped, at any depth (a pod spec is read whole)."""
+    value = _plain(value)
+    if isinstance(value, Mapping):
+        return {k: _deep_plain(v) for k, v in value.items()}
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return [_deep_plain(v) for v in value]
+    return value
+
+
+def _pod_spec(resource: Resource) -> Mapping[str, Any]:
+    """The pod spec a workload runs (a Pod's own spec, a template's, a CronJob's job's)."""
+    spec = _get(resource.props, "spec")
+    if resource.type == CRON_JOB:
+        spec = _get(_get(spec, "jobTemplate"), "spec")
+    if resource.type != POD:
+        spec = _get(_get(spec, "template"), "spec")
+    plain = _deep_plain(spec)
+    return plain if isinstance(plain, Mapping) else {}
+
+
+def _pod_containers(pod: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]
+
+
+def _workload(resource: Resource) -> str:
+    kind = resource.type.rsplit(":", 1)[-1]
+    return f"{kind} '{_get(_get(resource.props, 'metadata'), 'name') or resource.name}'"
+
+
+def check_pod_probes(resource: Resource, stack: str) -> list[str]:
+    found = []
+    for c in _pod_spec(resource).get("containers") or []:
+        missing = [p for p in ("readinessProbe", "livenessProbe") if not c.get(p)]
+        if missing:
+            found.append(
+                f"container '{c.get('name')}' of {_workload(resource)} has no "
+                f"{' or '.join(missing)}: traffic would reach it before it is ready, and a hung "
+                "process would never be restarted"
+            )
+    return found
+
+
+def check_pod_memory(resource: Resource, stack: str) -> list[str]:
+    return [
+        f"container '{c.get('name')}' of {_workload(resource)} has no memory limit: one leak "
+        "could take down every pod on its node"
+        for c in _pod_containers(_pod_spec(resource))
+        if not ((c.get("resources") or {}).get("limits") or {}).get("memory")
+    ]
+
+
+def check_pod_security(resource: Resource, stack: str) -> list[str]:
+    return [
+        f"{_workload(resource)} breaks the restricted Pod Security Standard: {problem}"
+        for problem in restricted_violations(_pod_spec(resource))
+    ]
+
+
+def check_service_exposure(resource: Resource, stack: str) -> list[str]:
+    spec = _get(resource.props, "spec")
+    kind = _get(spec, "type")
+    if kind not in EXPOSED_SERVICE_TYPES:
+        return []
+    name = str(_get(_get(resource.props, "metadata"), "name") or resource.name)
+    if name in EDGE_SERVICES:
+        return []
+    return [
+        f"Service '{name}' is of type {kind}: it is reachable from outside the cluster; only "
+        f"{', '.join(sorted(EDGE_SERVICES))} may be, everything else is ClusterIP"
+    ]
+
+
 # -- the rules --------------------------------------------------------------------------------
 
 _BREAKS_SAFETY = "a violation is unsafe in every stack and the fix is always in our hands"
@@ -356,7 +460,7 @@ RULES: tuple[Rule, ...] = (
         "Images are pinned to a version tag (or digest), never ':latest' or untagged.",
         "mandatory",
         "an unpinned image changes what runs without a change to the code under review",
-        frozenset({IMAGE, BUILT_IMAGE}),
+        frozenset({IMAGE, BUILT_IMAGE, CNPG_CLUSTER, *WORKLOADS}),
         check_image_tag,
     ),
     Rule(
@@ -444,6 +548,38 @@ RULES: tuple[Rule, ...] = (
         frozenset({CONTAINER}),
         check_nginx_tls,
     ),
+    Rule(
+        "pod-probes",
+        "Every Kubernetes container has a readiness and a liveness probe.",
+        "mandatory",
+        "rollouts and Services wait on readiness, restarts on liveness; " + _BREAKS_SAFETY,
+        WORKLOADS,
+        check_pod_probes,
+    ),
+    Rule(
+        "pod-memory-limit",
+        "Every Kubernetes container has a memory limit.",
+        "mandatory",
+        "one unbounded container can starve every other pod on its node",
+        WORKLOADS,
+        check_pod_memory,
+    ),
+    Rule(
+        "pod-security-restricted",
+        "Pods meet the restricted Pod Security Standard, with a read-only root filesystem.",
+        "mandatory",
+        "the namespace enforces the standard: a violating pod would be refused at apply time",
+        WORKLOADS,
+        check_pod_security,
+    ),
+    Rule(
+        "service-cluster-internal",
+        "Kubernetes Services are ClusterIP, except the edge's (no other LoadBalancer/NodePort).",
+        "mandatory",
+        "the Gateway is the one way in; a LoadBalancer or NodePort bypasses it and its TLS",
+        frozenset({SERVICE}),
+        check_service_exposure,
+    ),
 )
 
 
@@ -451,3 +587,82 @@ def violations(resource: Resource, stack: str) -> dict[str, list[str]]:
     """Every rule `resource` breaks in `stack`, by rule name."""
     found = {rule.name: rule.violations(resource, stack) for rule in RULES}
     return {name: messages for name, messages in found.items() if messages}
+
+
+# -- Kubernetes: the restricted Pod Security Standard over one pod spec ------------------------
+
+# https://kubernetes.io/docs/concepts/security/pod-security-standards/ (restricted profile)
+PSS_VOLUME_TYPES = frozenset(
+    {
+        "configMap",
+        "csi",
+        "downwardAPI",
+        "emptyDir",
+        "ephemeral",
+        "persistentVolumeClaim",
+        "projected",
+        "secret",
+    }
+)
+PSS_SAFE_SYSCTLS = frozenset(
+    {
+        "kernel.shm_rmid_forced",
+        "net.ipv4.ip_local_port_range",
+        "net.ipv4.ip_unprivileged_port_start",
+        "net.ipv4.tcp_syncookies",
+        "net.ipv4.ping_group_range",
+        "net.ipv4.ip_local_reserved_ports",
+        "net.ipv4.tcp_keepalive_time",
+        "net.ipv4.tcp_fin_timeout",
+        "net.ipv4.tcp_keepalive_intvl",
+        "net.ipv4.tcp_keepalive_probes",
+    }
+)
+
+
+def restricted_violations(pod: Mapping[str, Any]) -> list[str]:
+    """What in a pod spec the restricted Pod Security Standard refuses, plus a writable root.
+
+    `readOnlyRootFilesystem` is not part of the standard; the platform asks it of every image
+    (scratch directories are emptyDir volumes), so it is checked here too.
+    """
+    found: list[str] = []
+    for key in ("hostNetwork", "hostPID", "hostIPC"):
+        if pod.get(key):
+            found.append(f"{key} is set")
+    pod_sc = pod.get("securityContext") or {}
+    for volume in pod.get("volumes") or []:
+        kinds = set(volume) - {"name"}
+        if not kinds <= PSS_VOLUME_TYPES:
+            found.append(f"volume {volume.get('name')}: type {sorted(kinds)} not allowed")
+    for sysctl in pod_sc.get("sysctls") or []:
+        if sysctl.get("name") not in PSS_SAFE_SYSCTLS:
+            found.append(f"sysctl {sysctl.get('name')} is not a safe sysctl")
+    if pod_sc.get("runAsUser") == 0:
+        found.append("pod runAsUser is 0")
+    containers = [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]
+    for c in containers:
+        name = c.get("name")
+        sc = c.get("securityContext") or {}
+        if sc.get("privileged"):
+            found.append(f"{name}: privileged")
+        if sc.get("allowPrivilegeEscalation") is not False:
+            found.append(f"{name}: allowPrivilegeEscalation is not false")
+        caps = sc.get("capabilities") or {}
+        if "ALL" not in (caps.get("drop") or []):
+            found.append(f"{name}: capabilities do not drop ALL")
+        if set(caps.get("add") or []) - {"NET_BIND_SERVICE"}:
+            found.append(f"{name}: adds capabilities {sorted(caps['add'])}")
+        non_root = sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot"))
+        if non_root is not True:
+            found.append(f"{name}: runAsNonRoot is not true")
+        if sc.get("runAsUser", pod_sc.get("runAsUser")) == 0:
+            found.append(f"{name}: runAsUser is 0")
+        seccomp = (sc.get("seccompProfile") or pod_sc.get("seccompProfile") or {}).get("type")
+        if seccomp not in ("RuntimeDefault", "Localhost"):
+            found.append(f"{name}: seccompProfile is not RuntimeDefault or Localhost")
+        if any(p.get("hostPort") for p in c.get("ports") or []):
+            found.append(f"{name}: uses a hostPort")
+        if sc.get("readOnlyRootFilesystem") is not True:
+            found.append(f"{name}: root filesystem is writable")
+    return found

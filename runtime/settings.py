@@ -259,6 +259,7 @@ class PitrSettings:
     pg_socket: Path = Path("/var/run/postgresql")
     pg_bin: Path | None = None
     os_user: str = "postgres"
+    pg_user: str = "postgres"  # the database role for socket connections (the stack's dbUser)
     full_schedule: str = "0 1 * * 0"
     diff_schedule: str = "0 1 * * 1-6"
 
@@ -922,6 +923,8 @@ def _pitr(src: _Source) -> PitrSettings:
     os_user = _str(user_name, os_user, d.os_user)
     if not _OS_USER.match(os_user):
         raise ConfigError(user_name, os_user, "an operating-system user name")
+    role_name, pg_user = src.get("pitr.pg_user", "PITR_PG_USER")
+    pg_user = _str(role_name, pg_user, os_user)
     repo_type = _choice(
         *src.get("pitr.repository.type", "PITR_REPO_TYPE"), d.repo_type, ("posix", "s3")
     )
@@ -969,6 +972,7 @@ def _pitr(src: _Source) -> PitrSettings:
         pg_socket=_abs_path(*src.get("pitr.pg_socket", "PITR_PG_SOCKET"), d.pg_socket),
         pg_bin=_abs_path(*pg_bin, Path("/")) if pg_bin[1] not in (None, "") else None,
         os_user=os_user,
+        pg_user=pg_user,
         full_schedule=_cron(*src.get("pitr.full_schedule", "PITR_FULL_SCHEDULE"), d.full_schedule),
         diff_schedule=_cron(*src.get("pitr.diff_schedule", "PITR_DIFF_SCHEDULE"), d.diff_schedule),
     )

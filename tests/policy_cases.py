@@ -42,7 +42,28 @@ def _drop_nginx_conf(props: dict[str, Any]) -> None:
     props["uploads"] = [u for u in props["uploads"] if not u["file"].endswith("/nginx.conf")]
 
 
+def _edit_container(name: str, edit: Callable[[dict[str, Any]], None]) -> Mutation:
+    """Edit one container of a Kubernetes workload's pod template."""
+
+    def mutate(props: dict[str, Any]) -> None:
+        (container,) = [
+            c for c in props["spec"]["template"]["spec"]["containers"] if c["name"] == name
+        ]
+        edit(container)
+
+    return mutate
+
+
+def _edit_pod(key: str, value: Any) -> Mutation:
+    return lambda props: props["spec"]["template"]["spec"].__setitem__(key, value)
+
+
+def _service_type(kind: str) -> Mutation:
+    return lambda props: props["spec"].__setitem__("type", kind)
+
+
 CTR, IMG, NET = rules.CONTAINER, rules.IMAGE, rules.NETWORK
+DEPLOYMENT, STATEFUL_SET = "kubernetes:apps/v1:Deployment", "kubernetes:apps/v1:StatefulSet"
 # (rule, stack, resource type, name suffix, mutation, expected words in the message)
 BREAKAGES: list[tuple[str, str, str, str, Mutation, str]] = [
     (
@@ -172,11 +193,91 @@ BREAKAGES: list[tuple[str, str, str, str, Mutation, str]] = [
         "sets no ssl_protocols",
     ),
     ("nginx-tls-modern", "dev", CTR, "-nginx", _drop_nginx_conf, "no uploaded nginx.conf"),
+    # Kubernetes (the k8s stack)
+    (
+        "image-pinned-tag",
+        "k8s",
+        DEPLOYMENT,
+        "-nginx-deployment",
+        _edit_container("nginx", lambda c: c.__setitem__("image", "nginx")),
+        "image 'nginx' has no tag",
+    ),
+    (
+        "image-pinned-tag",
+        "k8s",
+        rules.CNPG_CLUSTER,
+        "-postgres-cluster",
+        lambda props: props["spec"].__setitem__("imageName", "ghcr.io/cnpg/postgresql:latest"),
+        "':latest'",
+    ),
+    (
+        "pod-probes",
+        "k8s",
+        DEPLOYMENT,
+        "-blackbox-deployment",
+        _edit_container("blackbox", lambda c: c.pop("readinessProbe")),
+        "has no readinessProbe",
+    ),
+    (
+        "pod-probes",
+        "k8s",
+        STATEFUL_SET,
+        "-redis-statefulset",
+        _edit_container("redis", lambda c: c.pop("livenessProbe")),
+        "has no livenessProbe",
+    ),
+    (
+        "pod-memory-limit",
+        "k8s",
+        STATEFUL_SET,
+        "-runtime-statefulset",
+        _edit_container("runtime", lambda c: c["resources"].pop("limits")),
+        "no memory limit",
+    ),
+    (
+        "pod-security-restricted",
+        "k8s",
+        STATEFUL_SET,
+        "-runtime-statefulset",
+        _edit_container(
+            "runtime", lambda c: c["securityContext"].__setitem__("allowPrivilegeEscalation", True)
+        ),
+        "allowPrivilegeEscalation is not false",
+    ),
+    (
+        "pod-security-restricted",
+        "k8s",
+        DEPLOYMENT,
+        "-nginx-deployment",
+        _edit_pod("hostNetwork", True),
+        "hostNetwork is set",
+    ),
+    (
+        "service-cluster-internal",
+        "k8s",
+        "kubernetes:core/v1:Service",
+        "-redis-service",
+        _service_type("LoadBalancer"),
+        "Service 'redis' is of type LoadBalancer",
+    ),
+    (
+        "service-cluster-internal",
+        "k8s",
+        "kubernetes:core/v1:Service",
+        "-postgres-service",
+        _service_type("NodePort"),
+        "of type NodePort",
+    ),
 ]
 
 
 # Rules that keep the services isolated on the network (the specification's ET-INFRA-01.2).
-ISOLATION_RULES = {"ports-edge-only-prod", "ports-loopback-dev", "backend-network-internal"}
+ISOLATION_RULES = {
+    "ports-edge-only-prod",
+    "ports-loopback-dev",
+    "backend-network-internal",
+    "service-cluster-internal",
+}
 
 
 def breakage_params() -> list[Any]:

@@ -293,6 +293,12 @@ PROD_CONFIG = {
     "pitrS3AccessKey": "AKIAEXAMPLEACCESSKEY",
     "pitrS3SecretKey": "s3-secret-key-example/0123456789abcdefghij",
 }
+# What an operator sets on k8s besides Pulumi.k8s.yaml (its header lists them).
+K8S_CONFIG = {
+    "k8sBackupAccessKeyId": "AKIAEXAMPLEKEY000001",
+    "k8sBackupSecretAccessKey": "s3cr3t-backup-access-key-value",
+    "alertWebhookUrl": "https://hooks.example.com/services/T000/B000/s3cr3t-token",
+}
 DIGEST = "@sha256:" + "ab" * 32
 # every pulled image: RemoteImages, and postgresImage, the base of the locally built
 # PostgreSQL image (the runtime's base is pinned in runtime/Dockerfile)
@@ -301,8 +307,9 @@ IMAGE_KEYS = tuple(s.key for s in SETTINGS if s.key.endswith("Image"))
 
 @functools.cache
 def stack_run(stack: str) -> StackRun:
-    """dev as configured, prod with PROD_CONFIG; one run per stack, shared by the tests."""
-    return run_stack(stack, PROD_CONFIG if stack == "prod" else None)
+    """dev as configured, prod with PROD_CONFIG, k8s with K8S_CONFIG; one run per stack,
+    shared by the tests."""
+    return run_stack(stack, {"prod": PROD_CONFIG, "k8s": K8S_CONFIG}.get(stack))
 
 
 @functools.cache
@@ -314,7 +321,8 @@ def prod_pinned_to_digests() -> StackRun:
 
 
 def policy_baseline(stack: str) -> StackRun:
-    """dev as configured; prod with digests, so that prod's baseline breaks no policy rule."""
+    """dev and k8s as configured; prod with digests, so that prod's baseline breaks no policy
+    rule."""
     return prod_pinned_to_digests() if stack == "prod" else stack_run(stack)
 
 

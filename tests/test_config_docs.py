@@ -29,7 +29,7 @@ def test_readme_reference_matches_the_code() -> None:
 
 def test_stack_files_use_only_known_keys_with_valid_values() -> None:
     known = {s.key for s in SETTINGS}
-    for stack in ("dev", "prod"):
+    for stack in ("dev", "prod", "k8s"):
         config = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
         keys = {k.split(":", 1)[1] for k in config}
         assert keys <= known, keys - known

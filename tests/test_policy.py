@@ -48,20 +48,29 @@ def all_violations(run: StackRun) -> dict[str, list[str]]:
 def test_the_stack_name_comes_from_the_urn() -> None:
     assert {stack for _, stack in resources(stack_run("dev"))} == {"dev"}
     assert {stack for _, stack in resources(stack_run("prod"))} == {"prod"}
+    assert {stack for _, stack in resources(stack_run("k8s"))} == {"k8s"}
     assert rules.stack_of("not-a-urn") == ""
     assert not rules.is_dev("")  # no stack name: the production rules apply
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_every_rule_runs_on_our_stack(stack: str) -> None:
-    """No rule is vacuous: each applies to at least one resource of the stacks it covers."""
+@pytest.mark.parametrize(
+    ("stack", "platform"), [("dev", "docker"), ("prod", "docker"), ("k8s", "kubernetes")]
+)
+def test_every_rule_runs_on_our_stack(stack: str, platform: str) -> None:
+    """No rule is vacuous: each applies to at least one resource of the stacks it covers
+    (the k8s stack gets the production rules: only `dev` is a dev stack)."""
     applied = {
         rule.name
         for resource, name in resources(stack_run(stack))
         for rule in rules.RULES
         if rule.applies(resource, name)
     }
-    expected = {r.name for r in rules.RULES if r.stacks in ("all", stack)}
+    kind = "dev" if rules.is_dev(stack) else "prod"
+    expected = {
+        r.name
+        for r in rules.RULES
+        if r.stacks in ("all", kind) and any(t.startswith(f"{platform}:") for t in r.types)
+    }
     assert applied == expected
 
 
@@ -78,6 +87,18 @@ def test_prod_passes_every_mandatory_rule_and_is_told_to_pin_digests() -> None:
 
 def test_prod_with_digests_passes_every_rule() -> None:
     assert all_violations(prod_pinned_to_digests()) == {}
+
+
+def test_the_k8s_stack_passes_every_rule() -> None:
+    assert all_violations(stack_run("k8s")) == {}
+
+
+def test_the_edge_alone_may_have_a_service_reachable_from_outside() -> None:
+    run = stack_run("k8s")
+    (nginx,) = [r for r in run.registrations if r.name.endswith("-nginx-service")]
+    props = copy.deepcopy(unwrap(nginx.inputs))
+    props["spec"]["type"] = "LoadBalancer"
+    assert rules.check_service_exposure(rules.Resource(nginx.type, nginx.name, props), "k8s") == []
 
 
 def test_enforcement_levels() -> None:

@@ -134,9 +134,10 @@ def test_the_pack_declares_every_rule_with_its_enforcement_level(pack: Any) -> N
     assert declared == expected
 
 
-def test_dev_and_prod_with_digests_pass_the_real_pack(pack: Any) -> None:
+def test_dev_prod_with_digests_and_k8s_pass_the_real_pack(pack: Any) -> None:
     assert analyze_stack(pack, stack_run("dev")) == []
     assert analyze_stack(pack, prod_pinned_to_digests()) == []
+    assert analyze_stack(pack, stack_run("k8s")) == []
 
 
 def test_prod_with_tags_only_gets_advisories_that_do_not_block(pack: Any) -> None:

@@ -69,7 +69,24 @@ def test_deploy_rejects_an_unknown_stack(tmp_path: Path) -> None:
     bin_dir = fake_tools(tmp_path, logged_in=True)
     result = deploy(tmp_path, "staging", path=f"{bin_dir}:{os.environ['PATH']}")
     assert result.returncode == 2
-    assert "no Pulumi.staging.yaml; known stacks: dev prod" in result.stderr
+    assert "no Pulumi.staging.yaml; known stacks: dev k8s prod" in result.stderr
+
+
+def test_deploy_of_the_k8s_stack_needs_a_kubeconfig_not_docker(tmp_path: Path) -> None:
+    bin_dir = fake_tools(tmp_path, logged_in=True)
+    (bin_dir / "docker").unlink()  # no Docker on a machine that deploys to a cluster
+    path = f"{bin_dir}:/usr/bin:/bin"
+    result = deploy(tmp_path, "k8s", "--yes", path=path)
+    assert result.returncode == 3
+    assert "runs on Kubernetes but there is no kubeconfig" in result.stderr
+    (tmp_path / ".kube").mkdir()
+    (tmp_path / ".kube" / "config").write_text("apiVersion: v1\nkind: Config\n")
+    result = deploy(tmp_path, "k8s", "--yes", path=path)
+    assert result.returncode == 0, result.stderr
+    assert "pulumi up --stack k8s --yes" in (tmp_path / "calls.log").read_text()
+    # a Docker stack still needs Docker
+    result = deploy(tmp_path, "dev", path=path)
+    assert result.returncode == 3 and "'docker' not found on PATH" in result.stderr
 
 
 def test_deploy_says_what_is_missing(tmp_path: Path) -> None:

@@ -89,6 +89,7 @@ def app_config(pg: PostgresServer, rd: RedisServer, tmp: Path, s3: str) -> dict[
             "lock_path": str(tmp / "pitr-lock"), "spool_path": str(tmp / "pitr-spool"),
             "pg_data": str(tmp / "pgdata"), "pg_port": 6543, "pg_socket": str(tmp / "sock"),
             "pg_bin": "/usr/lib/postgresql/15/bin", "os_user": "nobody",
+            "pg_user": "all_fields_role",
             "full_schedule": "5 2 * * 6", "diff_schedule": "5 2 * * 0-5",
         },
         "endpoints": {"public_url": "https://localhost:8443"},
@@ -181,6 +182,7 @@ USES: dict[str, Callable[[Sidecar], object] | str] = {
     "pitr.config_provided": _provided_untouched,
     "pitr.stanza": lambda sc: _option(sc, "--stanza="),
     "pitr.os_user": lambda sc: _argv(sc)[2],  # runuser -u USER
+    "pitr.pg_user": OPERATOR,
     "pitr.full_schedule": lambda sc: (
         sc.physical_backups.full.schedule if sc.physical_backups else None
     ),

@@ -95,14 +95,19 @@ def _pulumi_steps(job: dict[str, Any]) -> list[dict[str, Any]]:
     return [s for s in job["steps"] if str(s.get("uses", "")).startswith("pulumi/actions@")]
 
 
-def test_pull_requests_run_the_tests_then_preview_both_stacks_with_the_policy_pack() -> None:
+def test_pull_requests_run_the_tests_then_preview_every_stack_with_the_policy_pack() -> None:
     workflow = _workflow()
     assert set(workflow[True]) == {"pull_request", "push"}  # YAML 1.1 reads `on` as True
     jobs = workflow["jobs"]
     assert any(s.get("run") == "bash .ci/run" for s in jobs["test"]["steps"])
     preview = jobs["preview"]
     assert preview["needs"] == "test" and "pull_request" in preview["if"]
-    assert preview["strategy"]["matrix"]["stack"] == ["dev", "prod"]
+    assert preview["strategy"]["matrix"]["stack"] == ["dev", "prod", "k8s"]
+    # the k8s stack's preview reaches its cluster with a kubeconfig from a repository secret
+    (kubeconfig,) = [s for s in preview["steps"] if "K8S_KUBECONFIG" in s.get("env", {})]
+    assert kubeconfig["if"] == "matrix.stack == 'k8s'"
+    assert "~/.kube/config" in kubeconfig["run"]
+    assert kubeconfig["env"]["K8S_KUBECONFIG"] == "${{ secrets.K8S_KUBECONFIG }}"
     assert preview["permissions"]["pull-requests"] == "write"
     (step,) = _pulumi_steps(preview)
     with_ = step["with"]
@@ -143,7 +148,7 @@ def test_state_and_secrets_come_from_repository_secrets_and_caches_are_kept() ->
 
 def test_every_secret_and_variable_the_workflow_reads_is_documented() -> None:
     text = WORKFLOW.read_text()
-    names = set(re.findall(r"\b(?:secrets|vars)\.([A-Z_]+)", text))
+    names = set(re.findall(r"\b(?:secrets|vars)\.([A-Z][A-Z0-9_]*)", text))
     assert {"PULUMI_ACCESS_TOKEN", "PULUMI_CONFIG_PASSPHRASE", "PULUMI_BACKEND_URL"} <= names
     docs = (ROOT / "docs" / "ci.md").read_text()
     assert sorted(n for n in names if f"`{n}`" not in docs) == []

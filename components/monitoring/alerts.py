@@ -758,6 +758,14 @@ ALERTS: tuple[Alert, ...] = (
 )
 
 
+# Alerts on the physical backups the runtime sidecar takes with pgBackRest (Docker). On
+# Kubernetes CloudNativePG takes them, the runtime_pitr_* series never exist, and the stack
+# leaves these rules out (docs/kubernetes.md).
+SIDECAR_PHYSICAL_BACKUP_ALERTS = frozenset(
+    {"PhysicalFullBackupMissing", "PhysicalBackupMissing", "PhysicalBackupFailed"}
+)
+
+
 def rules_yaml(
     alerts: Sequence[Alert] = ALERTS,
     runbook_url: str = RUNBOOK_URL,

@@ -119,7 +119,7 @@ def _last_archived(settings: PitrSettings) -> tuple[str | None, datetime | None]
         with psycopg.connect(
             host=str(settings.pg_socket),
             port=settings.pg_port,
-            user=settings.os_user,
+            user=settings.pg_user,
             dbname="postgres",
             connect_timeout=3,
         ) as conn:

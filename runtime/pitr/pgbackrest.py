@@ -71,6 +71,7 @@ def render_config(settings: PitrSettings) -> str:
         f"pg1-path={settings.pg_data}",
         f"pg1-port={settings.pg_port}",
         f"pg1-socket-path={settings.pg_socket}",
+        f"pg1-user={settings.pg_user}",
     ]
     return "\n".join(["[global]", *glob, "", f"[{settings.stanza}]", *stanza, ""])
 

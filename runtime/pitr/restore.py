@@ -234,7 +234,7 @@ def start_and_wait(
             with psycopg.connect(
                 host=str(settings.pg_socket),
                 port=port,
-                user=settings.os_user,
+                user=settings.pg_user,
                 dbname="postgres",
                 connect_timeout=5,
             ) as conn:
@@ -250,7 +250,7 @@ def start_and_wait(
 
 def segment_size(settings: PitrSettings, port: int) -> int:
     with psycopg.connect(
-        host=str(settings.pg_socket), port=port, user=settings.os_user, dbname="postgres"
+        host=str(settings.pg_socket), port=port, user=settings.pg_user, dbname="postgres"
     ) as conn:
         row = conn.execute(
             "SELECT setting::bigint * 1 FROM pg_settings WHERE name = 'wal_segment_size'"
