@@ -53,10 +53,18 @@ def db_size(server: PostgresServer) -> int:
         return int(row[0])
 
 
-def timed(fn: Callable[[], object]) -> float:
+def timed(fn: Callable[..., object], *args: object) -> float:
     began = time.perf_counter()
-    fn()
+    fn(*args)
     return time.perf_counter() - began
+
+
+def save_results(prefix: str, results: dict[str, object]) -> Path:
+    """bench/results/<prefix>-<local time>.json, the file docs/benchmarks.md quotes."""
+    out = Path(__file__).parent / "results" / f"{prefix}-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, default=str))
+    return out
 
 
 def raw_pg_dump(server: PostgresServer, out: Path, extra: tuple[str, ...] = ()) -> None:
@@ -118,7 +126,7 @@ def race(
         times["raw"].append(timed(lambda: raw_pg_dump(server, work / "raw.dump")))
         for name, mgr in managers.items():
             wipe(work / name)
-            times[name].append(timed(lambda m=mgr: create(m)))  # type: ignore[misc]
+            times[name].append(timed(lambda m=mgr: create(m)))
             sizes[name] = m_size(work / name)
     medians = {k: statistics.median(v) for k, v in times.items()}
     # Paired: each round's variant over the same round's raw run, then the median of those,
@@ -261,11 +269,7 @@ def main() -> None:
     finally:
         server.close()
         shutil.rmtree(work, ignore_errors=True)
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / f"backup-{time.strftime('%Y%m%dT%H%M%S')}.json").write_text(
-        json.dumps(results, indent=2, default=str)
-    )
+    save_results("backup", results)
     print(json.dumps(results, indent=2, default=str))
 
 
@@ -285,11 +289,7 @@ def main_process(scale: int, repeats: int) -> None:
     finally:
         server.close()
         shutil.rmtree(work, ignore_errors=True)
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / f"backup-process-{time.strftime('%Y%m%dT%H%M%S')}.json").write_text(
-        json.dumps(result, indent=2)
-    )
+    save_results("backup-process", result)
     print(json.dumps(result, indent=2))
 
 

@@ -16,34 +16,17 @@ One run each (these are long); the ratios are the result. Writes bench/results/p
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
 import subprocess
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-import psycopg
-
+from bench.bench_backup import db_size, pgbench_init, save_results, timed
 from runtime.backup import BackupManager, BackupSettings, LocalStorage
-from tests.pitr_harness import ArchivingCluster
+from tests.pitr_harness import ArchivingCluster, TickWriter
 from tests.servers import free_port
-
-
-def timed(fn: Callable[..., object], *args: object) -> float:
-    began = time.perf_counter()
-    fn(*args)
-    return time.perf_counter() - began
-
-
-def db_size(cluster: ArchivingCluster) -> int:
-    with cluster.connect() as conn:
-        row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
-        assert row is not None
-        return int(row[0])
 
 
 def raw_pg_dump(cluster: ArchivingCluster, out: Path) -> None:
@@ -55,33 +38,15 @@ def raw_pg_dump(cluster: ArchivingCluster, out: Path) -> None:
 
 
 def rpo(cluster: ArchivingCluster) -> dict[str, float]:
-    committed: list[tuple[int, float]] = []
-    stop = threading.Event()
-
-    def writer() -> None:
-        with cluster.connect() as conn:
-            conn.execute("CREATE TABLE IF NOT EXISTS ticks (id int PRIMARY KEY)")
-            number = 0
-            while not stop.is_set():
-                number += 1
-                try:
-                    conn.execute("INSERT INTO ticks VALUES (%s)", (number,))
-                except psycopg.Error:
-                    return
-                committed.append((number, time.time()))
-                time.sleep(0.02)
-
-    thread = threading.Thread(target=writer, daemon=True)
-    thread.start()
+    writer = TickWriter(cluster)
     time.sleep(5)
     killed = time.time()
     cluster.server.kill9()
-    stop.set()
-    thread.join(10)
+    writer.stop()
     shutil.rmtree(cluster.server.datadir)
     seconds = timed(cluster.ok, "restore", "--latest", "--start")
-    with cluster.connect() as conn:
-        present = {int(r[0]) for r in conn.execute("SELECT id FROM ticks").fetchall()}
+    present = writer.present()
+    committed = writer.committed
     lost = [at for n, at in committed if n not in present]
     return {
         "rpo_seconds": killed - min(lost) if lost else 0.0,
@@ -102,10 +67,9 @@ def main() -> None:
     try:
         cluster.ok("check")
         began = time.perf_counter()
-        cluster.server.pgbench_init(scale=args.scale)
-        cluster.server.psql("VACUUM ANALYZE", database=cluster.server.database)
+        pgbench_init(cluster.server, args.scale)
         cluster.switch_and_wait_archived(timeout=600)
-        size = db_size(cluster)
+        size = db_size(cluster.server)
         filled = time.perf_counter() - began
         print(f"pgbench scale {args.scale}: {size / 1e6:.0f} MB in {filled:.0f} s")
 
@@ -147,9 +111,7 @@ def main() -> None:
         }
         for key, value in result.items():
             print(f"  {key}: {value:.3f}" if isinstance(value, float) else f"  {key}: {value}")
-        out = Path(__file__).parent / "results" / f"pitr-{time.strftime('%Y%m%dT%H%M%S')}.json"
-        out.parent.mkdir(exist_ok=True)
-        out.write_text(json.dumps(result, indent=2))
+        save_results("pitr", result)
     finally:
         cluster.close()
 

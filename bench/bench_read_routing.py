@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 
-from bench.bench_pool_cache import compare
+from bench.bench_pool_cache import compare, print_table
 from runtime.database import DatabaseManager, DatabasePool
 from runtime.settings import load_settings
 from tests.servers import PostgresServer, StandbyServer
@@ -167,17 +167,14 @@ def main() -> None:
         standby.close()
         primary.close()
 
-    print("| measurement | runtime (µs/op) | baseline (µs/op) | ratio |")
-    print("|---|---|---|---|")
-    for r in rows:
-        print("| " + " | ".join(r) + " |")
+    print_table(("measurement", "runtime (µs/op)", "baseline (µs/op)", "ratio"), rows)
     share = on_replica / max(1, on_replica + behind)
     print(
         f"\nReads right after a write: {on_replica} on the replica, {behind} on the primary "
         f"(behind_write) — {share:.0%} on the replica."
     )
-    print("\n| standby SIGKILL under 4 reading threads | runs | median | max |")
-    print("|---|---|---|---|")
+    print()
+    kill_rows = []
     for i, label in enumerate(
         [
             "reads served by the primary after (ms)",
@@ -188,10 +185,15 @@ def main() -> None:
     ):
         values = [run[i] * (1 if i == 2 else 1000) for run in runs]
         fmt = "{:.0f}" if i == 2 else "{:.1f}"
-        print(
-            f"| {label} | {', '.join(fmt.format(v) for v in values)} | "
-            f"{fmt.format(statistics.median(values))} | {fmt.format(max(values))} |"
+        kill_rows.append(
+            (
+                label,
+                ", ".join(fmt.format(v) for v in values),
+                fmt.format(statistics.median(values)),
+                fmt.format(max(values)),
+            )
         )
+    print_table(("standby SIGKILL under 4 reading threads", "runs", "median", "max"), kill_rows)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,8 @@ SETTINGS_HELP = "Settings: the app_config file (APP_CONFIG_FILE) and environment
 Commands = Any  # argparse's _SubParsersAction, which typeshed keeps private
 
 
-def _error(message: str) -> None:
+def error(message: str) -> None:
+    """One line on stderr, whatever the message held (every command's error output)."""
     print(f"error: {' '.join(message.split())}", file=sys.stderr)
 
 
@@ -111,7 +112,7 @@ def _backup(args: argparse.Namespace) -> int:
             return commands.prune(manager, dry_run=args.dry_run, as_json=args.json)
         return commands.schedule(manager)
     except (OSError, psycopg.Error) as exc:  # unexpected, but still one redacted line
-        _error(redact(f"{type(exc).__name__}: {exc}", manager.database_url))
+        error(redact(f"{type(exc).__name__}: {exc}", manager.database_url))
         return EXIT_FAILED
     finally:
         if tracer_provider is not None:
@@ -244,11 +245,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(run(args))
     except ConfigError as exc:
-        _error(str(exc))
+        error(str(exc))
         return EXIT_USAGE
     except PlatformError as exc:
-        _error(str(exc))
+        error(str(exc))
         return EXIT_FAILED
     except KeyboardInterrupt:
-        _error("interrupted")
+        error("interrupted")
         return EXIT_INTERRUPTED

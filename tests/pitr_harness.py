@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,3 +158,39 @@ class ArchivingCluster:
             self.stop_restored(data_dir)
         self.server.close()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+class TickWriter:
+    """Commits one row into `ticks` every `interval` seconds on its own connection and records
+    (row number, commit time) of each, until stopped or until the server goes away: the
+    writer whose missing rows after a restore are the data lost (RPO)."""
+
+    def __init__(self, cluster: ArchivingCluster, interval: float = 0.02) -> None:
+        self.cluster = cluster
+        self.interval = interval
+        self.committed: list[tuple[int, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._write, daemon=True)
+        self._thread.start()
+
+    def _write(self) -> None:
+        with self.cluster.connect() as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS ticks (id int PRIMARY KEY)")
+            number = 0
+            while not self._stop.is_set():
+                number += 1
+                try:
+                    conn.execute("INSERT INTO ticks VALUES (%s)", (number,))
+                except psycopg.Error:
+                    return
+                self.committed.append((number, time.time()))
+                time.sleep(self.interval)
+
+    def stop(self, timeout: float = 10) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def present(self) -> set[int]:
+        """The row numbers the cluster's server holds now (after a restore, say)."""
+        with self.cluster.connect() as conn:
+            return {int(r[0]) for r in conn.execute("SELECT id FROM ticks").fetchall()}

@@ -19,24 +19,25 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from psycopg import sql
 
 from runtime.backup.dump import TABLES_SQL
+from tests.certs import key_pem, new_key, self_signed
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -99,12 +100,16 @@ class PostgresServer:
             entry = pwd.getpwnam(self._run_as)
             os.chown(path, entry.pw_uid, entry.pw_gid)
 
-    def _initdb(self) -> None:
+    def _prepare_dirs(self) -> None:
+        """The root and socket directories, owned by the user the server runs as."""
         self.root.mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o755)
         self.sockdir.mkdir(exist_ok=True)
         self._chown(self.root)
         self._chown(self.sockdir)
+
+    def _initdb(self) -> None:
+        self._prepare_dirs()
         pwfile = self.root / "superuser.pw"
         pwfile.write_text("postgres-test-password\n")
         self._chown(pwfile)
@@ -307,11 +312,7 @@ class StandbyServer(PostgresServer):
         return self.root / "repl.pgpass"
 
     def _initdb(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.root.chmod(0o755)
-        self.sockdir.mkdir(exist_ok=True)
-        self._chown(self.root)
-        self._chown(self.sockdir)
+        self._prepare_dirs()
         p = self.primary
         self.passfile.write_text(f"127.0.0.1:{p.port}:*:{p.repl_user}:{p.repl_password}\n")
         self.passfile.chmod(0o600)
@@ -635,31 +636,18 @@ class TlsProxy:
     def __init__(self, upstream_port: int, root: Path | None = None) -> None:
         self.root = Path(root or tempfile.mkdtemp(prefix="tls-proxy-"))
         self.port = free_port()
-        key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-        now = datetime.datetime.now(datetime.UTC)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(
-                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                critical=False,
-            )
-            .sign(key, hashes.SHA256())
-        )
-        (self.root / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        (self.root / "key.pem").write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
+        key = new_key()
+        loopback = x509.IPAddress(ipaddress.ip_address("127.0.0.1"))
+        (self.root / "cert.pem").write_text(
+            self_signed(
+                key,
+                "127.0.0.1",
+                valid_for=datetime.timedelta(days=1),
+                valid_since=datetime.timedelta(minutes=5),
+                alt_names=[loopback],
             )
         )
+        (self.root / "key.pem").write_text(key_pem(key))
         conf = self.root / "nginx.conf"
         conf.write_text(
             f"""daemon off;
@@ -702,6 +690,41 @@ http {{
             if self.process.poll() is None:
                 self.process.kill()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+# The variables a test run may carry that would configure the sidecar besides the file.
+_SETTINGS_PREFIXES = ("DATABASE_", "REDIS_", "BACKUP_", "ALERT", "PITR_")
+
+
+@contextlib.contextmanager
+def runtime_serve(
+    app_config: dict[str, Any], tmp: Path
+) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """`python -m runtime serve` configured by APP_CONFIG_FILE only, as in the stack: yields its
+    base URL and process (stderr piped); SIGTERM afterwards, SIGKILL if it does not exit."""
+    path = tmp / f"app_config-{time.monotonic_ns()}.json"
+    path.write_text(json.dumps(app_config))
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_SETTINGS_PREFIXES)}
+    env.update(APP_CONFIG_FILE=str(path), BACKUP_DIR=str(tmp / "backups"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runtime", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield f"http://127.0.0.1:{port}", proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(90)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
 
 
 # -- what tests compare ----------------------------------------------------------------

@@ -23,9 +23,7 @@ from typing import Any
 import pulumi
 import yaml
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime import settings as pulumi_settings
@@ -33,6 +31,7 @@ from pulumi.runtime.stack import wait_for_rpcs
 from pulumi.runtime.sync_await import _sync_await
 
 from components.config import SETTINGS
+from tests.certs import key_pem, new_key, self_signed
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["name"]
@@ -122,12 +121,8 @@ class PlatformMocks(pulumi_mocks.Mocks):
             outputs["result"] = f"Pw{digest[:30]}"
             self.generated_secrets.append(outputs["result"])
         elif args.typ == "tls:index/privateKey:PrivateKey":
-            key = ec.generate_private_key(ec.SECP256R1())
-            pem = key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            ).decode()
+            key = new_key()
+            pem = key_pem(key)
             self._keys[pem] = key
             outputs["privateKeyPem"] = pem
             self.generated_secrets.append(pem)
@@ -138,23 +133,12 @@ class PlatformMocks(pulumi_mocks.Mocks):
     def _self_signed(self, wrapped: Mapping[str, Any]) -> str:
         inputs = unwrap(wrapped)
         key = self._keys[inputs["privateKeyPem"]]
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, inputs["subject"]["commonName"])])
-        now = datetime.datetime.now(datetime.UTC)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now)
-            .not_valid_after(now + datetime.timedelta(hours=inputs["validityPeriodHours"]))
-            .add_extension(
-                x509.SubjectAlternativeName([x509.DNSName(n) for n in inputs["dnsNames"]]),
-                critical=False,
-            )
-            .sign(key, hashes.SHA256())
+        return self_signed(
+            key,
+            inputs["subject"]["commonName"],
+            valid_for=datetime.timedelta(hours=inputs["validityPeriodHours"]),
+            alt_names=[x509.DNSName(n) for n in inputs["dnsNames"]],
         )
-        return cert.public_bytes(serialization.Encoding.PEM).decode()
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], None]:
         return {}, None
@@ -263,23 +247,9 @@ def run_stack(
 
 def _self_signed_pair() -> tuple[str, str]:
     """A real certificate and key, standing in for what an operator sets on prod."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "platform.example.com")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem
+    key = new_key()
+    cert = self_signed(key, "platform.example.com", valid_for=datetime.timedelta(days=2))
+    return cert, key_pem(key)
 
 
 PROD_CERTIFICATE, PROD_PRIVATE_KEY = _self_signed_pair()

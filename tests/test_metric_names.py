@@ -25,7 +25,7 @@ from components.monitoring.log_dashboards import PROM_QUERIES
 from components.render.alloy_config import ERROR_LINES_METRIC
 from components.render.prometheus_yml import RULES_DIR
 from tests.data_tier import ArchivingPrimary, Replica
-from tests.servers import RedisServer, free_port, wait_for_port
+from tests.servers import NginxServer, RedisServer, free_port, wait_for_port
 from tests.stack_harness import stack_run, uploads
 
 # Documented cAdvisor metrics (github.com/google/cadvisor/blob/master/docs/storage/prometheus.md)
@@ -162,11 +162,12 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[set[str]]:
              f"-redis.password-file={secrets}", f"-web.listen-address=127.0.0.1:{port}"],
             port,
         ))  # fmt: skip
-        nginx, status_port = _start_nginx(tmp)
+        # the generated nginx.conf on loopback ports (upstreams down: / answers 502)
+        nginx = NginxServer(uploads(stack_run("dev"), "nginx"), tmp / "nginx", upstreams={})
         port = free_port()
         running.append(Running(
             [_binary("prometheus-nginx-exporter"),
-             f"-nginx.scrape-uri=http://127.0.0.1:{status_port}/stub_status",
+             f"-nginx.scrape-uri=http://127.0.0.1:{nginx.status}/stub_status",
              f"-web.listen-address=127.0.0.1:{port}"],
             port,
         ))  # fmt: skip
@@ -187,7 +188,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[set[str]]:
         names: set[str] = set()
         for exporter in running:
             names |= scrape(exporter.port)
-        names |= _blackbox_probe(tmp)
+        names |= _blackbox_probe(tmp, nginx.https)
         assert "pg_up" in names and "redis_up" in names and "nginx_up" in names
         assert "pg_replication_slots_active" in names, "the replica's slot must be seen"
         yield names
@@ -195,44 +196,14 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[set[str]]:
         for exporter in running:
             exporter.stop()
         if nginx is not None:
-            nginx.terminate()
-            nginx.wait(10)
+            nginx.close()
         if replica is not None:
             replica.close()
         primary.close()
         redis_server.close()
 
 
-def _start_nginx(tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
-    """The generated nginx.conf, on free loopback ports."""
-    files = uploads(stack_run("dev"), "nginx")
-    https, status = free_port(), free_port()
-    conf = files["/etc/nginx/nginx.conf"]
-    conf = conf.replace(
-        "listen 80 default_server;", f"listen 127.0.0.1:{free_port()} default_server;"
-    )
-    conf = conf.replace("listen 443 ssl", f"listen 127.0.0.1:{https} ssl")
-    conf = conf.replace("listen 8081;", f"listen 127.0.0.1:{status};")
-    conf = conf.replace("pid /var/run/nginx.pid;", f"pid {tmp}/nginx.pid;")
-    files["/etc/nginx/nginx.conf"] = conf
-    for path, content in files.items():
-        target = tmp / path.lstrip("/")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(content)
-    conf_dir = tmp / "etc/nginx"
-    shutil.copy("/etc/nginx/mime.types", conf_dir / "mime.types")
-    process = subprocess.Popen(
-        [_binary("nginx"), "-c", str(conf_dir / "nginx.conf"), "-p", str(conf_dir),
-         "-g", "daemon off;"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    wait_for_port(https)
-    (tmp / "https_port").write_text(str(https))
-    return process, status
-
-
-def _blackbox_probe(tmp: Path) -> set[str]:
+def _blackbox_probe(tmp: Path, https: int) -> set[str]:
     """The generated blackbox config probing the real nginx over TLS."""
     files = uploads(stack_run("dev"), "blackbox")
     config = tmp / "blackbox.yml"
@@ -244,7 +215,6 @@ def _blackbox_probe(tmp: Path) -> set[str]:
         port,
     )  # fmt: skip
     try:
-        https = (tmp / "https_port").read_text()
         target = f"https://127.0.0.1:{https}/"
         with urllib.request.urlopen(
             f"http://127.0.0.1:{port}/probe?module=https_2xx&target={target}", timeout=20

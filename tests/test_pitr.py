@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,14 +16,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import boto3  # type: ignore[import-untyped]
-import psycopg
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from runtime.pitr import PitrCollector, PitrState, run_backup
 from runtime.settings import load_settings
-from tests.pitr_harness import CIPHER_PASS, S3_SECRET, ArchivingCluster
+from tests.pitr_harness import CIPHER_PASS, S3_SECRET, ArchivingCluster, TickWriter
 from tests.servers import TlsProxy, free_port
 
 pytestmark = pytest.mark.slow
@@ -146,36 +144,18 @@ def test_after_losing_the_data_volume_restore_latest_keeps_what_was_committed_tw
     c = posix_cluster
     c.ok("check")
     c.ok("backup", "--type", "full")
-    committed: list[tuple[int, float]] = []
-    stop = threading.Event()
-
-    def writer() -> None:
-        with c.connect() as conn:
-            conn.execute("CREATE TABLE ticks (id int PRIMARY KEY, at timestamptz)")
-            number = 0
-            while not stop.is_set():
-                number += 1
-                try:
-                    conn.execute("INSERT INTO ticks VALUES (%s, clock_timestamp())", (number,))
-                except psycopg.Error:
-                    return
-                committed.append((number, time.time()))
-                time.sleep(0.02)
-
-    thread = threading.Thread(target=writer, daemon=True)
-    thread.start()
+    writer = TickWriter(c)
     time.sleep(6)
     killed_at = time.time()
     c.server.kill9()  # the volume is gone: the server, its data directory, its WAL
-    stop.set()
-    thread.join(10)
+    writer.stop()
     shutil.rmtree(c.server.datadir)
 
     # the runbook: restore the newest state into the (empty) data directory and start it
     out = c.ok("restore", "--latest", "--start")
     assert "recovered to the end of the archive" in out
-    with c.connect() as conn:
-        present = {int(r[0]) for r in conn.execute("SELECT id FROM ticks").fetchall()}
+    present = writer.present()
+    committed = writer.committed
     old_enough = {n for n, at in committed if at < killed_at - 2}
     assert old_enough and old_enough <= present
     lost = [at for n, at in committed if n not in present]

@@ -48,10 +48,20 @@ def routed_pool(
     return DatabaseManager(settings, name=f"rr-{uuid.uuid4().hex[:8]}").create_connection_pool()
 
 
+OpenPool = Callable[..., DatabasePool]
+
+
 @pytest.fixture
-def pools() -> Iterator[list[DatabasePool]]:
+def open_pool(replication_primary: PostgresServer) -> Iterator[OpenPool]:
+    """`routed_pool` on the replication primary (same arguments after it), closed afterwards."""
     opened: list[DatabasePool] = []
-    yield opened
+
+    def open_routed(replica_dsns: list[str], **kwargs: Any) -> DatabasePool:
+        pool = routed_pool(replication_primary, replica_dsns, **kwargs)
+        opened.append(pool)
+        return pool
+
+    yield open_routed
     for pool in opened:
         pool.close()
 
@@ -88,10 +98,9 @@ def replica_state(pool: DatabasePool) -> str:
 
 
 def test_reads_go_to_the_replica_and_writes_to_the_primary(
-    replication_primary: PostgresServer, standby: StandbyServer, pools: list[DatabasePool]
+    standby: StandbyServer, open_pool: OpenPool
 ) -> None:
-    pool = routed_pool(replication_primary, [standby.dsn])
-    pools.append(pool)
+    pool = open_pool([standby.dsn])
     assert replica_state(pool) == UP  # checked once before the pool is handed out
     assert [on_replica(pool) for _ in range(5)] == [True] * 5
     assert pool.execute(IN_RECOVERY) == [(False,)]  # the default path is the primary
@@ -106,11 +115,8 @@ def test_reads_go_to_the_replica_and_writes_to_the_primary(
     assert stats.replicas[0].lag_bytes is not None
 
 
-def test_without_replicas_reads_go_to_the_primary_read_only(
-    replication_primary: PostgresServer, pools: list[DatabasePool]
-) -> None:
-    pool = routed_pool(replication_primary, [])
-    pools.append(pool)
+def test_without_replicas_reads_go_to_the_primary_read_only(open_pool: OpenPool) -> None:
+    pool = open_pool([])
     assert not on_replica(pool)
     ro = pytest.raises(psycopg.errors.ReadOnlySqlTransaction)
     with pool.connection(readonly=True) as conn, ro:  # as strict as a replica would be
@@ -123,11 +129,10 @@ def test_without_replicas_reads_go_to_the_primary_read_only(
 
 
 def test_a_replica_down_at_start_does_not_stop_the_pool_and_reads_use_the_primary(
-    replication_primary: PostgresServer, pools: list[DatabasePool]
+    open_pool: OpenPool,
 ) -> None:
     nothing = f"postgresql://app:pw@127.0.0.1:{free_port()}/app"
-    pool = routed_pool(replication_primary, [nothing])
-    pools.append(pool)
+    pool = open_pool([nothing])
     assert replica_state(pool) == DOWN
     assert not on_replica(pool)
     assert pool.read_stats().primary_reads == {DOWN: 1}
@@ -136,10 +141,9 @@ def test_a_replica_down_at_start_does_not_stop_the_pool_and_reads_use_the_primar
 
 @pytest.mark.slow
 def test_a_killed_replica_under_read_load_costs_callers_no_error_and_comes_back_by_itself(
-    replication_primary: PostgresServer, standby: StandbyServer, pools: list[DatabasePool]
+    standby: StandbyServer, open_pool: OpenPool
 ) -> None:
-    pool = routed_pool(replication_primary, [standby.dsn], interval=0.1)
-    pools.append(pool)
+    pool = open_pool([standby.dsn], interval=0.1)
     stop = threading.Event()
     reads: list[tuple[float, bool]] = []
     errors: list[BaseException] = []
@@ -178,10 +182,9 @@ def test_a_killed_replica_under_read_load_costs_callers_no_error_and_comes_back_
 
 
 def test_a_lagging_replica_is_skipped_and_used_again_after_replay_resumes(
-    replication_primary: PostgresServer, standby: StandbyServer, pools: list[DatabasePool]
+    replication_primary: PostgresServer, standby: StandbyServer, open_pool: OpenPool
 ) -> None:
-    pool = routed_pool(replication_primary, [standby.dsn], max_lag_bytes=256 * 1024)
-    pools.append(pool)
+    pool = open_pool([standby.dsn], max_lag_bytes=256 * 1024)
     assert on_replica(pool)
     standby.pause_replay()
     table = f"lag_{uuid.uuid4().hex[:8]}"
@@ -202,10 +205,9 @@ def test_a_lagging_replica_is_skipped_and_used_again_after_replay_resumes(
 
 
 def test_read_your_writes_holds_while_replay_is_paused(
-    replication_primary: PostgresServer, standby: StandbyServer, pools: list[DatabasePool]
+    standby: StandbyServer, open_pool: OpenPool
 ) -> None:
-    pool = routed_pool(replication_primary, [standby.dsn])
-    pools.append(pool)
+    pool = open_pool([standby.dsn])
     table = f"ryw_{uuid.uuid4().hex[:8]}"
     pool.execute(q("CREATE TABLE {} (v int)", table))
     standby.wait_caught_up()
@@ -225,10 +227,9 @@ def test_read_your_writes_holds_while_replay_is_paused(
 
 @pytest.mark.req("PT-INFRA-02.1")
 def test_every_read_sees_the_latest_write_through_the_pool_whatever_replay_does(
-    replication_primary: PostgresServer, standby: StandbyServer, pools: list[DatabasePool]
+    standby: StandbyServer, open_pool: OpenPool
 ) -> None:
-    pool = routed_pool(replication_primary, [standby.dsn])
-    pools.append(pool)
+    pool = open_pool([standby.dsn])
     table = f"prop_{uuid.uuid4().hex[:8]}"
     pool.execute(q("CREATE TABLE {} (id int PRIMARY KEY, v int)", table))
     pool.execute(q("INSERT INTO {} VALUES (1, 0)", table))
@@ -277,11 +278,8 @@ def test_every_read_sees_the_latest_write_through_the_pool_whatever_replay_does(
     assert seen["replica"] > 0 and seen["primary"] > 0, seen
 
 
-def test_a_promoted_replica_is_skipped(
-    replication_primary: PostgresServer, standby: StandbyServer, pools: list[DatabasePool]
-) -> None:
-    pool = routed_pool(replication_primary, [standby.dsn])
-    pools.append(pool)
+def test_a_promoted_replica_is_skipped(standby: StandbyServer, open_pool: OpenPool) -> None:
+    pool = open_pool([standby.dsn])
     assert on_replica(pool)
     standby.promote()
     eventually(lambda: replica_state(pool) == NOT_STANDBY, what="promoted replica skipped")
@@ -290,10 +288,9 @@ def test_a_promoted_replica_is_skipped(
 
 
 def test_a_replica_address_that_points_at_another_primary_is_skipped(
-    replication_primary: PostgresServer, fresh_postgres: PostgresServer, pools: list[DatabasePool]
+    replication_primary: PostgresServer, fresh_postgres: PostgresServer, open_pool: OpenPool
 ) -> None:
-    pool = routed_pool(replication_primary, [fresh_postgres.dsn])
-    pools.append(pool)
+    pool = open_pool([fresh_postgres.dsn])
     assert replica_state(pool) == NOT_STANDBY
     rows = pool.execute("SELECT inet_server_port(), pg_is_in_recovery()", readonly=True)
     assert rows == [(replication_primary.port, False)]
@@ -301,11 +298,10 @@ def test_a_replica_address_that_points_at_another_primary_is_skipped(
 
 @pytest.mark.slow
 def test_rebuilding_a_failed_replica_by_the_runbook_puts_it_back_in_service(
-    replication_primary: PostgresServer, standby: StandbyServer, pools: list[DatabasePool]
+    replication_primary: PostgresServer, standby: StandbyServer, open_pool: OpenPool
 ) -> None:
     """docs/runbook-replica.md, step by step."""
-    pool = routed_pool(replication_primary, [standby.dsn])
-    pools.append(pool)
+    pool = open_pool([standby.dsn])
     table = f"rebuild_{uuid.uuid4().hex[:8]}"
     pool.execute(q("CREATE TABLE {} AS SELECT 1 AS v", table))
     # The failure: the replica crashes and its data directory is lost.
@@ -334,10 +330,9 @@ def test_rebuilding_a_failed_replica_by_the_runbook_puts_it_back_in_service(
 
 
 def test_read_stats_name_every_state_and_reason_the_metrics_use(
-    replication_primary: PostgresServer, standby: StandbyServer, pools: list[DatabasePool]
+    standby: StandbyServer, open_pool: OpenPool
 ) -> None:
-    pool = routed_pool(replication_primary, [standby.dsn])
-    pools.append(pool)
+    pool = open_pool([standby.dsn])
     on_replica(pool)
     pool.execute("SELECT 1")  # a write checkout records the mark
     stats = pool.read_stats()

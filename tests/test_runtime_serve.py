@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tests.servers import PostgresServer, RedisServer, free_port
+from tests.servers import PostgresServer, RedisServer, runtime_serve
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,45 +51,26 @@ def get(url: str) -> tuple[int, str]:
 def test_serve_runs_the_sidecar_from_app_config(
     postgres_server: PostgresServer, redis_server: RedisServer, tmp_path: Path
 ) -> None:
-    config = tmp_path / "app_config.json"
     # the stack's telemetry section, at DEBUG: every line, libraries' too, is JSON
     telemetry = {"otlp_endpoint": "", "sampling_ratio": 0.1, "log_level": "DEBUG"}
-    config.write_text(
-        json.dumps({**app_config(postgres_server, redis_server), "telemetry": telemetry})
-    )
-    port = free_port()
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DATABASE_", "REDIS_", "BACKUP_", "ALERT"))
-    }
-    env.update(APP_CONFIG_FILE=str(config), BACKUP_DIR=str(tmp_path / "backups"))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "runtime", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    config = {**app_config(postgres_server, redis_server), "telemetry": telemetry}
+    with runtime_serve(config, tmp_path) as (base, process):
         deadline = time.monotonic() + 30
         status = 0
         while time.monotonic() < deadline:
             try:
-                status, _ = get(f"http://127.0.0.1:{port}/healthz")
+                status, _ = get(f"{base}/healthz")
                 if status == 200:
                     break
             except OSError:
                 pass
             time.sleep(0.2)
         assert status == 200
-        _, metrics = get(f"http://127.0.0.1:{port}/metrics")
+        _, metrics = get(f"{base}/metrics")
         assert 'runtime_service_up{service="postgres"} 1.0' in metrics
         assert 'runtime_service_up{service="redis"} 1.0' in metrics
         assert "runtime_backup_next_run_timestamp_seconds" in metrics
         assert postgres_server.password not in metrics
-    finally:
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr

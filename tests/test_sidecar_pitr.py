@@ -4,12 +4,8 @@ pgbackrest.conf (posix repository, encrypted; tests/data_tier.py), with real pgB
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -21,9 +17,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.data_tier import CIPHER_PASS, ArchivingPrimary
-from tests.servers import free_port
+from tests.servers import runtime_serve
 
-ROOT = Path(__file__).resolve().parent.parent
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
@@ -71,36 +66,6 @@ def _samples(base: str) -> Samples:
     }
 
 
-@contextlib.contextmanager
-def serving(config: dict[str, Any], tmp: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """`python -m runtime serve` with APP_CONFIG_FILE only; stopped with SIGTERM afterwards."""
-    path = tmp / f"app_config-{time.monotonic_ns()}.json"
-    path.write_text(json.dumps(config))
-    port = free_port()
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("PITR_", "DATABASE_", "REDIS_"))
-    }
-    env.update(APP_CONFIG_FILE=str(path), BACKUP_DIR=str(tmp / "backups"))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "runtime", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        yield f"http://127.0.0.1:{port}", proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(90)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-
-
 def wait_for(check: Any, timeout: float, proc: subprocess.Popen[str]) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -131,7 +96,7 @@ def test_the_sidecar_takes_the_scheduled_physical_backup_and_exposes_it(
     # differential is covered by that full backup and skipped
     config = app_config(primary, full="* * * * *", diff="0 3 1 1 *")
     started = time.time()
-    with serving(config, tmp_path) as (base, proc):
+    with runtime_serve(config, tmp_path) as (base, proc):
         samples = wait_for(lambda: (s := _samples(base)).get(SUCCESS) is not None and s, 180, proc)
         assert samples[SUCCESS] == 1, proc.stderr.read() if proc.stderr else ""
         assert started - 1 <= samples[FULL] <= time.time()
@@ -149,7 +114,7 @@ def test_the_sidecar_takes_the_scheduled_physical_backup_and_exposes_it(
     # Restarted with no slot due since that backup: no new backup, and the timestamp the
     # alerts read comes back from the repository at once (not absent until the next one).
     config = app_config(primary, full="0 3 1 1 *", diff="0 3 1 1 *")
-    with serving(config, tmp_path) as (base, proc):
+    with runtime_serve(config, tmp_path) as (base, proc):
         again = wait_for(lambda: (s := _samples(base)).get(FULL) is not None and s, 60, proc)
         assert again[FULL] == pytest.approx(backups[0]["timestamp"]["stop"], abs=1)
         assert SUCCESS not in again  # no run of its own yet

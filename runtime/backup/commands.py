@@ -21,7 +21,7 @@ from tqdm import tqdm
 from runtime.backup.errors import BackupError, NoRestorableBackupError
 from runtime.backup.manager import BackupManager
 from runtime.backup.schedule import BackupScheduler
-from runtime.cli import EXIT_DEGRADED, EXIT_FAILED, EXIT_OK
+from runtime.cli import EXIT_DEGRADED, EXIT_FAILED, EXIT_OK, error
 
 
 def _json_default(value: object) -> str:
@@ -35,11 +35,6 @@ def _emit(as_json: bool, payload: dict[str, Any], text: str) -> None:
         print(json.dumps(payload, default=_json_default, sort_keys=True))
     else:
         print(text)
-
-
-def error(message: str) -> None:
-    """One line on stderr, whatever the message held."""
-    print(f"error: {' '.join(message.split())}", file=sys.stderr)
 
 
 @contextmanager

@@ -1,8 +1,9 @@
 """The `pitr` verbs as plain functions returning exit codes, so any command line can call them.
 
-Exit codes: 0 done; 1 the operation failed; 2 bad usage or configuration (including a refused
-restore target); 3 done, but not as asked (recovery stopped before the requested point).
-Errors are one line on stderr; results go to stdout (`as_json` for scripts).
+Exit codes (runtime/cli.py's): 0 done; 1 the operation failed; 2 bad usage or configuration
+(including a refused restore target); 3 done, but not as asked (recovery stopped before the
+requested point). Errors are one line on stderr (`runtime.cli.error`); results go to stdout
+(`as_json` for scripts).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 import time
 from dataclasses import asdict
 from datetime import datetime
@@ -19,6 +19,7 @@ from typing import Any
 
 import psycopg
 
+from runtime.cli import EXIT_DEGRADED, EXIT_FAILED, EXIT_OK, EXIT_USAGE, error
 from runtime.pitr.info import RepoInfo, parse_info
 from runtime.pitr.metrics import BackupRun, PitrState
 from runtime.pitr.pgbackrest import BackupType, Pgbackrest, PitrError, prepare_config
@@ -31,12 +32,6 @@ from runtime.pitr.restore import (
     start_and_wait,
 )
 from runtime.settings import PitrSettings
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DEGRADED = 0, 1, 2, 3
-
-
-def _error(message: str) -> None:
-    print(f"error: {' '.join(message.split())}", file=sys.stderr)
 
 
 def _json(payload: Any) -> str:
@@ -54,7 +49,7 @@ def run_check(settings: PitrSettings) -> int:
         tool.check("stanza-create")  # idempotent: a no-op on an existing, matching stanza
         tool.check("check")
     except PitrError as exc:
-        _error(str(exc))
+        error(str(exc))
         return EXIT_FAILED
     print(f"stanza {settings.stanza}: archiving works ({settings.repo_type} repository)")
     return EXIT_OK
@@ -88,7 +83,7 @@ def run_backup(settings: PitrSettings, type_: BackupType, state: PitrState | Non
     """`pitr backup`: `take_backup`, reported on stdout/stderr as an exit code."""
     run = take_backup(settings, type_, state)
     if run.error is not None:
-        _error(run.error)
+        error(run.error)
         return EXIT_FAILED
     print(f"{type_} backup {run.label} done in {run.duration_seconds:.1f} s")
     return EXIT_OK
@@ -137,7 +132,7 @@ def run_info(settings: PitrSettings, as_json: bool = False) -> int:
         prepare_config(settings)
         info = repo_info(settings)
     except PitrError as exc:
-        _error(str(exc))
+        error(str(exc))
         return EXIT_FAILED
     wal, wal_time = _last_archived(settings)
     if as_json:
@@ -186,10 +181,10 @@ def run_restore(
         tool = Pgbackrest(settings)
         info = repo_info(settings, tool)
     except RestoreRefused as exc:
-        _error(str(exc))
+        error(str(exc))
         return EXIT_USAGE
     except PitrError as exc:
-        _error(str(exc))
+        error(str(exc))
         return EXIT_FAILED
     try:
         tool.check(
@@ -197,7 +192,7 @@ def run_restore(
         )
     except PitrError as exc:
         found = verify_findings(tool)
-        _error(
+        error(
             f"{exc}; {data_dir} holds a partial restore: do not start it"
             + (f"; pgbackrest verify found: {'; '.join(found)}" if found else "")
         )
@@ -215,13 +210,13 @@ def run_restore(
         used_port = start_and_wait(settings, data_dir, log_file, port=port, timeout=timeout)
         seg = segment_size(settings, used_port)
     except PitrError as exc:
-        _error(f"{exc} (server log: {log_file})")
+        error(f"{exc} (server log: {log_file})")
         return EXIT_FAILED
     with log_file.open(errors="replace") as handle:
         handle.seek(offset)
         outcome = recovery_outcome(handle.read(), target_time, info, seg)
     if not outcome.exact:
-        _error(f"restored into {data_dir}, but not to {where}: {outcome.detail}")
+        error(f"restored into {data_dir}, but not to {where}: {outcome.detail}")
         return EXIT_DEGRADED
     print(f"restored into {data_dir} and started on port {used_port}: {outcome.detail}")
     return EXIT_OK
