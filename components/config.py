@@ -40,6 +40,7 @@ REDIS_EVICTION_POLICIES = (
 )
 RESTART_POLICIES = ("unless-stopped", "always", "on-failure")
 TLS_MODES = ("self-signed", "provided")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 PLATFORMS = ("docker", "kubernetes")
 PITR_REPO_TYPES = ("posix", "s3")
 
@@ -600,6 +601,42 @@ SETTINGS: tuple[Setting, ...] = (
         "Grafana administrator login (password is generated).",
         _domain,
     ),
+    # Logs and traces (docs/logs-traces.md)
+    Setting(
+        "logsTraces",
+        "boolean",
+        True,
+        "Run Loki, Tempo and Grafana Alloy: every container's logs and the runtime's traces.",
+    ),
+    Setting(
+        "logRetentionDays",
+        "integer",
+        31,
+        "Days Loki keeps log lines (whole days: Loki's index period is 24h).",
+        _at_least(1),
+    ),
+    Setting("traceRetentionDays", "integer", 7, "Days Tempo keeps traces.", _at_least(1)),
+    Setting(
+        "traceSamplingPercent",
+        "integer",
+        10,
+        "Percent of root traces the runtime records (parents' decisions are followed).",
+        _between(0, 100),
+    ),
+    Setting(
+        "runtimeLogLevel",
+        "string",
+        "INFO",
+        "Level of the runtime's JSON logs (its libraries' too).",
+        _one_of(LOG_LEVELS),
+    ),
+    Setting(
+        "errorLogLinesPerMinute",
+        "integer",
+        10,
+        "Error-level log lines per minute from one service before ErrorLogRateHigh fires.",
+        _at_least(1),
+    ),
     # Images (pinned) and memory limits (MB)
     Setting(
         "postgresImage",
@@ -664,6 +701,17 @@ SETTINGS: tuple[Setting, ...] = (
         "Blackbox exporter image (probes the public endpoint).",
         _pinned_image,
     ),
+    Setting("lokiImage", "string", "grafana/loki:3.7.6", "Loki image (logs store).", _pinned_image),
+    Setting(
+        "tempoImage", "string", "grafana/tempo:2.10.8", "Tempo image (traces store).", _pinned_image
+    ),
+    Setting(
+        "alloyImage",
+        "string",
+        "grafana/alloy:v1.18.1",
+        "Grafana Alloy image (collects container logs and OTLP traces).",
+        _pinned_image,
+    ),
     Setting(
         "hostMetrics",
         "boolean",
@@ -708,6 +756,11 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "grafanaMemoryMb", "integer", 512, "Grafana container memory limit (MB).", _at_least(128)
+    ),
+    Setting("lokiMemoryMb", "integer", 512, "Loki container memory limit (MB).", _at_least(128)),
+    Setting("tempoMemoryMb", "integer", 512, "Tempo container memory limit (MB).", _at_least(128)),
+    Setting(
+        "alloyMemoryMb", "integer", 256, "Grafana Alloy container memory limit (MB).", _at_least(64)
     ),
     # Where it runs: one Docker host, or a Kubernetes cluster (docs/kubernetes.md)
     Setting(
@@ -881,6 +934,12 @@ class StackConfig:
     restart_attempts: int
     protect_data_volumes: bool
     grafana_admin_user: str
+    logs_traces: bool
+    log_retention_days: int
+    trace_retention_days: int
+    trace_sampling_percent: int
+    runtime_log_level: str
+    error_log_lines_per_minute: int
     postgres_image: str
     redis_image: str
     nginx_image: str
@@ -893,6 +952,9 @@ class StackConfig:
     node_exporter_image: str
     cadvisor_image: str
     blackbox_image: str
+    loki_image: str
+    tempo_image: str
+    alloy_image: str
     host_metrics: bool
     postgres_memory_mb: int
     redis_memory_mb: int
@@ -901,6 +963,9 @@ class StackConfig:
     alertmanager_memory_mb: int
     grafana_memory_mb: int
     runtime_memory_mb: int
+    loki_memory_mb: int
+    tempo_memory_mb: int
+    alloy_memory_mb: int
     platform: str
     k8s_context: str
     k8s_namespace: str

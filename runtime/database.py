@@ -31,11 +31,13 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 
 import psycopg
 import psycopg_pool
+from opentelemetry import trace
+from opentelemetry.util.types import AttributeValue
 from psycopg.pq import TransactionStatus
 from psycopg.rows import TupleRow
 
@@ -45,6 +47,7 @@ from runtime.histogram import QUERY_BUCKETS, DurationHistogram, HistogramSnapsho
 from runtime.replicas import ReadStats, Replica, ReplicaSet, format_lsn, parse_lsn, write_mark
 from runtime.settings import DatabaseSettings, PoolSettings, Settings
 from runtime.statelog import StateLog
+from runtime.telemetry.spans import would_record
 
 T = TypeVar("T")
 Connection = psycopg.Connection[TupleRow]
@@ -52,6 +55,14 @@ Connection = psycopg.Connection[TupleRow]
 # SQLSTATEs that mean "this connection (or the server) is gone", as opposed to an error in
 # the statement: class 08 (connection exception) and 57P01-57P03 (shutdown, crash, starting).
 _CONNECTION_LOST = ("08", "57P01", "57P02", "57P03")
+
+
+_TRACER = trace.get_tracer("runtime.database")
+
+
+def _statement(query: Any) -> str:
+    """The SQL text for a span (never the parameters, which may hold personal data)."""
+    return query if isinstance(query, str) else type(query).__name__
 
 
 def is_connection_failure(exc: BaseException) -> bool:
@@ -130,17 +141,33 @@ class DatabasePool:
     def healthy(self) -> bool:
         return self._down_since is None
 
-    @contextmanager
     def connection(
         self, timeout: float | None = None, *, readonly: bool = False
-    ) -> Iterator[Connection]:
+    ) -> AbstractContextManager[Connection]:
         """A connection for the duration of the block (committed on success, rolled back on
         error). Raises `PoolTimeout` when every connection stays busy for `timeout`
         (default DB_POOL_TIMEOUT), `DatabaseUnavailable` when the server is down, and
         `StatementTimeout` when a statement outlives DB_STATEMENT_TIMEOUT_MS.
 
         `readonly=True`: a read-only transaction on a healthy replica that has replayed this
-        pool's last write, else on the primary (never an error for a replica's sake)."""
+        pool's last write, else on the primary (never an error for a replica's sake).
+
+        Inside a recorded trace the block is a `db.pool.connection` span."""
+        if not would_record():
+            return self._connection(timeout, readonly)
+        return self._traced_connection(timeout, readonly)
+
+    @contextmanager
+    def _traced_connection(self, timeout: float | None, readonly: bool) -> Iterator[Connection]:
+        attributes: dict[str, AttributeValue] = {"db.system": "postgresql", "db.readonly": readonly}
+        with (
+            _TRACER.start_as_current_span("db.pool.connection", attributes=attributes),
+            self._connection(timeout, readonly) as conn,
+        ):
+            yield conn
+
+    @contextmanager
+    def _connection(self, timeout: float | None, readonly: bool) -> Iterator[Connection]:
         if readonly:
             lease = self._replicas.acquire(self._write_lsn) if self._replicas else "no_replica"
             if not isinstance(lease, str):
@@ -253,7 +280,14 @@ class DatabasePool:
             cur = conn.execute(query, params)
             return cur.fetchall() if cur.description is not None else []
 
-        return self.run(work, timeout, readonly=readonly)
+        if not would_record():
+            return self.run(work, timeout, readonly=readonly)
+        attributes: dict[str, AttributeValue] = {
+            "db.system": "postgresql",
+            "db.statement": _statement(query),
+        }
+        with _TRACER.start_as_current_span("db.query", attributes=attributes):
+            return self.run(work, timeout, readonly=readonly)
 
     def read_stats(self) -> ReadStats:
         """Reads by target (replica, or primary by reason) and each replica's state."""

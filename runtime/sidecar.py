@@ -17,7 +17,6 @@ import json
 import logging
 import math
 import signal
-import sys
 import threading
 from collections.abc import Callable
 from types import FrameType
@@ -334,7 +333,7 @@ def serve(
     try:
         sidecar = Sidecar(settings, backup_job=backup_job, host=host, port=port)
     except OSError as exc:
-        print(f"error: runtime sidecar cannot listen: {exc.strerror or exc}", file=sys.stderr)
+        log.error("cannot listen: %s", exc.strerror or exc)
         return 1
     stop = threading.Event()
 
@@ -344,7 +343,7 @@ def serve(
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         sidecar.start()
-        print(f"runtime sidecar: serving on port {sidecar.port}", file=sys.stderr, flush=True)
+        log.info("serving on port %d", sidecar.port, extra={"fields": {"port": sidecar.port}})
         stop.wait()
     finally:
         sidecar.stop()

@@ -33,6 +33,7 @@ EXPECTED = {
     "PrometheusRuleEvaluationFailures", "PrometheusAlertmanagerMissing", "WalArchivingFailing",
     "PhysicalFullBackupMissing", "PhysicalBackupMissing", "PhysicalBackupFailed",
     "ReplicaNotStreaming", "ReplicationLagHigh", "ReplicationSlotRetainingWal",
+    "LogsTracesComponentDown", "LogIngestionStopped", "ErrorLogRateHigh",
 }  # fmt: skip
 
 
