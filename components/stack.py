@@ -40,10 +40,10 @@ from components.monitoring.alerts import (
     rules_yaml,
 )
 from components.monitoring.dashboards import dashboard_files
+from components.monitoring.log_dashboards import log_dashboard_files
 from components.monitoring.slo import RULES_FILE as SLO_RULES_FILE
 from components.monitoring.slo import Slo, slos
 from components.monitoring.slo import rules_yaml as slo_rules_yaml
-from components.monitoring.log_dashboards import log_dashboard_files
 from components.nginx import Nginx, NginxArgs
 from components.postgres import PORT as POSTGRES_PORT
 from components.postgres import PitrRepositoryArgs, Postgres, PostgresArgs

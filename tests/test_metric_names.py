@@ -21,8 +21,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from components.monitoring.alerts import ALERTS, RULES_FILE
 from components.monitoring.dashboards import BOARDS
-from components.monitoring.slo import SLOS, alert_rules, recording_rules
 from components.monitoring.log_dashboards import PROM_QUERIES
+from components.monitoring.slo import SLOS, alert_rules, recording_rules
 from components.render.alloy_config import ERROR_LINES_METRIC
 from components.render.prometheus_yml import RULES_DIR
 from tests.data_tier import ArchivingPrimary, Replica

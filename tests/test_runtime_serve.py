@@ -54,7 +54,7 @@ def test_serve_runs_the_sidecar_from_app_config(
     # the stack's telemetry section, at DEBUG: every line, libraries' too, is JSON
     telemetry = {"otlp_endpoint": "", "sampling_ratio": 0.1, "log_level": "DEBUG"}
     config = {**app_config(postgres_server, redis_server), "telemetry": telemetry}
-    with runtime_serve(config, tmp_path) as (base, process):
+    with runtime_serve(config, tmp_path) as (base, process, log):
         deadline = time.monotonic() + 30
         status = 0
         while time.monotonic() < deadline:
@@ -72,7 +72,8 @@ def test_serve_runs_the_sidecar_from_app_config(
         assert "runtime_backup_next_run_timestamp_seconds" in metrics
         assert postgres_server.password not in metrics
         process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=60)
+        process.wait(60)
+    stderr = log.read_text()
     assert process.returncode == 0, stderr
     assert postgres_server.password not in stderr and redis_server.password not in stderr
     lines = [json.loads(line) for line in stderr.splitlines() if line.strip()]
