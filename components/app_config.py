@@ -55,8 +55,10 @@ def app_config(
     redis: Cache,
     endpoints: Mapping[str, pulumi.Output[str]],
     pitr: Mapping[str, Any] | None = None,
+    otlp_endpoint: pulumi.Input[str] = "",
 ) -> pulumi.Output[dict[str, Any]]:
-    """The whole document, secret as a whole; `pitr` only where the sidecar backs up WAL."""
+    """The whole document, secret as a whole; `pitr` only where the sidecar backs up WAL;
+    `otlp_endpoint` where the stack runs a trace collector ("" = tracing off)."""
     database: dict[str, Any] = {
         "host": postgres.host,
         "port": postgres.port,
@@ -117,6 +119,12 @@ def app_config(
             "alert_cooldown_seconds": c.alert_cooldown,
             "health_check_timeout_seconds": c.health_check_timeout,
             "restart_attempts": c.restart_attempts,
+        },
+        # OTLP/HTTP base URL; the runtime posts to <otlp_endpoint>/v1/traces (logs-traces.md)
+        "telemetry": {
+            "otlp_endpoint": otlp_endpoint,
+            "sampling_ratio": c.trace_sampling_percent / 100,
+            "log_level": c.runtime_log_level,
         },
         "endpoints": dict(endpoints),
     }

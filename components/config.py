@@ -15,12 +15,14 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 import pulumi
 from croniter import croniter
 
 from components.monitoring.alerts import RUNBOOK_URL, THRESHOLDS
+from components.monitoring.slo import BACKUP_BUCKETS_SECONDS, QUERY_BUCKETS_MS
 
 PROJECT = "data-platform"
 
@@ -38,6 +40,7 @@ REDIS_EVICTION_POLICIES = (
 )
 RESTART_POLICIES = ("unless-stopped", "always", "on-failure")
 TLS_MODES = ("self-signed", "provided")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 PLATFORMS = ("docker", "kubernetes")
 PITR_REPO_TYPES = ("posix", "s3")
 
@@ -143,6 +146,19 @@ def _pem(marker: str) -> Callable[[str], str | None]:
     return lambda v: None if v == "" or marker in v else f"a PEM block containing '{marker}'"
 
 
+def _percent(low: int) -> Callable[[str], str | None]:
+    """An objective as a percentage string ("99.9"): exact, since thresholds derive from it."""
+
+    def rule(v: str) -> str | None:
+        try:
+            ok = re.fullmatch(r"[0-9]+(\.[0-9]+)?", v) is not None and low <= Decimal(v) < 100
+        except InvalidOperation:
+            ok = False
+        return None if ok else f"a percentage like '99.9', from {low} up to (not including) 100"
+
+    return rule
+
+
 def _dns_label(optional: bool) -> Callable[[str], str | None]:
     def rule(v: str) -> str | None:
         ok = (optional and v == "") or bool(_DNS_LABEL.match(v))
@@ -150,6 +166,14 @@ def _dns_label(optional: bool) -> Callable[[str], str | None]:
         return None if ok else f"a lowercase DNS label like 'data-platform'{blank}"
 
     return rule
+
+
+def _histogram_bound(bounds: tuple[int, ...]) -> Callable[[int], str | None]:
+    return lambda v: (
+        None
+        if v in bounds
+        else "one of the histogram's bucket bounds: " + ", ".join(map(str, bounds))
+    )
 
 
 def _quantity(v: str) -> str | None:
@@ -504,6 +528,41 @@ SETTINGS: tuple[Setting, ...] = (
         _url,
     ),
     Setting(
+        "sloAvailability",
+        "string",
+        "99.9",
+        "Availability objective of the public endpoint over 30 days, in percent (docs/slo.md).",
+        _percent(95),
+    ),
+    Setting(
+        "sloQueryLatencyMs",
+        "integer",
+        100,
+        "Query latency threshold of the latency SLO, in ms (a bucket of the runtime's histogram).",
+        _histogram_bound(QUERY_BUCKETS_MS),
+    ),
+    Setting(
+        "sloQueryLatencyTarget",
+        "string",
+        "99",
+        "Percent of queries that must finish within sloQueryLatencyMs over 30 days.",
+        _percent(95),
+    ),
+    Setting(
+        "sloBackupSeconds",
+        "integer",
+        5,
+        "Duration a backup run must finish within to count as good, in seconds.",
+        _histogram_bound(BACKUP_BUCKETS_SECONDS),
+    ),
+    Setting(
+        "sloBackupTarget",
+        "string",
+        "90",
+        "Percent of backup runs that must succeed within sloBackupSeconds over 30 days.",
+        _percent(50),
+    ),
+    Setting(
         "scrapeIntervalSeconds",
         "integer",
         15,
@@ -553,6 +612,42 @@ SETTINGS: tuple[Setting, ...] = (
         "admin",
         "Grafana administrator login (password is generated).",
         _domain,
+    ),
+    # Logs and traces (docs/logs-traces.md)
+    Setting(
+        "logsTraces",
+        "boolean",
+        True,
+        "Run Loki, Tempo and Grafana Alloy: every container's logs and the runtime's traces.",
+    ),
+    Setting(
+        "logRetentionDays",
+        "integer",
+        31,
+        "Days Loki keeps log lines (whole days: Loki's index period is 24h).",
+        _at_least(1),
+    ),
+    Setting("traceRetentionDays", "integer", 7, "Days Tempo keeps traces.", _at_least(1)),
+    Setting(
+        "traceSamplingPercent",
+        "integer",
+        10,
+        "Percent of root traces the runtime records (parents' decisions are followed).",
+        _between(0, 100),
+    ),
+    Setting(
+        "runtimeLogLevel",
+        "string",
+        "INFO",
+        "Level of the runtime's JSON logs (its libraries' too).",
+        _one_of(LOG_LEVELS),
+    ),
+    Setting(
+        "errorLogLinesPerMinute",
+        "integer",
+        10,
+        "Error-level log lines per minute from one service before ErrorLogRateHigh fires.",
+        _at_least(1),
     ),
     # Images (pinned) and memory limits (MB)
     Setting(
@@ -618,6 +713,17 @@ SETTINGS: tuple[Setting, ...] = (
         "Blackbox exporter image (probes the public endpoint).",
         _pinned_image,
     ),
+    Setting("lokiImage", "string", "grafana/loki:3.7.6", "Loki image (logs store).", _pinned_image),
+    Setting(
+        "tempoImage", "string", "grafana/tempo:2.10.8", "Tempo image (traces store).", _pinned_image
+    ),
+    Setting(
+        "alloyImage",
+        "string",
+        "grafana/alloy:v1.18.1",
+        "Grafana Alloy image (collects container logs and OTLP traces).",
+        _pinned_image,
+    ),
     Setting(
         "hostMetrics",
         "boolean",
@@ -662,6 +768,11 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "grafanaMemoryMb", "integer", 512, "Grafana container memory limit (MB).", _at_least(128)
+    ),
+    Setting("lokiMemoryMb", "integer", 512, "Loki container memory limit (MB).", _at_least(128)),
+    Setting("tempoMemoryMb", "integer", 512, "Tempo container memory limit (MB).", _at_least(128)),
+    Setting(
+        "alloyMemoryMb", "integer", 256, "Grafana Alloy container memory limit (MB).", _at_least(64)
     ),
     # Where it runs: one Docker host, or a Kubernetes cluster (docs/kubernetes.md)
     Setting(
@@ -852,6 +963,11 @@ class StackConfig:
     alert_webhook_url: pulumi.Output[str] | None
     watchdog_webhook_url: pulumi.Output[str] | None
     runbook_url: str
+    slo_availability: str
+    slo_query_latency_ms: int
+    slo_query_latency_target: str
+    slo_backup_seconds: int
+    slo_backup_target: str
     scrape_interval_seconds: int
     prometheus_retention: str
     health_check_timeout: int
@@ -860,6 +976,12 @@ class StackConfig:
     restart_attempts: int
     protect_data_volumes: bool
     grafana_admin_user: str
+    logs_traces: bool
+    log_retention_days: int
+    trace_retention_days: int
+    trace_sampling_percent: int
+    runtime_log_level: str
+    error_log_lines_per_minute: int
     postgres_image: str
     redis_image: str
     nginx_image: str
@@ -872,6 +994,9 @@ class StackConfig:
     node_exporter_image: str
     cadvisor_image: str
     blackbox_image: str
+    loki_image: str
+    tempo_image: str
+    alloy_image: str
     host_metrics: bool
     postgres_memory_mb: int
     redis_memory_mb: int
@@ -880,6 +1005,9 @@ class StackConfig:
     alertmanager_memory_mb: int
     grafana_memory_mb: int
     runtime_memory_mb: int
+    loki_memory_mb: int
+    tempo_memory_mb: int
+    alloy_memory_mb: int
     platform: str
     k8s_context: str
     k8s_namespace: str

@@ -15,8 +15,10 @@ import pulumi_docker as docker
 
 from components.spec import ConfigFile, RuntimePolicy, ServiceSpec
 
-# Docker's json-file driver grows without bound unless told otherwise.
-LOG_OPTIONS = {"max-size": "10m", "max-file": "5"}
+# Docker's json-file driver grows without bound unless told otherwise. `labels` copies the
+# service's title label into every log line's `attrs`, which Alloy turns into Loki's
+# `service` label (components/render/alloy_config.py).
+LOG_OPTIONS = {"max-size": "10m", "max-file": "5", "labels": "org.opencontainers.image.title"}
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,9 @@ class GrafanaArgs:
     root_url: str
     prometheus_url: str
     scrape_interval_seconds: int
+    # Loki and Tempo datasources (linked to each other) when the stack runs them.
+    loki_url: str | None = None
+    tempo_url: str | None = None
     # file name -> dashboard JSON; the monitoring issue generates these.
     dashboards: Mapping[str, str] = field(default_factory=dict)
     depends_on: Sequence[pulumi.Resource] = ()
@@ -57,7 +60,12 @@ def grafana_spec(args: GrafanaArgs, admin_password: pulumi.Input[str]) -> Servic
             ConfigFile(CREDENTIAL_FILE, admin_password, secret=True),
             ConfigFile(
                 f"{PROVISIONING}/datasources/prometheus.yml",
-                render_datasources(args.prometheus_url, args.scrape_interval_seconds),
+                render_datasources(
+                    args.prometheus_url,
+                    args.scrape_interval_seconds,
+                    loki_url=args.loki_url,
+                    tempo_url=args.tempo_url,
+                ),
             ),
             ConfigFile(f"{PROVISIONING}/dashboards/platform.yml", render_dashboard_provider()),
             *(

@@ -6,6 +6,7 @@ destroyed before them):
     postgres -> postgres-replica-N (hot standbys), runtime (physical backups)
     postgres, redis, alertmanager -> prometheus -> grafana -> nginx
                      alertmanager, prometheus ---------------> nginx
+    loki, tempo -> alloy -> runtime;  loki, tempo -> grafana   (logsTraces on)
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from components.exporters import (
 )
 from components.grafana import PORT as GRAFANA_PORT
 from components.grafana import Grafana, GrafanaArgs
+from components.logs_traces import LogsTraces, logs_traces_tier
 from components.monitoring.alerts import (
     BACKUP_MARGIN_SECONDS,
     RULES_FILE,
@@ -39,6 +41,10 @@ from components.monitoring.alerts import (
     rules_yaml,
 )
 from components.monitoring.dashboards import dashboard_files
+from components.monitoring.log_dashboards import log_dashboard_files
+from components.monitoring.slo import RULES_FILE as SLO_RULES_FILE
+from components.monitoring.slo import Slo, slos
+from components.monitoring.slo import rules_yaml as slo_rules_yaml
 from components.nginx import Nginx, NginxArgs
 from components.postgres import PORT as POSTGRES_PORT
 from components.postgres import PitrRepositoryArgs, Postgres, PostgresArgs
@@ -114,7 +120,8 @@ class DataPlatform(pulumi.ComponentResource):
             "" if c.nginx_https_port == 443 else f":{c.nginx_https_port}"
         )
         self.data = data_tier(name, c, platform, child)
-        observability = observability_tier(name, c, public, self.data, platform, child)
+        logs = logs_traces_tier(name, c, platform, child)
+        observability = observability_tier(name, c, public, self.data, logs, platform, child)
         edge = edge_tier(name, c, observability, platform, child)
         exporters(name, c, self.data, edge, platform, child)
         self.endpoints = {
@@ -130,13 +137,18 @@ class DataPlatform(pulumi.ComponentResource):
             self.data.redis,
             self.endpoints,
             pitr=pitr_section(c, self.data.postgres.cipher_pass),
+            otlp_endpoint=logs.alloy.otlp_endpoint if logs else "",
         )
         RuntimeSidecar(
             f"{name}-runtime",
             RuntimeSidecarArgs(
                 memory_mb=c.runtime_memory_mb,
                 app_config=self.app_config,
-                depends_on=[self.data.postgres, self.data.redis],
+                depends_on=[
+                    self.data.postgres,
+                    self.data.redis,
+                    *([logs.alloy] if logs else []),
+                ],
                 physical_backups=PhysicalBackupAccess(
                     pgbackrest_conf=self.data.postgres.pgbackrest_conf,
                     posix_repository=c.pitr_repo_type == "posix",
@@ -197,6 +209,7 @@ def observability_tier(
     c: StackConfig,
     public: str,
     data: DataTier,
+    logs: LogsTraces | None,
     platform: Platform,
     opts: pulumi.ResourceOptions,
 ) -> Observability:
@@ -229,11 +242,13 @@ def observability_tier(
                 ScrapeTarget("grafana", f"grafana:{GRAFANA_PORT}"),
                 *scrape_targets("https://nginx/", c.host_metrics),
                 ScrapeTarget("runtime", f"runtime:{RUNTIME_PORT}"),
+                *(logs.scrape_targets() if logs else []),
             ],
             rule_files={
                 RULES_FILE: rules_yaml(
                     alerts_for("docker"), runbook_url=c.runbook_url, thresholds=alert_thresholds(c)
-                )
+                ),
+                SLO_RULES_FILE: slo_rules_yaml(objectives(c), runbook_url=c.runbook_url),
             },
             depends_on=[data.postgres, data.redis, alertmanager],
         ),
@@ -249,8 +264,10 @@ def observability_tier(
             root_url=f"{public}/grafana/",
             prometheus_url=f"http://{prometheus.address}",
             scrape_interval_seconds=c.scrape_interval_seconds,
-            dashboards=dashboard_files(),
-            depends_on=[prometheus],
+            dashboards={**dashboard_files(), **(log_dashboard_files() if logs else {})},
+            loki_url=logs.loki.url if logs else None,
+            tempo_url=logs.tempo.url if logs else None,
+            depends_on=[prometheus, *(logs.stores if logs else [])],
         ),
         platform,
         opts=opts,
@@ -343,6 +360,7 @@ def alert_thresholds(c: StackConfig) -> Thresholds:
         + BACKUP_MARGIN_SECONDS,
         base_backup_max_age_seconds=schedule_max_gap_seconds(c.backup_schedule)
         + BACKUP_MARGIN_SECONDS,
+        error_log_lines_per_minute=c.error_log_lines_per_minute,
     )
 
 
@@ -389,3 +407,14 @@ def pitr_section(c: StackConfig, cipher_pass: pulumi.Output[str]) -> dict[str, A
         "diff_schedule": c.pitr_diff_schedule,
         "archive_timeout_seconds": c.wal_archive_timeout,
     }
+
+
+def objectives(c: StackConfig) -> tuple[Slo, ...]:
+    """The SLOs with this stack's objectives (docs/slo.md)."""
+    return slos(
+        availability=c.slo_availability,
+        query_latency_ms=c.slo_query_latency_ms,
+        query_latency_target=c.slo_query_latency_target,
+        backup_seconds=c.slo_backup_seconds,
+        backup_target=c.slo_backup_target,
+    )

@@ -63,6 +63,8 @@ ALLOWED_CAPABILITIES: Mapping[str, frozenset[str]] = {
 # (`FROM scratch`). Prometheus's `up` watches them instead. A reviewed list, like the one above.
 NO_HEALTHCHECK: Mapping[str, str] = {
     "nginx-exporter": 'FROM scratch; watched by up{job="nginx"} (alert TargetDown)',
+    "loki": 'distroless; watched by up{job="loki"} (alert LogsTracesComponentDown)',
+    "tempo": 'distroless; watched by up{job="tempo"} (alert LogsTracesComponentDown)',
 }
 RESTART_POLICIES = frozenset({"always", "unless-stopped", "on-failure"})
 WEAK_TLS_PROTOCOLS = ("SSLv2", "SSLv3", "TLSv1", "TLSv1.1")

@@ -31,6 +31,8 @@ from dataclasses import asdict, dataclass
 from typing import Any, Protocol, TypeVar
 
 import redis
+from opentelemetry import trace
+from opentelemetry.trace import INVALID_SPAN
 from redis.backoff import NoBackoff
 from redis.exceptions import OutOfMemoryError, RedisError
 from redis.retry import Retry
@@ -39,10 +41,12 @@ from runtime.errors import CacheError, redact
 from runtime.near_cache import NearCache
 from runtime.settings import CacheSettings, RedisSettings, Settings, mask_url
 from runtime.statelog import StateLog
+from runtime.telemetry.spans import would_record
 
 T = TypeVar("T")
 _STRIPES = 64
 _log = logging.getLogger("runtime.cache")
+_TRACER = trace.get_tracer("runtime.cache")
 
 
 def _check_ttl(ttl: object) -> None:
@@ -165,7 +169,17 @@ class CacheClient:
     # -- reads -----------------------------------------------------------------------------
     def get_or_load(self, key: str, loader: Callable[[], T], ttl: int | None = None) -> T:
         """The cached value of `key`, or `loader()`'s (stored for `ttl` seconds, default
-        CACHE_DEFAULT_TTL). Redis failures never reach the caller: it gets `loader()`."""
+        CACHE_DEFAULT_TTL). Redis failures never reach the caller: it gets `loader()`.
+
+        A span `cache.get_or_load` says `cache.result`: hit, near_hit, miss or fallback."""
+        if not would_record():
+            return self._get_or_load(key, loader, ttl, INVALID_SPAN)
+        with _TRACER.start_as_current_span("cache.get_or_load") as span:
+            return self._get_or_load(key, loader, ttl, span)
+
+    def _get_or_load(
+        self, key: str, loader: Callable[[], T], ttl: int | None, span: trace.Span
+    ) -> T:
         if ttl is not None:
             _check_ttl(ttl)
         if self._closed and time.monotonic() >= self._gen_due:
@@ -176,6 +190,7 @@ class CacheClient:
                 if found:
                     self._stats.near_hits += 1
                     self._stats.hits += 1
+                    span.set_attribute("cache.result", "near_hit")
                     return near_value  # type: ignore[no-any-return]
             full = self._prefix + key
             token = self._near.begin(full) if self._near is not None else 0
@@ -191,12 +206,15 @@ class CacheClient:
                         self._stats.errors += 1  # corrupt or foreign value: reload it
                     else:
                         self._stats.hits += 1
+                        span.set_attribute("cache.result", "hit")
                         if self._near is not None:
                             self._near.commit(full, token, value)
                         return value  # type: ignore[no-any-return]
                 self._stats.misses += 1
+                span.set_attribute("cache.result", "miss")
                 return self._load(key, loader, ttl, fill=True)
         self._stats.fallbacks += 1
+        span.set_attribute("cache.result", "fallback")
         return self._load(key, loader, ttl, fill=False)
 
     def _load(self, key: str, loader: Callable[[], T], ttl: int | None, *, fill: bool) -> T:

@@ -80,15 +80,21 @@ def _backup(args: argparse.Namespace) -> int:
     from runtime.backup import commands
     from runtime.backup.manager import BackupManager
     from runtime.backup.redaction import redact
-    from runtime.settings import load_settings
+    from runtime.settings import load_settings, secrets_of
+    from runtime.telemetry import logs
 
-    if args.verbose:
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
-    else:
-        logging.getLogger("runtime").addHandler(logging.NullHandler())
     deep = getattr(args, "deep", False)
     needs_database = args.action in _NEEDS_DATABASE or deep
     settings = load_settings(require=("database",) if needs_database else ())
+    if args.verbose:  # the runtime's log lines (JSON, or readable on a terminal) on stderr
+        logs.configure_logging("INFO", secrets_of(settings))
+    else:
+        logging.getLogger("runtime").addHandler(logging.NullHandler())
+    tracer_provider = None
+    if settings.telemetry.otlp_endpoint:  # the SDK and its exporter load only when needed
+        from runtime.telemetry.tracing import configure_tracing
+
+        tracer_provider = configure_tracing(settings.telemetry)
     manager = BackupManager.from_settings(settings)
     try:
         if args.action == "create":
@@ -108,6 +114,9 @@ def _backup(args: argparse.Namespace) -> int:
     except (OSError, psycopg.Error) as exc:  # unexpected, but still one redacted line
         error(redact(f"{type(exc).__name__}: {exc}", manager.database_url))
         return EXIT_FAILED
+    finally:
+        if tracer_provider is not None:
+            tracer_provider.shutdown()  # sends the spans still batched
 
 
 # -- pitr (pgBackRest) ---------------------------------------------------------------------
@@ -203,10 +212,15 @@ def _add_serve(commands: Commands) -> None:
 def _serve(args: argparse.Namespace) -> int:
     from runtime import sidecar
     from runtime.settings import load_settings
+    from runtime.telemetry import tracing
 
     settings = load_settings(require=())
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    return sidecar.serve(settings, host=args.host, port=args.port)
+    tracer_provider = tracing.configure(settings)  # JSON logs; traces when an endpoint is set
+    try:
+        return sidecar.serve(settings, host=args.host, port=args.port)
+    finally:
+        if tracer_provider is not None:
+            tracer_provider.shutdown()
 
 
 # -- the program ---------------------------------------------------------------------------

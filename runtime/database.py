@@ -12,6 +12,11 @@ and old connections and keeps statistics; this module adds only:
   connection error, `pool.check()` and retry once" heals in 0.02 s. While the server is down,
   callers fail fast and one background prober watches for it to come back;
 - `stats()` as the specification's `ConnectionPool` snapshot;
+- `query_durations()`: every statement's duration (each cursor `execute`, from sending it to
+  having its whole result, failures included) in a histogram, the latency SLO's SLI
+  (docs/slo.md). Per statement rather than per checkout: a checkout also holds the
+  application's own work between statements, and its wait for a free connection, which
+  the pool series and `PoolTimeout` already show;
 - read routing: `connection(readonly=True)` / `run(..., readonly=True)` /
   `execute(..., readonly=True)` go to a streaming replica when one is healthy and has
   replayed the pool's last write, else to the primary (runtime/replicas.py,
@@ -26,19 +31,23 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 
 import psycopg
 import psycopg_pool
+from opentelemetry import trace
+from opentelemetry.util.types import AttributeValue
 from psycopg.pq import TransactionStatus
 from psycopg.rows import TupleRow
 
 from runtime.contracts import ConnectionPool
 from runtime.errors import DatabaseUnavailable, PoolTimeout, StatementTimeout, redact
+from runtime.histogram import QUERY_BUCKETS, DurationHistogram, HistogramSnapshot
 from runtime.replicas import ReadStats, Replica, ReplicaSet, format_lsn, parse_lsn, write_mark
 from runtime.settings import DatabaseSettings, PoolSettings, Settings
 from runtime.statelog import StateLog
+from runtime.telemetry.spans import would_record
 
 T = TypeVar("T")
 Connection = psycopg.Connection[TupleRow]
@@ -46,6 +55,14 @@ Connection = psycopg.Connection[TupleRow]
 # SQLSTATEs that mean "this connection (or the server) is gone", as opposed to an error in
 # the statement: class 08 (connection exception) and 57P01-57P03 (shutdown, crash, starting).
 _CONNECTION_LOST = ("08", "57P01", "57P02", "57P03")
+
+
+_TRACER = trace.get_tracer("runtime.database")
+
+
+def _statement(query: Any) -> str:
+    """The SQL text for a span (never the parameters, which may hold personal data)."""
+    return query if isinstance(query, str) else type(query).__name__
 
 
 def is_connection_failure(exc: BaseException) -> bool:
@@ -56,6 +73,28 @@ def is_connection_failure(exc: BaseException) -> bool:
         state = getattr(exc, "sqlstate", None)
         return state is None or state.startswith(_CONNECTION_LOST)
     return False
+
+
+def timed_cursor(histogram: DurationHistogram) -> type[psycopg.Cursor[Any]]:
+    """A cursor class that adds each `execute`'s duration to `histogram` (the connection's
+    `cursor_factory`: `conn.execute()` and every cursor of the connection use it)."""
+
+    class TimedCursor(psycopg.Cursor[Any]):
+        def execute(self, *args: Any, **kwargs: Any) -> TimedCursor:
+            began = time.perf_counter()
+            try:
+                return super().execute(*args, **kwargs)
+            finally:
+                histogram.observe(time.perf_counter() - began)
+
+        def executemany(self, *args: Any, **kwargs: Any) -> None:
+            began = time.perf_counter()
+            try:
+                super().executemany(*args, **kwargs)
+            finally:
+                histogram.observe(time.perf_counter() - began)
+
+    return TimedCursor
 
 
 class _ConnectionLost(DatabaseUnavailable):
@@ -73,8 +112,10 @@ class DatabasePool:
         *,
         probe_interval: float = 0.1,
         replicas: ReplicaSet | None = None,
+        durations: DurationHistogram | None = None,
     ) -> None:
         self._pool = pool
+        self._durations = durations or DurationHistogram(QUERY_BUCKETS)
         self._replicas = replicas
         self._write_lsn = 0  # read-your-writes: the primary's WAL position after the last write
         self._primary_reads: Counter[str] = Counter()
@@ -100,17 +141,33 @@ class DatabasePool:
     def healthy(self) -> bool:
         return self._down_since is None
 
-    @contextmanager
     def connection(
         self, timeout: float | None = None, *, readonly: bool = False
-    ) -> Iterator[Connection]:
+    ) -> AbstractContextManager[Connection]:
         """A connection for the duration of the block (committed on success, rolled back on
         error). Raises `PoolTimeout` when every connection stays busy for `timeout`
         (default DB_POOL_TIMEOUT), `DatabaseUnavailable` when the server is down, and
         `StatementTimeout` when a statement outlives DB_STATEMENT_TIMEOUT_MS.
 
         `readonly=True`: a read-only transaction on a healthy replica that has replayed this
-        pool's last write, else on the primary (never an error for a replica's sake)."""
+        pool's last write, else on the primary (never an error for a replica's sake).
+
+        Inside a recorded trace the block is a `db.pool.connection` span."""
+        if not would_record():
+            return self._connection(timeout, readonly)
+        return self._traced_connection(timeout, readonly)
+
+    @contextmanager
+    def _traced_connection(self, timeout: float | None, readonly: bool) -> Iterator[Connection]:
+        attributes: dict[str, AttributeValue] = {"db.system": "postgresql", "db.readonly": readonly}
+        with (
+            _TRACER.start_as_current_span("db.pool.connection", attributes=attributes),
+            self._connection(timeout, readonly) as conn,
+        ):
+            yield conn
+
+    @contextmanager
+    def _connection(self, timeout: float | None, readonly: bool) -> Iterator[Connection]:
         if readonly:
             lease = self._replicas.acquire(self._write_lsn) if self._replicas else "no_replica"
             if not isinstance(lease, str):
@@ -223,7 +280,14 @@ class DatabasePool:
             cur = conn.execute(query, params)
             return cur.fetchall() if cur.description is not None else []
 
-        return self.run(work, timeout, readonly=readonly)
+        if not would_record():
+            return self.run(work, timeout, readonly=readonly)
+        attributes: dict[str, AttributeValue] = {
+            "db.system": "postgresql",
+            "db.statement": _statement(query),
+        }
+        with _TRACER.start_as_current_span("db.query", attributes=attributes):
+            return self.run(work, timeout, readonly=readonly)
 
     def read_stats(self) -> ReadStats:
         """Reads by target (replica, or primary by reason) and each replica's state."""
@@ -248,6 +312,10 @@ class DatabasePool:
             available_connections=available,
             connection_timeout=max(1, math.ceil(self._settings.timeout_seconds)),
         )
+
+    def query_durations(self) -> HistogramSnapshot:
+        """Every statement's duration so far, on the primary and the replicas alike."""
+        return self._durations.snapshot()
 
     def driver_stats(self) -> dict[str, int]:
         """psycopg_pool's own counters (requests, waits, errors...), for metrics."""
@@ -426,6 +494,8 @@ class DatabaseManager:
         self._first_connection()
         s = self.pool_settings
         handle: DatabasePool | None = None
+        durations = DurationHistogram(QUERY_BUCKETS)  # this pool's, primary and replicas
+        kwargs = {**self._connect_kwargs(), "cursor_factory": timed_cursor(durations)}
 
         def reconnect_failed(pool: psycopg_pool.ConnectionPool[Any]) -> None:
             if handle is not None:
@@ -433,7 +503,7 @@ class DatabaseManager:
 
         pool: psycopg_pool.ConnectionPool[Connection] = psycopg_pool.ConnectionPool(
             self.database.dsn.reveal(),
-            kwargs=self._connect_kwargs(),
+            kwargs=kwargs,
             min_size=s.size,
             max_size=s.max_connections,
             timeout=s.timeout_seconds,
@@ -449,14 +519,19 @@ class DatabaseManager:
                 self.database.replicas,
                 self.database,
                 s,
-                self._connect_kwargs(),
+                kwargs,
                 name=self.name,
             )
             if self.database.replicas
             else None
         )
         handle = DatabasePool(
-            pool, self.database, s, probe_interval=self.probe_interval, replicas=replicas
+            pool,
+            self.database,
+            s,
+            probe_interval=self.probe_interval,
+            replicas=replicas,
+            durations=durations,
         )
         try:
             pool.open(wait=True, timeout=max(s.timeout_seconds, 5.0))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
 import math
 import os
@@ -198,6 +199,19 @@ class AlertingSettings:
     alertmanager_url: Secret | None = None
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+@dataclass(frozen=True)
+class TelemetrySettings:
+    """JSON logs and OTLP traces (docs/logs-traces.md); no endpoint means tracing is off."""
+
+    otlp_endpoint: str | None = None
+    sampling_ratio: float = 1.0
+    log_level: str = "INFO"
+    service_name: str = "runtime"
+
+
 @dataclass(frozen=True)
 class S3Repo:
     """An S3 (or S3-compatible) bucket for pgBackRest's repository. pgBackRest 2.45 talks
@@ -271,6 +285,7 @@ class Settings:
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
     alerting: AlertingSettings = field(default_factory=AlertingSettings)
     pitr: PitrSettings | None = None  # None: no `pitr` section and no PITR_* variable
+    telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
     endpoints: Mapping[str, str] = field(default_factory=dict)
     stack: str | None = None
 
@@ -740,6 +755,45 @@ def _alerting(src: _Source) -> AlertingSettings:
     )
 
 
+def _telemetry(src: _Source) -> TelemetrySettings:
+    d = TelemetrySettings()
+    endpoint = _url(
+        *src.get("telemetry.otlp_endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT"), ("http", "https")
+    )
+    name, raw = src.get("telemetry.sampling_ratio", "TRACE_SAMPLING_RATIO")
+    ratio = _number(name, raw, d.sampling_ratio)
+    if ratio > 1:
+        raise ConfigError(name, raw, "a number in [0, 1]")
+    name, raw = src.get("telemetry.log_level", "LOG_LEVEL")
+    level = _str(name, raw, d.log_level).upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError(name, raw, "one of " + ", ".join(LOG_LEVELS))
+    service = _str(*src.get("telemetry.service_name", "OTEL_SERVICE_NAME"), d.service_name)
+    return TelemetrySettings(
+        otlp_endpoint=endpoint, sampling_ratio=ratio, log_level=level, service_name=service
+    )
+
+
+def secrets_of(settings: object) -> tuple[str, ...]:
+    """Every secret value in `settings` (any section, nested), longest first, for redaction."""
+    found: set[str] = set()
+
+    def walk(value: object) -> None:
+        if isinstance(value, Secret):
+            found.add(value.reveal())
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            for f in dataclasses.fields(value):
+                walk(getattr(value, f.name))
+            if isinstance(value, DatabaseSettings):
+                found.update(value.secrets)
+        elif isinstance(value, tuple | list):
+            for item in value:
+                walk(item)
+
+    walk(settings)
+    return tuple(sorted((s for s in found if s), key=len, reverse=True))
+
+
 # -- pitr ------------------------------------------------------------------------------------
 _STANZA = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _OS_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
@@ -987,6 +1041,7 @@ def load_settings(
         monitoring=_monitoring(src),
         alerting=_alerting(src),
         pitr=_pitr(src) if _has_pitr(src) else None,
+        telemetry=_telemetry(src),
         endpoints={str(k): str(v) for k, v in endpoints.items()},
         stack=str(stack) if stack is not None else None,
     )

@@ -17,7 +17,6 @@ import json
 import logging
 import math
 import signal
-import sys
 import threading
 from collections.abc import Callable
 from types import FrameType
@@ -33,6 +32,8 @@ from runtime.backup.manager import BackupManager
 from runtime.backup.schedule import BackupScheduler
 from runtime.cache import CacheStats
 from runtime.contracts import ConnectionPool
+from runtime.database import timed_cursor
+from runtime.histogram import QUERY_BUCKETS, DurationHistogram, HistogramSnapshot
 from runtime.monitoring.alerting import (
     AlertManager,
     AlertmanagerNotifier,
@@ -84,8 +85,15 @@ class _OwnPool:
     from psycopg_pool, so occupancy comes from psycopg_pool's counters (keys at 0 are
     omitted by `get_stats()`)."""
 
-    def __init__(self, pool: psycopg_pool.ConnectionPool[Any]) -> None:
+    def __init__(
+        self, pool: psycopg_pool.ConnectionPool[Any], durations: DurationHistogram
+    ) -> None:
         self.pool = pool
+        self.durations = durations
+
+    def query_durations(self) -> HistogramSnapshot:
+        """The probe's statements: in the stack, the latency SLO's steady canary."""
+        return self.durations.snapshot()
 
     def stats(self) -> ConnectionPool:
         raw = self.pool.get_stats()
@@ -137,6 +145,7 @@ class Sidecar:
             dsn = settings.database.dsn.reveal()
             # The sidecar's own small pool: its PostgreSQL probe borrows from it, so the pool
             # series show a pool in use. open(wait=False): PostgreSQL may still be starting.
+            durations = DurationHistogram(QUERY_BUCKETS)
             self._pool = psycopg_pool.ConnectionPool(
                 dsn,
                 min_size=1,
@@ -144,10 +153,14 @@ class Sidecar:
                 timeout=timeout,
                 open=False,
                 name="sidecar",
-                kwargs={"autocommit": True, "connect_timeout": max(2, round(timeout))},
+                kwargs={
+                    "autocommit": True,
+                    "connect_timeout": max(2, round(timeout)),
+                    "cursor_factory": timed_cursor(durations),
+                },
             )
             self._pool.open(wait=False)
-            pools["sidecar"] = _OwnPool(self._pool)
+            pools["sidecar"] = _OwnPool(self._pool, durations)
             probes.append(PostgresProbe("postgres", dsn, pool=self._pool))
             if backup_job is None:
                 self.backups = BackupManager.from_settings(settings)
@@ -320,7 +333,7 @@ def serve(
     try:
         sidecar = Sidecar(settings, backup_job=backup_job, host=host, port=port)
     except OSError as exc:
-        print(f"error: runtime sidecar cannot listen: {exc.strerror or exc}", file=sys.stderr)
+        log.error("cannot listen: %s", exc.strerror or exc)
         return 1
     stop = threading.Event()
 
@@ -330,7 +343,7 @@ def serve(
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         sidecar.start()
-        print(f"runtime sidecar: serving on port {sidecar.port}", file=sys.stderr, flush=True)
+        log.info("serving on port %d", sidecar.port, extra={"fields": {"port": sidecar.port}})
         stop.wait()
     finally:
         sidecar.stop()

@@ -1,13 +1,12 @@
 """One structured log line per state change, never one per request.
 
 Components (pool, cache breaker) report their state on every call they like; `StateLog`
-emits a JSON line only when the state differs from the last one it saw, so an outage under
-load logs two lines (down, up), not thousands.
+logs one line (fields: component, from, to, and the caller's) only when the state differs
+from the last one it saw, so an outage under load logs two lines (down, up), not thousands.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from typing import Any
@@ -33,5 +32,8 @@ class StateLog:
                 return False
             previous, self._state = self._state, state
         record = {"component": self.component, "from": previous, "to": state, **fields}
-        self._logger.log(level, json.dumps(record, default=str, sort_keys=True))
+        # The structured part goes to `fields` (runtime/telemetry/logs.py puts it in the line).
+        self._logger.log(
+            level, "%s: %s -> %s", self.component, previous, state, extra={"fields": record}
+        )
         return True

@@ -706,24 +706,31 @@ _SETTINGS_PREFIXES = ("DATABASE_", "REDIS_", "BACKUP_", "ALERT", "PITR_")
 @contextlib.contextmanager
 def runtime_serve(
     app_config: dict[str, Any], tmp: Path
-) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+) -> Iterator[tuple[str, subprocess.Popen[str], Path]]:
     """`python -m runtime serve` configured by APP_CONFIG_FILE only, as in the stack: yields its
-    base URL and process (stderr piped); SIGTERM afterwards, SIGKILL if it does not exit."""
-    path = tmp / f"app_config-{time.monotonic_ns()}.json"
+    base URL, process and stderr file; SIGTERM afterwards, SIGKILL if it does not exit.
+
+    stderr goes to a file, not a pipe: an undrained pipe stalls a chatty process, and a
+    grandchild that inherits it (pg_dump, pgbackrest) keeps it open after the sidecar exits.
+    """
+    stamp = time.monotonic_ns()
+    path = tmp / f"app_config-{stamp}.json"
     path.write_text(json.dumps(app_config))
+    log = tmp / f"serve-{stamp}.log"
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(_SETTINGS_PREFIXES)}
     env.update(APP_CONFIG_FILE=str(path), BACKUP_DIR=str(tmp / "backups"))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "runtime", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    with log.open("w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "runtime", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            text=True,
+        )
     try:
-        yield f"http://127.0.0.1:{port}", proc
+        yield f"http://127.0.0.1:{port}", proc, log
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from components.config import parse_config
+from components.monitoring import slo
 from components.monitoring.alerts import (
     ALERTS,
     BACKUP_MARGIN_SECONDS,
@@ -34,6 +35,7 @@ EXPECTED = {
     "PhysicalFullBackupMissing", "PhysicalBackupMissing", "PhysicalBackupFailed",
     "ReplicaNotStreaming", "ReplicationLagHigh", "ReplicationSlotRetainingWal",
     "BaseBackupMissing", "BaseBackupFailed",
+    "LogsTracesComponentDown", "LogIngestionStopped", "ErrorLogRateHigh",
 }  # fmt: skip
 
 
@@ -96,7 +98,8 @@ def test_the_promtool_tests_can_fail(tmp_path: Path) -> None:
 
 
 def test_runbooks_are_generated_from_the_rules() -> None:
-    assert (ROOT / "docs/runbooks.md").read_text() == runbooks_markdown(), (
+    expected = runbooks_markdown() + slo.runbooks_markdown()
+    assert (ROOT / "docs/runbooks.md").read_text() == expected, (
         "docs/runbooks.md is out of date: "
         "`.venv/bin/python -m components.monitoring.alerts > docs/runbooks.md`"
     )

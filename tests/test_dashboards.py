@@ -69,6 +69,7 @@ def test_dashboards_have_fixed_unique_uids_and_cover_the_platform() -> None:
         "platform-nginx",
         "platform-host",
         "platform-runtime",
+        "platform-slo",
     }
 
 

@@ -26,8 +26,9 @@ from components.kubernetes import operators as ops
 from components.kubernetes.objects import NETWORK_LABEL, PART_OF, PART_OF_VALUE
 from components.kubernetes.platform import PULL_SECRET
 from components.monitoring.alerts import ALERTS, CNPG_JOB, alerts_for
+from components.monitoring.slo import rules_yaml as slo_rules_yaml
 from components.runtime_sidecar import source_hash
-from components.stack import alert_thresholds
+from components.stack import alert_thresholds, objectives
 from rules import restricted_violations
 from tests.stack_harness import (
     K8S_CONFIG,
@@ -58,8 +59,12 @@ def k8s_config() -> StackConfig:
     return parse_config({k.split(":", 1)[1]: v for k, v in raw.items()}, stack="k8s")
 
 
-def prometheus_rule(run: StackRun) -> dict[str, Any]:
-    (rule,) = [o for o in objects(run, False) if o["kind"] == "PrometheusRule"]
+def prometheus_rule(run: StackRun, name: str = "platform-alerts") -> dict[str, Any]:
+    (rule,) = [
+        o
+        for o in objects(run, False)
+        if o["kind"] == "PrometheusRule" and o["metadata"]["name"] == name
+    ]
     return rule
 
 
@@ -112,6 +117,7 @@ def test_the_k8s_stack_creates_every_expected_object() -> None:
         ("ObjectStore", "postgres-backups"),
         ("ScheduledBackup", "postgres-daily"),
         ("PrometheusRule", "platform-alerts"),
+        ("PrometheusRule", "platform-slos"),
         ("HTTPRoute", "platform"),
         ("Certificate", "data-platform-tls"),
         ("BackendTLSPolicy", "nginx"),
@@ -141,8 +147,10 @@ def test_the_database_comes_before_what_needs_it() -> None:
     (store,) = run.of_type("kubernetes:barmancloud.cnpg.io/v1:ObjectStore")
     assert store.urn in cluster.dependencies
     chart = run.of_type("kubernetes:helm.sh/v4:Chart")[0]
-    (rule,) = run.of_type("kubernetes:monitoring.coreos.com/v1:PrometheusRule")
-    assert chart.urn in rule.dependencies  # the chart installs the CRDs
+    rules = run.of_type("kubernetes:monitoring.coreos.com/v1:PrometheusRule")
+    assert len(rules) == 2  # the alerts and the SLOs
+    for rule in rules:
+        assert chart.urn in rule.dependencies  # the chart installs the CRDs
 
 
 def test_no_generated_secret_appears_in_plain_text_in_any_input_or_output() -> None:
@@ -567,6 +575,12 @@ def test_a_pod_monitor_scrapes_the_postgres_instances_under_the_alerts_job() -> 
     (reg,) = run.of_type("kubernetes:monitoring.coreos.com/v1:PodMonitor")
     (chart,) = run.of_type("kubernetes:helm.sh/v4:Chart")
     assert chart.urn in reg.dependencies  # the chart installs the CRD
+
+
+def test_the_slo_rule_holds_exactly_the_slo_rules_promtool_tests() -> None:
+    rule = prometheus_rule(k8s_run(), "platform-slos")
+    generated = slo_rules_yaml(objectives(k8s_config()), runbook_url=k8s_config().runbook_url)
+    assert rule["spec"]["groups"] == yaml.safe_load(generated)["groups"]
 
 
 def test_the_replication_thresholds_come_from_the_settings() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -50,8 +51,10 @@ def get(url: str) -> tuple[int, str]:
 def test_serve_runs_the_sidecar_from_app_config(
     postgres_server: PostgresServer, redis_server: RedisServer, tmp_path: Path
 ) -> None:
-    config = app_config(postgres_server, redis_server)
-    with runtime_serve(config, tmp_path) as (base, process):
+    # the stack's telemetry section, at DEBUG: every line, libraries' too, is JSON
+    telemetry = {"otlp_endpoint": "", "sampling_ratio": 0.1, "log_level": "DEBUG"}
+    config = {**app_config(postgres_server, redis_server), "telemetry": telemetry}
+    with runtime_serve(config, tmp_path) as (base, process, log):
         deadline = time.monotonic() + 30
         status = 0
         while time.monotonic() < deadline:
@@ -69,9 +72,13 @@ def test_serve_runs_the_sidecar_from_app_config(
         assert "runtime_backup_next_run_timestamp_seconds" in metrics
         assert postgres_server.password not in metrics
         process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=60)
+        process.wait(60)
+    stderr = log.read_text()
     assert process.returncode == 0, stderr
     assert postgres_server.password not in stderr and redis_server.password not in stderr
+    lines = [json.loads(line) for line in stderr.splitlines() if line.strip()]
+    assert lines and all({"timestamp", "level", "logger", "event"} <= set(x) for x in lines)
+    assert "debug" in {x["level"] for x in lines}
 
 
 def test_serve_reports_a_bad_app_config_in_one_line(tmp_path: Path) -> None:

@@ -66,11 +66,11 @@ def _samples(base: str) -> Samples:
     }
 
 
-def wait_for(check: Any, timeout: float, proc: subprocess.Popen[str]) -> Any:
+def wait_for(check: Any, timeout: float, proc: subprocess.Popen[str], log: Path) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"the sidecar exited: {proc.stderr.read() if proc.stderr else ''}")
+            raise AssertionError(f"the sidecar exited: {log.read_text()}")
         found = check()
         if found:
             return found
@@ -96,9 +96,11 @@ def test_the_sidecar_takes_the_scheduled_physical_backup_and_exposes_it(
     # differential is covered by that full backup and skipped
     config = app_config(primary, full="* * * * *", diff="0 3 1 1 *")
     started = time.time()
-    with runtime_serve(config, tmp_path) as (base, proc):
-        samples = wait_for(lambda: (s := _samples(base)).get(SUCCESS) is not None and s, 180, proc)
-        assert samples[SUCCESS] == 1, proc.stderr.read() if proc.stderr else ""
+    with runtime_serve(config, tmp_path) as (base, proc, log):
+        samples = wait_for(
+            lambda: (s := _samples(base)).get(SUCCESS) is not None and s, 180, proc, log
+        )
+        assert samples[SUCCESS] == 1, log.read_text()
         assert started - 1 <= samples[FULL] <= time.time()
         assert samples[("runtime_pitr_backup_failures_total", ())] == 0
         assert samples[("runtime_pitr_backup_duration_seconds", (("type", "full"),))] > 0
@@ -109,13 +111,13 @@ def test_the_sidecar_takes_the_scheduled_physical_backup_and_exposes_it(
     assert proc.returncode == 0  # SIGTERM: a clean stop
     # the stack's file was used as it is, never rewritten
     assert (primary.conf.read_bytes(), primary.conf.stat().st_mtime_ns) == conf_before
-    assert CIPHER_PASS not in (proc.stderr.read() if proc.stderr else "")
+    assert CIPHER_PASS not in (log.read_text())
 
     # Restarted with no slot due since that backup: no new backup, and the timestamp the
     # alerts read comes back from the repository at once (not absent until the next one).
     config = app_config(primary, full="0 3 1 1 *", diff="0 3 1 1 *")
-    with runtime_serve(config, tmp_path) as (base, proc):
-        again = wait_for(lambda: (s := _samples(base)).get(FULL) is not None and s, 60, proc)
+    with runtime_serve(config, tmp_path) as (base, proc, log):
+        again = wait_for(lambda: (s := _samples(base)).get(FULL) is not None and s, 60, proc, log)
         assert again[FULL] == pytest.approx(backups[0]["timestamp"]["stop"], abs=1)
         assert SUCCESS not in again  # no run of its own yet
         time.sleep(2)

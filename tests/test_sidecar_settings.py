@@ -150,6 +150,11 @@ IN_THE_FILE_FIELDS = (
     "repo_type", "repo_path", "retention_full", "archive_timeout_seconds", "process_max",
     "compress_type", "log_path", "lock_path", "spool_path",
 )  # fmt: skip
+TELEMETRY = (
+    "read by `python -m runtime serve` before the sidecar starts (runtime/telemetry/"
+    "tracing.configure): tests/test_runtime_serve.py (log level, JSON lines) and "
+    "tests/test_telemetry.py (endpoint, sampling ratio, service name)"
+)
 OPERATOR = "used by the operator's `pitr info` / `pitr restore`, not by scheduled backups"
 
 # field -> (what the sidecar did with it, what it should equal), or a reason it is not its
@@ -208,6 +213,10 @@ USES: dict[str, Callable[[Sidecar], object] | str] = {
     "alerting.rate_limit_per_minute": lambda sc: sc.alerts._bucket.capacity,
     "alerting.webhook_url": lambda sc: _notifier_url(sc, "webhook"),
     "alerting.alertmanager_url": lambda sc: _notifier_url(sc, "alertmanager"),
+    "telemetry.otlp_endpoint": TELEMETRY,
+    "telemetry.sampling_ratio": TELEMETRY,
+    "telemetry.log_level": TELEMETRY,
+    "telemetry.service_name": TELEMETRY,
     "endpoints": "links for people and applications (Grafana, the public URL)",
     "stack": "names the stack in logs and dashboards; nothing to run",
     **{f"backup.{f.name}": _backup(f.name) for f in dataclasses.fields(BackupSettings)},

@@ -31,10 +31,12 @@ EXPORTERS = {
     "cadvisor",
     "blackbox",
 }
-SERVICES = CORE | EXPORTERS | {"runtime"}
+LOGS_TRACES = {"loki", "tempo", "alloy"}
+SERVICES = CORE | EXPORTERS | LOGS_TRACES | {"runtime"}
 REPLICAS = {"dev": set(), "prod": {"postgres-replica-1"}}  # postgresReplicas: dev 0, prod 1
-# Scratch images have no shell to run a probe in; Prometheus's `up` watches them instead.
-NO_SHELL = {"nginx-exporter"}
+# Scratch and distroless images have no shell to run a probe in; Prometheus's `up` watches
+# them instead.
+NO_SHELL = {"nginx-exporter", "loki", "tempo"}
 # the first volume of each stateful service (its own data)
 STATEFUL = {
     "runtime": "/backups",
@@ -44,6 +46,9 @@ STATEFUL = {
     "alertmanager": "/alertmanager",
     "prometheus": "/prometheus",
     "grafana": "/var/lib/grafana",
+    "loki": "/loki",
+    "tempo": "/var/tempo",
+    "alloy": "/var/lib/alloy/data",
 }
 # Capabilities each image's entrypoint needs back after every one is dropped: postgres and
 # redis chown their data as root then switch user; nginx binds 80/443 and its workers switch
@@ -70,6 +75,11 @@ REQUIRED_EDGES = (
     ("nginx", "blackbox"),
     ("postgres", "runtime"),
     ("redis", "runtime"),
+    ("loki", "alloy"),
+    ("tempo", "alloy"),
+    ("loki", "grafana"),
+    ("tempo", "grafana"),
+    ("alloy", "runtime"),
 )
 
 
@@ -148,6 +158,9 @@ def test_components_are_typed_and_own_their_children(run: StackRun) -> None:
         "prometheus": "infra:prometheus:Prometheus",
         "grafana": "infra:grafana:Grafana",
         "nginx": "infra:nginx:Nginx",
+        "loki": "infra:loki:Loki",
+        "tempo": "infra:tempo:Tempo",
+        "alloy": "infra:alloy:Alloy",
     }
     for service, reg in run.containers().items():
         expected["runtime"] = "infra:runtime:RuntimeSidecar"
@@ -217,7 +230,8 @@ def test_data_lives_in_named_volumes(run: StackRun) -> None:
         mounts = unwrap(reg.inputs)["volumes"]
         assert mounts[0]["containerPath"] == path, service
         if service not in ("postgres", "runtime"):  # those two share volumes (test below)
-            assert len(mounts) == 1, service
+            # alloy also reads the host's container logs, read-only
+            assert len([m for m in mounts if not m.get("hostPath")]) == 1, service
         # the volume is a resource of its own, so replacing the container keeps the data
         assert any(v.parent == reg.parent for v in volumes.values()), service
     assert "volumes" not in unwrap(run.containers()["nginx"].inputs)

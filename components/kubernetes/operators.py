@@ -274,12 +274,14 @@ def cnpg_pod_monitor(
     }
 
 
-def prometheus_rule(namespace: str, stack: str, rules_yaml: str) -> Obj:
-    """The alert rules, from the same YAML promtool tests (components/monitoring/alerts.py)."""
+def prometheus_rule(
+    namespace: str, stack: str, rules_yaml: str, name: str = "platform-alerts"
+) -> Obj:
+    """Rules from the same YAML promtool tests (components/monitoring/alerts.py, slo.py)."""
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
-        "metadata": _meta("platform-alerts", namespace, monitoring_labels(stack)),
+        "metadata": _meta(name, namespace, monitoring_labels(stack)),
         "spec": {"groups": yaml.safe_load(rules_yaml)["groups"]},
     }
 

@@ -29,6 +29,7 @@ from components.kubernetes.objects import ClusterSettings
 from components.kubernetes.platform import ImageRegistry, KubernetesPlatform, secret_data
 from components.monitoring.alerts import CNPG_JOB, alerts_for, rules_yaml
 from components.monitoring.dashboards import dashboard_files
+from components.monitoring.slo import rules_yaml as slo_rules_yaml
 from components.nginx import Nginx, NginxArgs
 from components.passwords import generated_password
 from components.postgres import PORT as POSTGRES_PORT
@@ -38,7 +39,7 @@ from components.render.blackbox_yml import HTTPS_MODULE
 from components.render.nginx_conf import STUB_STATUS_PORT, NginxSettings
 from components.runtime_sidecar import PORT as RUNTIME_PORT
 from components.runtime_sidecar import RuntimeSidecar, RuntimeSidecarArgs
-from components.stack import alert_thresholds
+from components.stack import alert_thresholds, objectives
 from components.tls import TlsCertificate
 
 DNS_RESOLVER = "kube-dns.kube-system.svc.cluster.local"
@@ -256,6 +257,12 @@ class KubePrometheusStack(pulumi.ComponentResource):
         _custom(
             f"{name}-rules",
             ops.prometheus_rule(ns, c.stack, kubernetes_rules(c)),
+            after_chart,
+        )
+        slo_rules = slo_rules_yaml(objectives(c), runbook_url=c.runbook_url)
+        _custom(
+            f"{name}-slo-rules",
+            ops.prometheus_rule(ns, c.stack, slo_rules, name="platform-slos"),
             after_chart,
         )
         for file_name, text in sorted(dashboard_files().items()):

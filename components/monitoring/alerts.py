@@ -19,6 +19,8 @@ from typing import Literal
 
 import yaml
 
+from components.render.alloy_config import ERROR_LINES_METRIC
+
 Severity = Literal["critical", "warning", "none"]
 Platform = Literal["docker", "kubernetes"]
 EVERYWHERE: frozenset[Platform] = frozenset({"docker", "kubernetes"})
@@ -46,11 +48,13 @@ class Thresholds:
     physical_backup_max_age_seconds: int = 86400 + BACKUP_MARGIN_SECONDS
     # Kubernetes: the longest gap of backupSchedule (CloudNativePG's base backups), plus the margin
     base_backup_max_age_seconds: int = 86400 + BACKUP_MARGIN_SECONDS
+    error_log_lines_per_minute: int = 10  # errorLogLinesPerMinute
 
 
 THRESHOLDS = Thresholds()
 # Which setting decides each threshold (shown in the runbooks).
 THRESHOLD_SETTINGS = {
+    "error_log_lines_per_minute": "errorLogLinesPerMinute",
     "replication_lag_bytes": "replicationLagAlertBytes",
     "slot_retained_bytes": "replicationSlotMaxRetainedBytes",
     "full_backup_max_age_seconds": "pitrFullSchedule's longest gap + 4 h",
@@ -105,6 +109,10 @@ PROM = {"job": "prometheus", "instance": "localhost:9090"}
 # The job of CloudNativePG's instance pods (the k8s stack's PodMonitor); instance: the pod
 CNPG_JOB = "cnpg"
 CNPG = {"job": CNPG_JOB, "instance": "postgres-db-1"}
+LOKI = {"job": "loki", "instance": "loki:3100"}
+ALLOY_ERRORS = {"job": "alloy", "instance": "alloy:12345", "service": "runtime", "level": "error"}
+# Counted by Alloy's loki.process (components/render/alloy_config.py).
+ERROR_LINES = ERROR_LINES_METRIC
 
 
 def _s(metric: str, labels: Mapping[str, str]) -> str:
@@ -781,6 +789,60 @@ ALERTS: tuple[Alert, ...] = (
         ),
         for_="5m",
     ),
+    Alert(
+        name="LogsTracesComponentDown",
+        group="logs-traces",
+        expr='up{job=~"loki|tempo|alloy"} == 0',
+        severity="warning",
+        summary="Loki, Tempo or Alloy has been unreachable for 2 minutes: logs or traces are not "
+        "being kept.",
+        action=(
+            "Check the container named by the job label (`docker ps -a`, `docker logs`); Loki "
+            "and Tempo have no Docker health check (distroless), so this alert is their probe. "
+            "Alloy keeps its read positions, so it resumes where it stopped."
+        ),
+        fires=Case(series={_s("up", LOKI): "0x10"}, eval_time="5m", labels=LOKI),
+        quiet=Case(series={_s("up", LOKI): "1x10"}, eval_time="5m"),
+        for_="2m",
+    ),
+    Alert(
+        name="LogIngestionStopped",
+        group="logs-traces",
+        expr="sum(rate(loki_distributor_lines_received_total[10m])) == 0",
+        severity="warning",
+        summary="Loki has received no log line for 10 minutes (every container logs something).",
+        action=(
+            "Check Alloy (`docker logs` of the alloy container): its mount of "
+            "/var/lib/docker/containers, and its pushes to loki:3100."
+        ),
+        fires=Case(
+            series={_s("loki_distributor_lines_received_total", LOKI): "500x40"}, eval_time="30m"
+        ),
+        quiet=Case(
+            series={_s("loki_distributor_lines_received_total", LOKI): "0+100x40"},
+            eval_time="30m",
+        ),
+        for_="10m",
+    ),
+    Alert(
+        name="ErrorLogRateHigh",
+        group="logs-traces",
+        expr=f"sum by (service) (rate({ERROR_LINES}[5m])) * 60 > $error_log_lines_per_minute",
+        severity="warning",
+        summary="A service writes more error-level log lines per minute than "
+        "errorLogLinesPerMinute.",
+        action=(
+            "Open the Logs dashboard at the alert's time, filter by the service label, and "
+            "follow a line's trace_id to its trace in Tempo."
+        ),
+        fires=Case(
+            series={_s(ERROR_LINES, ALLOY_ERRORS): "0+20x20"},
+            eval_time="15m",
+            labels={"service": "runtime"},
+        ),
+        quiet=Case(series={_s(ERROR_LINES, ALLOY_ERRORS): "0+2x20"}, eval_time="15m"),
+        for_="5m",
+    ),
 )
 
 
@@ -873,11 +935,14 @@ def runbooks_markdown(alerts: Sequence[Alert] = ALERTS) -> str:
                 else []
             ),
             f"- **Meaning:** {a.summary}",
-            f"- **Expression:** `{a.expr}`",
+            f"- **Expression:** `{a.rendered_expr()}`",
             f"- **First action:** {a.action}",
         ]
     return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
-    print(runbooks_markdown(), end="")
+    # docs/runbooks.md: these alerts, then the SLO burn-rate alerts (slo.py imports this module)
+    from components.monitoring import slo
+
+    print(runbooks_markdown() + slo.runbooks_markdown(), end="")

@@ -18,6 +18,7 @@ from grafana_foundation_sdk.builders.timeseries import Panel as Timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import DataSourceRef
 
+from components.monitoring.slo import PERIOD, SLOS, windows
 from components.render.grafana_provisioning import PROMETHEUS_DATASOURCE_UID
 
 DATASOURCE = DataSourceRef(type_val="prometheus", uid=PROMETHEUS_DATASOURCE_UID)
@@ -203,6 +204,40 @@ BOARDS: tuple[Board, ...] = (
         )),
     )),
 )  # fmt: skip
+
+
+def _slo_board() -> Board:
+    """Objectives, SLIs, error budgets and burn rates from the recording rules of slo.py.
+
+    Burn rate = error ratio / error budget: 1 spends the budget exactly over the period, the
+    alerts' thresholds are 14.4 (1h), 6 (6h) and 1 (3d).
+    """
+    burn = 'slo:sli_error:ratio_rate{w}{{slo="{slo}"}} / on (slo) (1 - slo:objective:ratio)'
+    return Board("platform-slo", "Service-level objectives", (
+        ("Objectives", (
+            Chart("Objective", _q("slo:objective:ratio", "{{slo}}"), "percentunit", True, 6),
+            Chart("SLI over the last hour", _q("1 - slo:sli_error:ratio_rate1h", "{{slo}}"),
+                  "percentunit", True, 6),
+            Chart(f"SLI over {PERIOD}", _q(f"1 - slo:sli_error:ratio_rate{PERIOD}", "{{slo}}"),
+                  "percentunit", True, 6),
+            Chart(f"Error budget remaining ({PERIOD})",
+                  _q("slo:error_budget_remaining:ratio", "{{slo}}"), "percentunit", True, 6),
+        )),
+        ("Error budget and alerts", (
+            Chart(f"Error budget remaining ({PERIOD})",
+                  _q("slo:error_budget_remaining:ratio", "{{slo}}"), "percentunit"),
+            Chart("SLO alerts", _q('sum by (alertname, alertstate) (ALERTS{slo!=""})',
+                                   "{{alertname}} {{alertstate}}")),
+        )),
+        ("Burn rate by window", tuple(
+            Chart(f"Burn rate: {s.name}",
+                  tuple(Query(burn.format(w=w, slo=s.name), w) for w in windows()), width=8)
+            for s in SLOS
+        )),
+    ))  # fmt: skip
+
+
+BOARDS = (*BOARDS, _slo_board())
 
 
 def _panel(chart: Chart, panel_id: int) -> Stat | Timeseries:

@@ -26,6 +26,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
+from opentelemetry import trace
+from opentelemetry.trace import StatusCode
 from psycopg import sql
 
 from runtime.backup import crypto
@@ -63,8 +65,10 @@ from runtime.backup.retention import BackupState, RetentionItem, RetentionPlan, 
 from runtime.backup.storage import Storage, storage_from_settings
 from runtime.errors import ConfigError
 from runtime.settings import BackupSettings, Settings
+from runtime.telemetry.spans import start_span
 
 log = logging.getLogger("runtime.backup")
+_TRACER = trace.get_tracer("runtime.backup")
 
 
 def _utcnow() -> datetime:
@@ -154,11 +158,28 @@ class BackupManager:
         began = time.monotonic()
         backup_id = new_backup_id(started_at)
         data_name = backup_id + (".dump.enc" if self.settings.encrypted else ".dump")
+        with start_span(_TRACER, "backup.create", attributes={"backup.id": backup_id}) as span:
+            outcome = self._create(backup_id, data_name, started_at, began, progress)
+            span.set_attribute("backup.status", outcome.status)
+            span.set_attribute("backup.size_bytes", outcome.size_bytes)
+            if outcome.status != "success":
+                span.set_status(StatusCode.ERROR, outcome.reason or "failed")
+            return outcome
+
+    def _create(
+        self,
+        backup_id: str,
+        data_name: str,
+        started_at: datetime,
+        began: float,
+        progress: Progress | None,
+    ) -> BackupOutcome:
         try:
             with self.run_lock():
                 manifest = self._dump(backup_id, data_name, started_at, began, progress or noop)
         except Exception as exc:
             reason = self._reason(exc)
+            trace.get_current_span().record_exception(exc)
             duration = time.monotonic() - began
             log.error("backup %s failed after %.1fs: %s", backup_id, duration, reason)
             return BackupOutcome(
@@ -192,6 +213,7 @@ class BackupManager:
         with (
             exported_snapshot(self.database_url) as (conn, snapshot, server_version),
             ThreadPoolExecutor(1) as pool,
+            start_span(_TRACER, "backup.dump"),
         ):
             counted = pool.submit(count_rows, conn) if settings.count_rows else None
             writer = self.storage.writer(data_name)
@@ -225,7 +247,8 @@ class BackupManager:
             table_rows=table_rows,
         )
         try:
-            self.storage.put_bytes(backup_id + MANIFEST_SUFFIX, manifest.to_json())
+            with start_span(_TRACER, "backup.manifest"):
+                self.storage.put_bytes(backup_id + MANIFEST_SUFFIX, manifest.to_json())
         except BaseException:
             with contextlib.suppress(Exception):
                 self.storage.delete(data_name)
@@ -377,7 +400,8 @@ class BackupManager:
             try:
                 target = with_dbname(admin, scratch)
                 argv, password = restore_argv(self.tools, target, str(archive))
-                code, err = ToolProcess(argv, password, stdout=subprocess.DEVNULL).finish()
+                with start_span(_TRACER, "backup.verify.scratch_restore"):
+                    code, err = ToolProcess(argv, password, stdout=subprocess.DEVNULL).finish()
                 if code != 0:
                     raise CorruptBackupError(
                         manifest.backup_id, f"scratch restore failed: {redact(err)}"
@@ -441,6 +465,12 @@ class BackupManager:
     ) -> RestoreReport:
         """Restore the newest backup (from `backup_id` back) that verifies into `target`,
         a DSN of an existing, empty database. A bad backup is skipped with its reason."""
+        with start_span(_TRACER, "backup.restore", attributes={"backup.id": backup_id}):
+            return self._restore(backup_id, target, fallback, progress)
+
+    def _restore(
+        self, backup_id: str, target: str, fallback: bool, progress: Progress | None
+    ) -> RestoreReport:
         began = time.monotonic()
         if not target:
             raise BackupError("target: got ''; allowed: a DSN of the database to restore into")
@@ -454,10 +484,13 @@ class BackupManager:
         for candidate in self._candidates(backup_id):
             with tempfile.TemporaryDirectory(prefix="backup-restore-") as tmp:
                 try:
-                    manifest = self.load_manifest(candidate)
-                    archive = self._reader().materialize(manifest, Path(tmp), progress or noop)
-                    # The backup's own fault (unreadable) falls back; the target's does not.
-                    self._reader().read_archive(manifest, archive)
+                    with start_span(
+                        _TRACER, "backup.restore.fetch", attributes={"backup.id": candidate}
+                    ):
+                        manifest = self.load_manifest(candidate)
+                        archive = self._reader().materialize(manifest, Path(tmp), progress or noop)
+                        # The backup's own fault (unreadable) falls back; the target's does not.
+                        self._reader().read_archive(manifest, archive)
                 except CorruptBackupError as exc:
                     skipped.append((candidate, exc.reason))
                     self._record(VerifyReport(candidate, False, False, exc.reason, 0.0))
@@ -466,7 +499,8 @@ class BackupManager:
                     log.warning("skipping backup %s: %s", candidate, exc.reason)
                     continue
                 argv, password = restore_argv(self.tools, target, str(archive))
-                code, err = ToolProcess(argv, password, stdout=subprocess.DEVNULL).finish()
+                with start_span(_TRACER, "backup.restore.apply"):
+                    code, err = ToolProcess(argv, password, stdout=subprocess.DEVNULL).finish()
                 if code != 0:
                     raise RestoreError(
                         f"pg_restore of {candidate} into {mask_dsn(target)} failed "

@@ -13,14 +13,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from croniter import croniter
 
 from runtime.errors import ConfigError
+from runtime.histogram import BACKUP_BUCKETS, DurationHistogram, HistogramSnapshot
 
 log = logging.getLogger("runtime.backup.schedule")
 
@@ -41,6 +42,8 @@ class ScheduleStats:
     last_success: float | None = None
     last_duration: float | None = None
     last_size: int | None = None
+    # every run's duration by outcome ("success", "failure"): the backup SLO's SLI
+    durations: Mapping[str, HistogramSnapshot] = field(default_factory=dict)
 
 
 class BackupScheduler:
@@ -71,6 +74,7 @@ class BackupScheduler:
         self._last_success: float | None = None
         self._last_duration: float | None = None
         self._last_size: int | None = None
+        self._durations = {o: DurationHistogram(BACKUP_BUCKETS) for o in ("success", "failure")}
 
     def latest_slot(self, now: datetime) -> datetime:
         """The most recent scheduled time at or before `now`."""
@@ -116,6 +120,7 @@ class BackupScheduler:
             ok = False
         with self._lock:
             self._last_duration = time.monotonic() - began
+            self._durations["success" if ok else "failure"].observe(self._last_duration)
             if ok:
                 self._successes += 1
                 self._last_success = self._clock().timestamp()
@@ -139,6 +144,7 @@ class BackupScheduler:
                 last_success=self._last_success,
                 last_duration=self._last_duration,
                 last_size=self._last_size,
+                durations={o: h.snapshot() for o, h in self._durations.items()},
             )
 
     def run_forever(self, stop: threading.Event, max_sleep: float = 60.0) -> None:

@@ -12,9 +12,16 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Protocol
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.utils import floatToGoString
 
 from runtime.contracts import ConnectionPool
+from runtime.histogram import HistogramSnapshot
 
 if TYPE_CHECKING:  # the sources' own types; importing them here would pull in redis-py
     from runtime.backup.schedule import ScheduleStats
@@ -27,6 +34,19 @@ class PoolStatsSource(Protocol):
     """A connection pool that reports an occupancy snapshot."""
 
     def stats(self) -> ConnectionPool: ...
+
+
+class QueryDurationSource(Protocol):
+    """A pool that also times its statements (`runtime.database.DatabasePool` does)."""
+
+    def query_durations(self) -> HistogramSnapshot: ...
+
+
+def _buckets(snapshot: HistogramSnapshot) -> list[tuple[str, float]]:
+    """Prometheus's cumulative `le` buckets, written as prometheus_client writes them."""
+    pairs = zip(snapshot.bounds, snapshot.cumulative, strict=True)
+    buckets = [(str(floatToGoString(b)), float(c)) for b, c in pairs]  # type: ignore[no-untyped-call]
+    return [*buckets, ("+Inf", float(snapshot.count))]
 
 
 class CacheStatsSource(Protocol):
@@ -106,13 +126,22 @@ class PoolCollector(_GuardedCollector):
             "How long a request waits for a connection before failing",
             labels=["pool"],
         )
+        durations = HistogramMetricFamily(
+            "runtime_db_query_duration_seconds",
+            "Duration of each statement the pool ran (cursor execute, failures included)",
+            labels=["pool"],
+        )
         for name, source in self.pools.items():
             snapshot = source.stats()
             connections.add_metric([name, "active"], snapshot.active_connections)
             connections.add_metric([name, "available"], snapshot.available_connections)
             maximum.add_metric([name], snapshot.max_connections)
             timeout.add_metric([name], snapshot.connection_timeout)
-        return [connections, maximum, timeout]
+            timed = getattr(source, "query_durations", None)
+            if callable(timed):
+                histogram: HistogramSnapshot = timed()
+                durations.add_metric([name], _buckets(histogram), histogram.sum)
+        return [connections, maximum, timeout, durations]
 
 
 class CacheCollector(_GuardedCollector):
@@ -200,6 +229,14 @@ class BackupCollector(_GuardedCollector):
                 "runtime_backup_successes", "Backup runs that succeeded", value=stats.successes
             )
         )
+        durations = HistogramMetricFamily(
+            "runtime_backup_duration_seconds",
+            "Duration of each scheduled backup run, by outcome (success, failure)",
+            labels=["outcome"],
+        )
+        for outcome, histogram in sorted(stats.durations.items()):
+            durations.add_metric([outcome], _buckets(histogram), histogram.sum)
+        families.append(durations)
         return families
 
 
@@ -210,4 +247,5 @@ __all__ = [
     "CacheStatsSource",
     "PoolCollector",
     "PoolStatsSource",
+    "QueryDurationSource",
 ]

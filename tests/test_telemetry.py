@@ -1,0 +1,243 @@
+"""Logs and traces of the runtime: real OTLP export of real operations, JSON lines, no secret."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from opentelemetry.sdk.trace import TracerProvider
+
+from runtime.settings import load_settings, secrets_of
+from runtime.telemetry.logs import JsonFormatter, configure_logging
+from runtime.telemetry.tracing import configure_tracing
+from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
+from tests.servers import PostgresServer, RedisServer
+
+ROOT = Path(__file__).resolve().parent.parent
+FIELDS = {"timestamp", "level", "logger", "event"}
+
+
+@pytest.fixture
+def otlp() -> Iterator[OtlpReceiver]:
+    receiver = OtlpReceiver()
+    yield receiver
+    receiver.close()
+
+
+def _scenario(
+    tmp_path: Path, otlp: OtlpReceiver, postgres: PostgresServer, redis: RedisServer, empty: str
+) -> tuple[list[ReceivedSpan], list[dict[str, object]]]:
+    config = {
+        "database": {"dsn": empty},
+        "redis": {"url": redis.url},
+        "backup": {"dir": str(tmp_path / "backups"), "pg_bindir": "/usr/lib/postgresql/15/bin"},
+        "telemetry": {"otlp_endpoint": otlp.endpoint, "sampling_ratio": 1.0, "log_level": "INFO"},
+    }
+    path = tmp_path / "app_config.json"
+    path.write_text(json.dumps(config))
+    target = postgres.create_database()  # restored into
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.telemetry_scenario", str(path), target],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    postgres.drop_database(target)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [json.loads(line) for line in done.stderr.splitlines() if line.strip()]
+    return otlp.spans, lines
+
+
+@pytest.mark.timeout(180)
+def test_real_operations_reach_an_otlp_receiver_as_nested_spans_linked_to_the_logs(
+    tmp_path: Path,
+    otlp: OtlpReceiver,
+    postgres_server: PostgresServer,
+    redis_server: RedisServer,
+    empty_db: str,
+) -> None:
+    spans, lines = _scenario(tmp_path, otlp, postgres_server, redis_server, empty_db)
+    assert set(otlp.paths) == {"/v1/traces"}
+    by_id = {s.span_id: s for s in spans}
+    names = [s.name for s in spans]
+    for name in ("app.request", "db.query", "db.pool.connection", "cache.get_or_load"):
+        assert name in names, names
+    for name in ("app.backup", "backup.create", "backup.dump", "backup.manifest"):
+        assert name in names, names
+    request = next(s for s in spans if s.name == "app.request")
+    assert request.parent_span_id == "" and request.service == "runtime"
+
+    def ancestors(span: ReceivedSpan) -> list[str]:
+        chain = []
+        while span.parent_span_id:
+            span = by_id[span.parent_span_id]
+            chain.append(span.name)
+        return chain
+
+    queries = [s for s in spans if s.name == "db.query"]
+    assert {q.attributes["db.statement"] for q in queries} == {"SELECT 1", "SELECT 1/0"}
+    for q in queries:
+        assert ancestors(q) == ["app.request"] and q.trace_id == request.trace_id
+    failing = next(q for q in queries if q.attributes["db.statement"] == "SELECT 1/0")
+    assert failing.status_code == 2 and "exception" in failing.events
+    ok = next(q for q in queries if q.attributes["db.statement"] == "SELECT 1")
+    assert ok.status_code != 2
+    connections = [s for s in spans if s.name == "db.pool.connection"]
+    assert {by_id[c.parent_span_id].name for c in connections} == {"db.query"}
+    results = [s.attributes["cache.result"] for s in spans if s.name == "cache.get_or_load"]
+    assert results == ["miss", "hit"]
+    dump = next(s for s in spans if s.name == "backup.dump")
+    assert ancestors(dump) == ["backup.create", "app.backup"]
+    create = next(s for s in spans if s.name == "backup.create")
+    assert create.attributes["backup.status"] == "success"
+    for phase in ("backup.restore.fetch", "backup.restore.apply"):
+        restore_phase = next(s for s in spans if s.name == phase)
+        assert ancestors(restore_phase) == ["backup.restore", "app.restore"], phase
+
+    for line in lines:
+        assert set(line) >= FIELDS, line
+    started = next(x for x in lines if x["event"] == "request started")
+    assert started["fields"] == {"route": "/orders"}
+    assert (started["trace_id"], started["span_id"]) == (request.trace_id, request.span_id)
+    backup_line = next(
+        x for x in lines if str(x["event"]).startswith("backup ") and "bytes" in str(x["event"])
+    )
+    assert backup_line["logger"] == "runtime.backup"
+    assert backup_line["span_id"] == create.span_id and backup_line["trace_id"] == create.trace_id
+
+
+@pytest.mark.timeout(120)
+def test_sampling_ratio_0_keeps_only_what_a_sampled_parent_asks_for_under_the_service_name(
+    tmp_path: Path, otlp: OtlpReceiver, postgres_server: PostgresServer
+) -> None:
+    config = {
+        "database": {"dsn": postgres_server.dsn},
+        "telemetry": {
+            "otlp_endpoint": otlp.endpoint, "sampling_ratio": 0, "service_name": "orders-api",
+        },
+    }  # fmt: skip
+    path = tmp_path / "app_config.json"
+    path.write_text(json.dumps(config))
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.telemetry_scenario", str(path), "sampling"],
+        cwd=ROOT, capture_output=True, text=True, timeout=90,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    names = sorted(s.name for s in otlp.spans)
+    assert names == ["app.child", "db.pool.connection", "db.query"]
+    assert {s.trace_id for s in otlp.spans} == {"5b8efff798038103d269b633813fc60c"}
+    assert {s.service for s in otlp.spans} == {"orders-api"}
+    query = next(s for s in otlp.spans if s.name == "db.query")
+    assert query.attributes["db.statement"] == "SELECT 2"
+
+
+def test_with_no_endpoint_tracing_stays_off() -> None:
+    settings = load_settings({"telemetry": {"otlp_endpoint": ""}}, env={}, require=())
+    assert configure_tracing(settings.telemetry) is None
+
+
+def test_a_bad_telemetry_setting_is_one_line_naming_it() -> None:
+    for telemetry, key in (
+        ({"sampling_ratio": 1.5}, "telemetry.sampling_ratio"),
+        ({"log_level": "LOUD"}, "telemetry.log_level"),
+        ({"otlp_endpoint": "alloy:4318"}, "telemetry.otlp_endpoint"),
+    ):
+        with pytest.raises(ValueError) as err:
+            load_settings({"telemetry": telemetry}, env={}, require=())
+        assert key in str(err.value) and "\n" not in str(err.value)
+
+
+def _capture(level: str, secrets: tuple[str, ...]) -> io.StringIO:
+    stream = io.StringIO()
+    configure_logging(level, secrets, stream, console=False)
+    return stream
+
+
+def test_library_loggers_write_the_same_json_lines_at_the_configured_level() -> None:
+    stream = _capture("INFO", ())
+    for name in ("psycopg", "psycopg.pool", "redis", "boto3", "botocore", "runtime.cache"):
+        logging.getLogger(name).info("from %s", name)
+        logging.getLogger(name).debug("hidden at INFO")
+    lines = [json.loads(x) for x in stream.getvalue().splitlines()]
+    assert [x["logger"] for x in lines] == [
+        "psycopg", "psycopg.pool", "redis", "boto3", "botocore", "runtime.cache"
+    ]  # fmt: skip
+    assert all(set(x) >= FIELDS and x["level"] == "info" for x in lines)
+    assert "trace_id" not in lines[0]  # no span active
+
+
+def test_lines_inside_a_span_carry_its_ids() -> None:
+    stream = _capture("INFO", ())
+    tracer = TracerProvider().get_tracer("test")
+    with tracer.start_as_current_span("work") as span:
+        logging.getLogger("runtime.x").info("inside")
+    line = json.loads(stream.getvalue())
+    context = span.get_span_context()
+    assert line["trace_id"] == format(context.trace_id, "032x")
+    assert line["span_id"] == format(context.span_id, "016x")
+
+
+def test_a_terminal_gets_readable_lines() -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", (), stream, console=True)
+    logging.getLogger("runtime.cache").warning("breaker open", extra={"fields": {"n": 3}})
+    text = stream.getvalue()
+    assert "warning" in text and "runtime.cache: breaker open n=3" in text
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(text)
+
+
+_SECRET = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=6, max_size=40
+).filter(lambda s: s.strip() == s and "\n" not in s)
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(password=_SECRET, key=st.binary(min_size=32, max_size=32))
+def test_a_secret_in_any_setting_never_appears_in_a_line(password: str, key: bytes) -> None:
+    import base64
+    from urllib.parse import quote
+
+    webhook = "https://hooks.example.com/T/" + quote(password, safe="")
+    config = {
+        "database": {"host": "db", "port": 5432, "name": "app", "user": "u", "password": password,
+                     "dsn": f"postgresql://u:{quote(password, safe='')}@db:5432/app"},
+        "redis": {"url": f"redis://:{quote(password, safe='')}@cache:6379/0", "password": password},
+        "backup": {"encryption_key": base64.b64encode(key).decode(), "encryption_key_id": "k1"},
+        "alerting": {"webhook_url": webhook},
+    }  # fmt: skip
+    settings_ = load_settings(config, env={})
+    secrets = secrets_of(settings_)
+    assert password in secrets and webhook in secrets
+    formatter = JsonFormatter(secrets)
+    logger = logging.getLogger("runtime.secret-test")
+    records = [
+        logger.makeRecord(logger.name, logging.ERROR, __file__, 1, msg, args, None, extra=extra)
+        for msg, args, extra in (
+            ("connecting to %s", (settings_.need_database().dsn.reveal(),), None),
+            ("password=%s", (password,), None),
+            ("fields", (), {"fields": {"pw": password, "nested": [{"url": webhook}]}}),
+            ("%r", ({"k": password},), None),
+        )
+    ]
+    try:
+        raise RuntimeError(f"failed with {password}")
+    except RuntimeError:
+        records.append(
+            logger.makeRecord(logger.name, logging.ERROR, __file__, 1, "boom", (), sys.exc_info())
+        )
+    for record in records:
+        line = formatter.format(record)
+        assert json.loads(line)["level"] == "error"
+        for secret in secrets:
+            assert secret not in line
+            assert json.dumps(secret)[1:-1] not in line  # nor JSON-escaped
