@@ -590,11 +590,12 @@ def test_the_replication_thresholds_come_from_the_settings() -> None:
     assert lag["expr"] == "pg_stat_replication_pg_wal_lsn_diff > 1234567"
 
 
-def test_each_platforms_backup_series_are_read_only_by_its_own_alerts() -> None:
-    """runtime_pitr_* exist on Docker only (the sidecar's pgBackRest), barman_cloud_* on
-    Kubernetes only (CloudNativePG's plugin): an alert reading them is that platform's."""
+def test_each_platforms_own_series_are_read_only_by_its_own_alerts() -> None:
+    """runtime_pitr_* exist on Docker only (the sidecar's pgBackRest), as do Loki's, Tempo's and
+    Alloy's (not deployed on Kubernetes); barman_cloud_* on Kubernetes only (CloudNativePG's
+    plugin): an alert reading them is that platform's."""
     for alert in ALERTS:
-        if "runtime_pitr_" in alert.expr:
+        if "runtime_pitr_" in alert.expr or alert.group == "logs-traces":
             assert alert.platforms == {"docker"}, alert.name
         if "barman_cloud_" in alert.expr:
             assert alert.platforms == {"kubernetes"}, alert.name
@@ -602,6 +603,9 @@ def test_each_platforms_backup_series_are_read_only_by_its_own_alerts() -> None:
         "PhysicalFullBackupMissing",
         "PhysicalBackupMissing",
         "PhysicalBackupFailed",
+        "LogsTracesComponentDown",
+        "LogIngestionStopped",
+        "ErrorLogRateHigh",
     }
 
 

@@ -804,6 +804,8 @@ ALERTS: tuple[Alert, ...] = (
         fires=Case(series={_s("up", LOKI): "0x10"}, eval_time="5m", labels=LOKI),
         quiet=Case(series={_s("up", LOKI): "1x10"}, eval_time="5m"),
         for_="2m",
+        # Loki, Tempo and Alloy run on Docker only (docs/logs-traces.md)
+        platforms=frozenset({"docker"}),
     ),
     Alert(
         name="LogIngestionStopped",
@@ -823,6 +825,8 @@ ALERTS: tuple[Alert, ...] = (
             eval_time="30m",
         ),
         for_="10m",
+        # Loki, Tempo and Alloy run on Docker only (docs/logs-traces.md)
+        platforms=frozenset({"docker"}),
     ),
     Alert(
         name="ErrorLogRateHigh",
@@ -842,6 +846,8 @@ ALERTS: tuple[Alert, ...] = (
         ),
         quiet=Case(series={_s(ERROR_LINES, ALLOY_ERRORS): "0+2x20"}, eval_time="15m"),
         for_="5m",
+        # Loki, Tempo and Alloy run on Docker only (docs/logs-traces.md)
+        platforms=frozenset({"docker"}),
     ),
 )
 
