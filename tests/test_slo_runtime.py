@@ -5,10 +5,11 @@ exposition with the exact `le` labels the generated SLO rules select."""
 from __future__ import annotations
 
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 
 import pytest
-from prometheus_client import generate_latest
+from prometheus_client import generate_latest, start_http_server
 from prometheus_client.parser import text_string_to_metric_families
 
 from components.monitoring.slo import BACKUP_BUCKETS_SECONDS, QUERY_BUCKETS_MS, SLOS, le
@@ -27,7 +28,11 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 def exposed(service: MonitoringService, family: str) -> Samples:
     """Samples of one family from the runtime's real exposition."""
-    text = generate_latest(service.registry).decode()
+    return parsed(generate_latest(service.registry).decode(), family)
+
+
+def parsed(text: str, family: str) -> Samples:
+    """Samples of one family in a Prometheus text exposition."""
     return {
         (s.name, frozenset(s.labels.items())): float(s.value)
         for f in text_string_to_metric_families(text)
@@ -73,6 +78,38 @@ def test_the_pool_exposes_each_statements_duration_in_the_latency_histogram(
     assert 1 <= under_100ms <= fast
     assert bucket(samples, f"{name}_bucket", pool="app", le="0.001") <= under_100ms
     assert count - bucket(samples, f"{name}_bucket", pool="app", le="0.1") >= slow
+
+
+@pytest.mark.req("UT-INFRA-04.1")
+def test_an_application_serves_its_pools_latency_histogram_on_its_own_metrics_endpoint(
+    postgres_server: PostgresServer,
+) -> None:
+    """The documented one-liner (docs/runtime-monitoring.md): prometheus_client's own HTTP
+    server over the service's registry is what the stack's `app` scrape job reads."""
+    env = {"DATABASE_URL": postgres_server.dsn}
+    settings = load_settings({"pool": {"size": 1}}, env=env, require=("database",))
+    pool = DatabaseManager(settings).create_connection_pool()
+    service = MonitoringService([], health_check_timeout=2, pools={"app": pool})
+    server, thread = start_http_server(0, addr="127.0.0.1", registry=service.registry)
+    try:
+        for _ in range(4):
+            pool.execute("SELECT 1")
+        pool.execute("SELECT pg_sleep(%s)", (SLOW,))
+        url = f"http://127.0.0.1:{server.server_port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            assert answer.status == 200
+            text = answer.read().decode()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+        pool.close()
+    name = "runtime_db_query_duration_seconds"
+    samples = parsed(text, name)
+    assert bucket(samples, f"{name}_count", pool="app") == 5
+    assert bucket(samples, f"{name}_bucket", pool="app", le="+Inf") == 5
+    assert bucket(samples, f"{name}_bucket", pool="app", le="0.1") <= 4
+    assert bucket(samples, f"{name}_sum", pool="app") >= SLOW
 
 
 def test_a_statement_cut_by_the_statement_timeout_counts_as_a_slow_query(
