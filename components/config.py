@@ -102,6 +102,11 @@ def _host_port(v: str) -> str | None:
     return None if ok else "host:port, like 'backend:8000'"
 
 
+def _host_ports(v: list[str]) -> str | None:
+    bad = [item for item in v if _host_port(item) is not None]
+    return f"a list of host:port like ['orders:9100'] ({bad[0]!r} is not)" if bad else None
+
+
 def _domain(v: str) -> str | None:
     return None if _DOMAIN.match(v) else "a DNS name like 'platform.example.com'"
 
@@ -570,6 +575,14 @@ SETTINGS: tuple[Setting, ...] = (
         _between(1, 300),
     ),
     Setting(
+        "appMetricsTargets",
+        "array",
+        [],
+        "Applications' metrics endpoints (host:port) Prometheus scrapes as job `app`, so the "
+        "query latency SLO counts their pools (docs/runtime-monitoring.md); Docker only.",
+        _host_ports,
+    ),
+    Setting(
         "prometheusRetention", "string", "15d", "How long Prometheus keeps samples.", _duration
     ),
     Setting(
@@ -969,6 +982,7 @@ class StackConfig:
     slo_backup_seconds: int
     slo_backup_target: str
     scrape_interval_seconds: int
+    app_metrics_targets: tuple[str, ...]
     prometheus_retention: str
     health_check_timeout: int
     health_check_interval: int
@@ -1223,6 +1237,12 @@ def _kubernetes_problems(v: Mapping[str, Any]) -> list[str]:
         problems.append(
             f"{PROJECT}:exposeDataPorts: got True; allowed: false on kubernetes (reach the "
             "data services with kubectl port-forward)"
+        )
+    if v["app_metrics_targets"]:
+        problems.append(
+            f"{PROJECT}:appMetricsTargets: got {list(v['app_metrics_targets'])!r}; allowed: [] "
+            "on kubernetes (add a ServiceMonitor labelled platform.monitoring: <stack> with job "
+            "'app', docs/kubernetes.md)"
         )
     if v["tls_mode"] != "self-signed":
         problems.append(

@@ -242,6 +242,8 @@ def observability_tier(
                 ScrapeTarget("grafana", f"grafana:{GRAFANA_PORT}"),
                 *scrape_targets("https://nginx/", c.host_metrics),
                 ScrapeTarget("runtime", f"runtime:{RUNTIME_PORT}"),
+                # Applications' own pools (docs/runtime-monitoring.md), for the latency SLO.
+                *(ScrapeTarget("app", address) for address in c.app_metrics_targets),
                 *(logs.scrape_targets() if logs else []),
             ],
             rule_files={

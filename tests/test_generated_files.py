@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 import redis
+import yaml
 
+from components.config import ConfigError
 from components.render.nginx_conf import NginxSettings, render_nginx_conf
 from components.render.prometheus_yml import RULES_DIR
 from tests.servers import NginxServer, free_port, wait_for_port
@@ -167,6 +169,44 @@ def test_promtool_accepts_prometheus_yml(stack: str, tmp_path: Path) -> None:
     for job in ("prometheus", "alertmanager", "grafana", "postgres", "redis", "nginx", "node",
                 "cadvisor", "blackbox"):  # fmt: skip
         assert f"job_name: {job}" in config
+
+
+def test_listed_application_endpoints_are_scraped_as_job_app_and_promtool_accepts_it(
+    tmp_path: Path,
+) -> None:
+    targets = ["orders:9100", "billing.internal:9100"]
+    files = uploads(run_stack("dev", {"appMetricsTargets": targets}), "prometheus")
+    config = files["/etc/prometheus/prometheus.yml"]
+    jobs = {job["job_name"]: job for job in yaml.safe_load(config)["scrape_configs"]}
+    assert jobs["app"]["static_configs"] == [{"targets": targets}]
+    assert jobs["app"]["metrics_path"] == "/metrics"
+    default = uploads(stack_run("dev"), "prometheus")["/etc/prometheus/prometheus.yml"]
+    assert "job_name: app" not in default, "no app job while appMetricsTargets is empty"
+    materialise({p: text for p, text in files.items() if p.startswith(RULES_DIR)}, tmp_path)
+    path = tmp_path / "prometheus.yml"
+    path.write_text(config.replace(RULES_DIR, f"{tmp_path}{RULES_DIR}"))
+    result = run_tool(_tool("promtool"), "check", "config", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "rules found" in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize(
+    ("value", "allowed"),
+    [
+        ('["orders"]', "a list of host:port like ['orders:9100'] ('orders' is not)"),
+        (
+            '["orders:9100", "orders:99999"]',
+            "host:port like ['orders:9100'] ('orders:99999' is not)",
+        ),
+        ('"orders:9100"', "a JSON list of strings"),
+    ],
+)
+def test_a_bad_application_metrics_target_is_refused_in_one_line(value: str, allowed: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        run_stack("dev", {"appMetricsTargets": value})
+    (problem,) = str(raised.value).splitlines()[1:]
+    assert problem.strip().startswith("data-platform:appMetricsTargets: got ")
+    assert allowed in problem
 
 
 def test_promtool_rejects_a_broken_prometheus_yml(tmp_path: Path) -> None:

@@ -239,6 +239,11 @@ def test_without_postgres_replicas_one_instance_and_no_read_only_endpoint() -> N
             "data-platform:exposeDataPorts: got True; allowed: false on kubernetes",
         ),
         (
+            {"appMetricsTargets": '["orders:9100"]'},
+            "data-platform:appMetricsTargets: got ['orders:9100']; allowed: [] on kubernetes "
+            "(add a ServiceMonitor",
+        ),
+        (
             {
                 "tlsMode": "provided",
                 "tlsCertificate": "x BEGIN CERTIFICATE",

@@ -95,6 +95,54 @@ def test_every_burn_rate_alert_fires_in_time_and_stays_quiet_at_1x_and_during_a_
     assert len(cases()) == 3 * alerts == 21
 
 
+def test_the_latency_sli_counts_the_sidecars_and_the_applications_queries_together(
+    tmp_path: Path,
+) -> None:
+    """Job `runtime` (the sidecar's probe queries, all fast) and job `app` (an application
+    listed in appMetricsTargets, two thirds slow): the recorded error ratio is the pooled one,
+    not either job's alone."""
+    per_minute = {"runtime": (100, 100), "app": (100, 300)}  # (under 100 ms, all) a minute
+    series = [
+        {
+            "series": f'runtime_db_query_duration_seconds_{name}{{job="{job}",'
+            f'instance="{job}:9100",pool="{job}"{le}}}',
+            "values": f"0+{count}x20",
+        }
+        for job, (good, total) in per_minute.items()
+        for name, le, count in (("bucket", ',le="0.1"', good), ("count", "", total))
+    ]
+    tests = {
+        "pooled_test.yml": yaml.safe_dump(
+            {
+                "rule_files": [RULES_FILE],
+                "evaluation_interval": "1m",
+                "tests": [
+                    {
+                        "interval": "1m",
+                        "input_series": series,
+                        "promql_expr_test": [
+                            {
+                                "expr": 'slo:sli_error:ratio_rate5m{slo="query-latency"}',
+                                "eval_time": "10m",
+                                # 1 - (100 + 100) / (100 + 300); runtime alone: 0, app: 2/3
+                                "exp_samples": [
+                                    {
+                                        "labels": 'slo:sli_error:ratio_rate5m{slo="query-latency"}',
+                                        "value": 0.5,
+                                    }
+                                ],
+                            }
+                        ],
+                    }
+                ],
+            }
+        )
+    }
+    files = write(tmp_path, rules_yaml(), tests)
+    result = promtool("test", "rules", *files, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def _never(slo: Slo, policy: BurnPolicy) -> str:
     return f"({slo.expr(policy)}) and on () absent(vector(1))"
 
