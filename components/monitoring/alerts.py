@@ -908,9 +908,16 @@ def promtool_tests_yaml(
         for case, firing in ((a.fires, True), (a.quiet, False)):
             if case is not None:
                 tests.setdefault(case.interval, []).append(_test(a, case, firing, runbook_url))
+    return promtool_test_files("tests", rules_path, tests)
+
+
+def promtool_test_files(
+    prefix: str, rules_path: str, tests: Mapping[str, Sequence[dict[str, object]]]
+) -> dict[str, str]:
+    """One promtool test file per evaluation interval: `{prefix}-{interval}.yml`."""
     return {
-        f"tests-{interval}.yml": yaml.safe_dump(
-            {"rule_files": [rules_path], "evaluation_interval": interval, "tests": group},
+        f"{prefix}-{interval}.yml": yaml.safe_dump(
+            {"rule_files": [rules_path], "evaluation_interval": interval, "tests": list(group)},
             sort_keys=False,
             width=120,
         )

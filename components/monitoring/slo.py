@@ -20,7 +20,7 @@ from typing import Literal
 
 import yaml
 
-from components.monitoring.alerts import RUNBOOK_URL
+from components.monitoring.alerts import RUNBOOK_URL, promtool_test_files
 
 RULES_FILE = "platform-slos.yml"
 PERIOD = "30d"  # the window each objective and its error budget are defined over
@@ -396,14 +396,7 @@ def promtool_tests_yaml(
     tests: dict[str, list[dict[str, object]]] = {}
     for case in cases(objectives):
         tests.setdefault(_interval(case.policy), []).append(_test(case, runbook_url))
-    return {
-        f"slo-tests-{interval}.yml": yaml.safe_dump(
-            {"rule_files": [rules_path], "evaluation_interval": interval, "tests": group},
-            sort_keys=False,
-            width=120,
-        )
-        for interval, group in tests.items()
-    }
+    return promtool_test_files("slo-tests", rules_path, tests)
 
 
 def runbooks_markdown(objectives: Sequence[Slo] = SLOS) -> str:
