@@ -19,8 +19,9 @@ and old connections and keeps statistics; this module adds only:
   the pool series and `PoolTimeout` already show;
 - read routing: `connection(readonly=True)` / `run(..., readonly=True)` /
   `execute(..., readonly=True)` go to a streaming replica when one is healthy and has
-  replayed the pool's last write, else to the primary (runtime/replicas.py,
-  docs/runtime-read-routing.md).
+  replayed the pool's last completed write, else to the primary (runtime/replicas.py,
+  docs/runtime-read-routing.md). Writes only count; the WAL position that marks them is
+  taken when a read needs it, so neither writes nor reads pay for the other's bookkeeping.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
-from typing import Any, TypeVar
+from contextlib import AbstractContextManager, contextmanager, suppress
+from typing import Any, Literal, TypeVar
 
 import psycopg
 import psycopg_pool
@@ -117,7 +118,12 @@ class DatabasePool:
         self._pool = pool
         self._durations = durations or DurationHistogram(QUERY_BUCKETS)
         self._replicas = replicas
-        self._write_lsn = 0  # read-your-writes: the primary's WAL position after the last write
+        # Read-your-writes (see _mark): write checkouts completed, how many of them _write_lsn
+        # covers, and each thread's open write checkouts.
+        self._writes = 0
+        self._marked = 0
+        self._write_lsn = 0
+        self._open_writes = threading.local()
         self._primary_reads: Counter[str] = Counter()
         self._database = database
         self._settings = settings
@@ -153,35 +159,50 @@ class DatabasePool:
         pool's last write, else on the primary (never an error for a replica's sake).
 
         Inside a recorded trace the block is a `db.pool.connection` span."""
+        return self._checkout(timeout, readonly, one_statement=False)
+
+    def _checkout(
+        self, timeout: float | None, readonly: bool, *, one_statement: bool
+    ) -> AbstractContextManager[Connection]:
         if not would_record():
-            return self._connection(timeout, readonly)
-        return self._traced_connection(timeout, readonly)
+            return self._connection(timeout, readonly, one_statement)
+        return self._traced_connection(timeout, readonly, one_statement)
 
     @contextmanager
-    def _traced_connection(self, timeout: float | None, readonly: bool) -> Iterator[Connection]:
+    def _traced_connection(
+        self, timeout: float | None, readonly: bool, one_statement: bool
+    ) -> Iterator[Connection]:
         attributes: dict[str, AttributeValue] = {"db.system": "postgresql", "db.readonly": readonly}
         with (
             _TRACER.start_as_current_span("db.pool.connection", attributes=attributes),
-            self._connection(timeout, readonly) as conn,
+            self._connection(timeout, readonly, one_statement) as conn,
         ):
             yield conn
 
     @contextmanager
-    def _connection(self, timeout: float | None, readonly: bool) -> Iterator[Connection]:
+    def _connection(
+        self, timeout: float | None, readonly: bool, one_statement: bool
+    ) -> Iterator[Connection]:
         if readonly:
-            lease = self._replicas.acquire(self._write_lsn) if self._replicas else "no_replica"
+            lease = self._replicas.acquire(self._mark) if self._replicas else "no_replica"
             if not isinstance(lease, str):
-                with self._on_replica(*lease) as conn:
+                with self._on_replica(*lease, one_statement) as conn:
                     yield conn
                 return
             with self._lock:
                 self._primary_reads[lease] += 1
-        with self._on_primary(timeout, readonly) as conn:
+        with self._on_primary(timeout, "read" if readonly else "write") as conn:
             yield conn
 
     @contextmanager
-    def _on_replica(self, replica: Replica, conn: Connection) -> Iterator[Connection]:
+    def _on_replica(
+        self, replica: Replica, conn: Connection, one_statement: bool
+    ) -> Iterator[Connection]:
         try:
+            # execute(): one statement is its own transaction on a standby, which is read-only
+            # anyway, so BEGIN and COMMIT would be two round trips for nothing.
+            if one_statement:
+                conn.autocommit = True
             with conn:  # commit / roll back, as psycopg_pool.connection() does
                 yield conn
         except psycopg.errors.QueryCanceled:
@@ -195,18 +216,27 @@ class DatabasePool:
             s = replica.settings
             raise _ConnectionLost(s.host, s.port, self._reason(exc)) from None
         finally:
+            if one_statement:
+                with suppress(psycopg.Error):  # a broken connection: the pool discards it
+                    conn.autocommit = False
             replica.pool.putconn(conn)
 
     @contextmanager
-    def _on_primary(self, timeout: float | None, readonly: bool) -> Iterator[Connection]:
+    def _on_primary(
+        self, timeout: float | None, use: Literal["read", "write", "mark"]
+    ) -> Iterator[Connection]:
+        """A primary connection: a read-only transaction, a write (counted for
+        read-your-writes once it has ended, however it ended), or the mark's own query."""
         self._fail_fast()
         wait = self._settings.timeout_seconds if timeout is None else timeout
+        counted = use == "write" and self._replicas is not None
+        handed_out = False
         try:
             with self._pool.connection(wait) as conn:
                 with self._lock:
                     self._active += 1
                 try:
-                    if readonly:
+                    if use == "read":
                         conn.read_only = True  # fails as a replica would if it writes
                         try:
                             with conn:
@@ -214,10 +244,15 @@ class DatabasePool:
                         finally:
                             if conn.info.transaction_status == TransactionStatus.IDLE:
                                 conn.read_only = None
+                    elif counted:
+                        handed_out = True
+                        self._open_writes.n = getattr(self._open_writes, "n", 0) + 1
+                        try:
+                            yield conn
+                        finally:
+                            self._open_writes.n -= 1
                     else:
                         yield conn
-                        if self._replicas is not None:
-                            self._commit_and_mark(conn)
                 finally:
                     with self._lock:  # before the pool takes it back: active+available <= max
                         self._active -= 1
@@ -245,6 +280,10 @@ class DatabasePool:
             raise _ConnectionLost(
                 self._database.host, self._database.port, self._reason(exc)
             ) from None
+        finally:
+            if handed_out:  # after psycopg_pool's commit or rollback: whatever it wrote is in
+                with self._lock:
+                    self._writes += 1
 
     def run(
         self,
@@ -257,13 +296,23 @@ class DatabasePool:
         `work` retried once (so it must be safe to repeat: it was rolled back). With
         `readonly=True` a replica that fails mid-read is marked down and the retry goes to
         the primary (or another replica)."""
+        return self._run(work, timeout, readonly, one_statement=False)
+
+    def _run(
+        self,
+        work: Callable[[Connection], T],
+        timeout: float | None,
+        readonly: bool,
+        *,
+        one_statement: bool,
+    ) -> T:
         try:
-            with self.connection(timeout, readonly=readonly) as conn:
+            with self._checkout(timeout, readonly, one_statement=one_statement) as conn:
                 return work(conn)
         except _ConnectionLost:
             if self._down_since is not None:
                 raise
-        with self.connection(timeout, readonly=readonly) as conn:
+        with self._checkout(timeout, readonly, one_statement=one_statement) as conn:
             return work(conn)
 
     def execute(
@@ -281,13 +330,13 @@ class DatabasePool:
             return cur.fetchall() if cur.description is not None else []
 
         if not would_record():
-            return self.run(work, timeout, readonly=readonly)
+            return self._run(work, timeout, readonly, one_statement=True)
         attributes: dict[str, AttributeValue] = {
             "db.system": "postgresql",
             "db.statement": _statement(query),
         }
         with _TRACER.start_as_current_span("db.query", attributes=attributes):
-            return self.run(work, timeout, readonly=readonly)
+            return self._run(work, timeout, readonly, one_statement=True)
 
     def read_stats(self) -> ReadStats:
         """Reads by target (replica, or primary by reason) and each replica's state."""
@@ -340,25 +389,36 @@ class DatabasePool:
         return f"DatabasePool({d.host}:{d.port}/{d.name}, max={self.max_connections})"
 
     # -- read-your-writes ------------------------------------------------------------------
-    def _commit_and_mark(self, conn: Connection) -> None:
-        """Commit, and remember the primary's WAL position after it: a later read goes to a
-        replica only once it has replayed that far. "COMMIT; SELECT ..." is one round trip
-        where the commit alone would have been one too (measured in bench_read_routing)."""
-        status = conn.info.transaction_status
-        if status == TransactionStatus.INTRANS:
-            cur = conn.execute("COMMIT; SELECT pg_current_wal_insert_lsn()")
-            cur.nextset()
-        elif status == TransactionStatus.IDLE:  # autocommit, or committed in the block
-            autocommit = conn.autocommit
-            conn.autocommit = True
-            cur = conn.execute("SELECT pg_current_wal_insert_lsn()")
-            conn.autocommit = autocommit
-        else:
-            return  # failed transaction: rolled back on the way out, nothing was written
-        row = cur.fetchone()
-        lsn = write_mark(parse_lsn(row[0]) or 0) if row is not None else 0
+    def _mark(self) -> int:
+        """A primary WAL position at or past the commit of every write checkout that has ended
+        (committed in the block, in autocommit or on the way out, raised or not) and of every
+        commit made so far in this thread's open write blocks: a replica serves a read only
+        once it has replayed this far.
+
+        Taken lazily: a write only counts itself (no query); the first replica-routable read
+        after writes asks the primary for its insert position, one query. That position is
+        read after those writes' commits returned, so it is at or past each of them."""
         with self._lock:
-            self._write_lsn = max(self._write_lsn, lsn)
+            writes, lsn = self._writes, self._write_lsn
+            current = writes == self._marked
+        if current and not getattr(self._open_writes, "n", 0):
+            return lsn
+        position = self._insert_lsn()
+        with self._lock:
+            self._write_lsn = max(self._write_lsn, position)
+            self._marked = max(self._marked, writes)
+            return self._write_lsn
+
+    def _insert_lsn(self) -> int:
+        """The primary's WAL insert position now, in one round trip (no transaction)."""
+        with self._on_primary(None, "mark") as conn:
+            conn.autocommit = True
+            try:
+                row = conn.execute("SELECT pg_current_wal_insert_lsn()").fetchone()
+            finally:
+                with suppress(psycopg.Error):  # a broken connection: the pool discards it
+                    conn.autocommit = False
+        return write_mark(parse_lsn(row[0]) or 0) if row is not None else 0
 
     # -- failure handling ------------------------------------------------------------------
     def _new_connection_errors(self) -> bool:

@@ -9,9 +9,12 @@ A replica serves a read only when all of these hold, otherwise the read goes to 
   (`pg_current_wal_insert_lsn()` on the primary minus `pg_last_wal_replay_lsn()` on the
   replica: exact, unlike `pg_stat_replication.replay_lag`, which stays stale while replay is
   paused, or `now() - pg_last_xact_replay_timestamp()`, which grows while the primary idles);
-- read-your-writes: it has replayed the pool's write mark (the primary's WAL insert position
-  after the last write through the pool). The replay position seen last is kept per replica;
-  only when the mark is past it is the chosen connection asked again (one query);
+- read-your-writes: it has replayed the pool's write mark (a primary WAL insert position
+  taken after the pool's last completed write; `mark()` is asked only when some replica is
+  up, since taking it may cost the pool a query). The replay position seen last (by the
+  health check or a read) is kept per replica: replay only moves forward, so a known position
+  at or past the mark proves the replica has the write. Only when the mark is past it is the
+  chosen connection asked again (one query);
 - the connection handed out is alive: a zero-timeout poll of its socket (a server killed
   since closed it, which makes it readable) sends it through that query too.
 
@@ -29,7 +32,7 @@ import logging
 import math
 import select
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -189,11 +192,12 @@ class ReplicaSet:
         self._thread: threading.Thread | None = None
 
     # -- routing ---------------------------------------------------------------------------
-    def acquire(self, mark: int) -> tuple[Replica, Connection] | str:
-        """A live replica connection that has replayed `mark`, or why the primary reads."""
+    def acquire(self, mark: Callable[[], int]) -> tuple[Replica, Connection] | str:
+        """A live replica connection that has replayed `mark()`, or why the primary reads."""
         candidates = [r for r in self.replicas if r.state == UP]
         if not candidates:
             return self._best_state()
+        need = mark()
         start = next(self._round_robin)
         reason = "behind_write"
         for k in range(len(candidates)):
@@ -206,8 +210,8 @@ class ReplicaSet:
             except psycopg_pool.PoolClosed:
                 reason = DOWN
                 continue
-            if mark > (replica.replay_lsn or 0) or _looks_closed(conn):
-                verdict = self._verify(replica, conn, mark)
+            if need > (replica.replay_lsn or 0) or _looks_closed(conn):
+                verdict = self._verify(replica, conn, need)
                 if verdict is not None:
                     replica.pool.putconn(conn)
                     reason = verdict

@@ -225,6 +225,79 @@ def test_read_your_writes_holds_while_replay_is_paused(
     assert pool.execute(q("SELECT count(*) FROM {}", table), readonly=True) == [(1,)]
 
 
+class Boom(Exception):
+    """Raised by a block after its write committed."""
+
+
+def commit_then_raise(pool: DatabasePool, statement: sql.Composed, how: str) -> None:
+    """A write block that commits (`conn.commit()` or autocommit), then raises."""
+    with pytest.raises(Boom), pool.connection() as conn:
+        conn.autocommit = how == "autocommit"
+        try:
+            conn.execute(statement)
+            if how == "commit":
+                conn.commit()
+            raise Boom
+        finally:
+            conn.autocommit = False
+
+
+@pytest.mark.parametrize("how", ["commit", "autocommit", "read inside the block"])
+def test_a_write_committed_before_its_block_raises_is_seen_by_the_next_read(
+    standby: StandbyServer, open_pool: OpenPool, how: str
+) -> None:
+    pool = open_pool([standby.dsn])
+    table = f"raise_{uuid.uuid4().hex[:8]}"
+    pool.execute(q("CREATE TABLE {} (v int)", table))
+    standby.wait_caught_up()
+    assert on_replica(pool)  # the replica's known position now covers the pool's writes
+    standby.pause_replay()
+    read = q("SELECT count(*), pg_is_in_recovery() FROM {}", table)
+    try:
+        if how == "read inside the block":  # committed, the block still open
+            with pool.connection() as conn:
+                conn.execute(q("INSERT INTO {} VALUES (1)", table))
+                conn.commit()
+                assert pool.execute(read, readonly=True) == [(1, False)]
+        else:
+            commit_then_raise(pool, q("INSERT INTO {} VALUES (1)", table), how)
+            assert pool.execute(read, readonly=True) == [(1, False)]
+        assert pool.read_stats().primary_reads == {"behind_write": 1}
+    finally:
+        standby.resume_replay()
+    eventually(lambda: on_replica(pool), what="reads back on the replica once it replayed")
+
+
+def test_a_write_through_a_pool_with_replicas_sends_only_its_own_statement(
+    standby: StandbyServer, open_pool: OpenPool
+) -> None:
+    """Read-your-writes costs a write nothing: its position is taken when a read needs it."""
+    pool = open_pool([standby.dsn])
+    table = f"cost_{uuid.uuid4().hex[:8]}"
+    pool.execute(q("CREATE TABLE {} (v int)", table))
+    before = pool.query_durations().count
+    for v in range(3):
+        pool.execute(q("INSERT INTO {} VALUES (%s)", table), (v,))
+    with pool.connection() as conn:
+        conn.execute(q("INSERT INTO {} VALUES (3)", table))
+        conn.commit()
+    assert pool.query_durations().count - before == 4
+
+
+def test_a_single_statement_read_on_a_replica_opens_no_transaction_around_it(
+    standby: StandbyServer, open_pool: OpenPool
+) -> None:
+    """No BEGIN and COMMIT round trips: the statement is its own transaction, as it would be
+    inside one. `run` and `connection` blocks keep one transaction for all their statements."""
+    pool = open_pool([standby.dsn])
+    alone = "SELECT now() = statement_timestamp(), pg_is_in_recovery()"
+    assert pool.execute(alone, readonly=True) == [(True, True)]
+    assert pool.run(lambda conn: conn.execute(alone).fetchall(), readonly=True) == [(False, True)]
+    with pool.connection(readonly=True) as conn:  # and the connection went back as it was
+        assert not conn.autocommit
+    assert pool.read_stats().replica_reads == 3
+
+
 @pytest.mark.req("PT-INFRA-02.1")
 def test_every_read_sees_the_latest_write_through_the_pool_whatever_replay_does(
     standby: StandbyServer, open_pool: OpenPool
@@ -238,7 +311,12 @@ def test_every_read_sees_the_latest_write_through_the_pool_whatever_replay_does(
     seen = {"replica": 0, "primary": 0}
 
     ops = st.lists(
-        st.sampled_from(["write", "read", "read", "pause", "resume", "settle"]),
+        st.sampled_from(
+            [
+                *("write", "commit_raise", "autocommit_raise"),
+                *("read", "read", "pause", "resume", "settle"),
+            ]
+        ),
         min_size=5,
         max_size=25,
     )
@@ -251,11 +329,17 @@ def test_every_read_sees_the_latest_write_through_the_pool_whatever_replay_does(
     @given(ops)
     # Always included, so both paths are taken whatever hypothesis draws.
     @example(["settle", "read", "pause", "write", "read", "resume", "settle", "read"])
+    # Blocks that commit, then raise: their writes count as much as any other.
+    @example(["settle", "read", "pause", "commit_raise", "read", "autocommit_raise", "read"])
     def sequence(steps: list[str]) -> None:
         for step in steps:
+            update = q("UPDATE {} SET v = v + 1 WHERE id = 1", table)
             if step == "write":
                 state["value"] += 1
-                pool.execute(q("UPDATE {} SET v = %s WHERE id = 1", table), (state["value"],))
+                pool.execute(update)
+            elif step in ("commit_raise", "autocommit_raise"):
+                state["value"] += 1
+                commit_then_raise(pool, update, step.removesuffix("_raise"))
             elif step == "read":
                 rows = pool.execute(read, readonly=True)
                 value, replica = rows[0]
@@ -334,7 +418,8 @@ def test_read_stats_name_every_state_and_reason_the_metrics_use(
 ) -> None:
     pool = open_pool([standby.dsn])
     on_replica(pool)
-    pool.execute("SELECT 1")  # a write checkout records the mark
+    pool.execute("SELECT 1")  # a write checkout counts; the next read takes the mark
+    on_replica(pool)
     stats = pool.read_stats()
     assert stats.write_mark is not None and "/" in stats.write_mark
     (replica,) = stats.replicas
