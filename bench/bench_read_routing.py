@@ -1,12 +1,13 @@
 """Read routing benchmarks: replica reads, the read-your-writes cost, failover to the primary.
 
-    .venv/bin/python -m bench.bench_read_routing [--rounds 200] [--kills 5]
+    .venv/bin/python -m bench.bench_read_routing [--rounds 200] [--repeats 3] [--kills 5]
 
 Starts its own PostgreSQL 15 primary and hot standby (tests/servers.py), compares each pair
-in short alternating rounds (bench_pool_cache.compare: median of the paired ratios), then
-SIGKILLs the standby under read load several times and reports how long reads took to be
-served by the primary, and how long after the standby's restart they returned to it.
-Prints Markdown for docs/benchmarks.md.
+in short alternating rounds (bench_pool_cache.compare: median of the paired ratios), all
+pairs once per repeat (the spread of the repeats is printed: the machine is noisy), then
+SIGKILLs the standby under read load several times (`--kills 0`: not at all) and reports how
+long reads took to be served by the primary, and how long after the standby's restart they
+returned to it. Prints Markdown for docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -102,12 +103,14 @@ def failover(primary: PostgresServer, standby: StandbyServer, kills: int) -> lis
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--kills", type=int, default=5)
     args = parser.parse_args()
     primary = PostgresServer()
     primary.enable_replication()
     standby = StandbyServer(primary)
-    rows: list[tuple[str, str, str, str]] = []
+    rows: list[tuple[str, str, str, str, str]] = []
+    runs: list[list[float]] = []
     try:
         routed = make_pool(primary, [standby.dsn], interval=1.0)
         plain = make_pool(primary, [])
@@ -120,6 +123,12 @@ def main() -> None:
 
         def primary_read() -> object:
             return plain.execute("SELECT 1")
+
+        def replica_block() -> object:
+            return routed.run(lambda conn: conn.execute("SELECT 1").fetchall(), readonly=True)
+
+        def primary_block() -> object:
+            return plain.run(lambda conn: conn.execute("SELECT 1").fetchall())
 
         def routed_write() -> object:
             return routed.execute("INSERT INTO bench (v) VALUES (1)")
@@ -135,44 +144,68 @@ def main() -> None:
             plain.execute("INSERT INTO bench (v) VALUES (1)")
             return plain.execute("SELECT 1")
 
-        def row(label: str, base: str, result: tuple[float, float, float]) -> None:
-            mine, theirs, ratio = result
-            rows.append((label, f"{mine:.1f}", f"{base}: {theirs:.1f}", f"{ratio:.3f}"))
-
-        row(
-            "read on the replica: execute(SELECT 1, readonly=True)",
-            "primary, pool without replicas: execute(SELECT 1)",
-            compare(replica_read, primary_read, 10, args.rounds),
-        )
-        row(
-            "write with read-your-writes mark: execute(INSERT)",
-            "same INSERT, pool without replicas",
-            compare(routed_write, plain_write, 10, args.rounds),
-        )
-        before = routed.read_stats()
-        row(
-            "INSERT then read at once (readonly=True)",
-            "INSERT then read, pool without replicas",
-            compare(routed_write_then_read, plain_write_then_read, 10, args.rounds // 4),
-        )
-        after = routed.read_stats()
-        on_replica = after.replica_reads - before.replica_reads
-        behind = after.primary_reads.get("behind_write", 0) - before.primary_reads.get(
-            "behind_write", 0
-        )
+        pairs = [
+            (
+                "read on the replica: execute(SELECT 1, readonly=True)",
+                "primary, pool without replicas: execute(SELECT 1)",
+                replica_read,
+                primary_read,
+                args.rounds,
+            ),
+            (
+                "read block on the replica: run(SELECT 1, readonly=True)",
+                "primary, pool without replicas: run(SELECT 1)",
+                replica_block,
+                primary_block,
+                args.rounds,
+            ),
+            (
+                "write, pool with a replica: execute(INSERT)",
+                "same INSERT, pool without replicas",
+                routed_write,
+                plain_write,
+                args.rounds,
+            ),
+            (
+                "INSERT then read at once (readonly=True)",
+                "INSERT then read, pool without replicas",
+                routed_write_then_read,
+                plain_write_then_read,
+                args.rounds // 4,
+            ),
+        ]
+        results: list[list[tuple[float, float, float]]] = [[] for _ in pairs]
+        on_replica = behind = 0
+        for _ in range(args.repeats):
+            for (_, _, ours, theirs, rounds), out in zip(pairs, results, strict=True):
+                before = routed.read_stats()
+                out.append(compare(ours, theirs, 10, rounds))
+                if ours is routed_write_then_read:
+                    after = routed.read_stats()
+                    on_replica += after.replica_reads - before.replica_reads
+                    behind += after.primary_reads.get("behind_write", 0)
+                    behind -= before.primary_reads.get("behind_write", 0)
+        for (label, base, _, _, _), out in zip(pairs, results, strict=True):
+            mine, baseline, ratio = (statistics.median(r[i] for r in out) for i in range(3))
+            each = ", ".join(f"{r[2]:.3f}" for r in out)
+            rows.append((label, f"{mine:.1f}", f"{base}: {baseline:.1f}", f"{ratio:.3f}", each))
         routed.close()
         plain.close()
-        runs = failover(primary, standby, args.kills)
+        if args.kills > 0:
+            runs = failover(primary, standby, args.kills)
     finally:
         standby.close()
         primary.close()
 
-    print_table(("measurement", "runtime (µs/op)", "baseline (µs/op)", "ratio"), rows)
+    header = ("measurement", "runtime (µs/op)", "baseline (µs/op)", "ratio", "each repeat")
+    print_table(header, rows)
     share = on_replica / max(1, on_replica + behind)
     print(
         f"\nReads right after a write: {on_replica} on the replica, {behind} on the primary "
         f"(behind_write) — {share:.0%} on the replica."
     )
+    if not runs:
+        return
     print()
     kill_rows = []
     for i, label in enumerate(
