@@ -156,7 +156,9 @@ class DatabasePool:
         `StatementTimeout` when a statement outlives DB_STATEMENT_TIMEOUT_MS.
 
         `readonly=True`: a read-only transaction on a healthy replica that has replayed this
-        pool's last write, else on the primary (never an error for a replica's sake).
+        pool's completed writes, else on the primary (never an error for a replica's sake).
+        Without it the block is a write: it counts for read-your-writes when it ends, even
+        by raising after committing.
 
         Inside a recorded trace the block is a `db.pool.connection` span."""
         return self._checkout(timeout, readonly, one_statement=False)
@@ -323,7 +325,8 @@ class DatabasePool:
         *,
         readonly: bool = False,
     ) -> list[tuple[Any, ...]]:
-        """Run one statement with `run()`; the rows it returns (empty when it returns none)."""
+        """Run one statement with `run()`; the rows it returns (empty when it returns none).
+        On a replica the statement runs in autocommit: its own transaction, no BEGIN/COMMIT."""
 
         def work(conn: Connection) -> list[tuple[Any, ...]]:
             cur = conn.execute(query, params)
