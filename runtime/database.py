@@ -33,7 +33,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 import psycopg_pool
@@ -45,7 +45,7 @@ from psycopg.rows import TupleRow
 from runtime.contracts import ConnectionPool
 from runtime.errors import DatabaseUnavailable, PoolTimeout, StatementTimeout, redact
 from runtime.histogram import QUERY_BUCKETS, DurationHistogram, HistogramSnapshot
-from runtime.replicas import ReadStats, Replica, ReplicaSet, format_lsn, parse_lsn, write_mark
+from runtime.replicas import ReadStats, Replica, ReplicaSet, format_lsn
 from runtime.settings import DatabaseSettings, PoolSettings, Settings
 from runtime.statelog import StateLog
 from runtime.telemetry.spans import would_record
@@ -124,6 +124,7 @@ class DatabasePool:
         self._marked = 0
         self._write_lsn = 0
         self._open_writes = threading.local()
+        self._mark_lock = threading.Lock()  # one position query at a time serves every reader
         self._primary_reads: Counter[str] = Counter()
         self._database = database
         self._settings = settings
@@ -193,7 +194,7 @@ class DatabasePool:
                 return
             with self._lock:
                 self._primary_reads[lease] += 1
-        with self._on_primary(timeout, "read" if readonly else "write") as conn:
+        with self._on_primary(timeout, readonly) as conn:
             yield conn
 
     @contextmanager
@@ -224,21 +225,19 @@ class DatabasePool:
             replica.pool.putconn(conn)
 
     @contextmanager
-    def _on_primary(
-        self, timeout: float | None, use: Literal["read", "write", "mark"]
-    ) -> Iterator[Connection]:
-        """A primary connection: a read-only transaction, a write (counted for
-        read-your-writes once it has ended, however it ended), or the mark's own query."""
+    def _on_primary(self, timeout: float | None, readonly: bool) -> Iterator[Connection]:
+        """A read-only transaction, or a write: counted for read-your-writes once it has
+        ended, however it ended (it may have committed before raising)."""
         self._fail_fast()
         wait = self._settings.timeout_seconds if timeout is None else timeout
-        counted = use == "write" and self._replicas is not None
+        counted = not readonly and self._replicas is not None
         handed_out = False
         try:
             with self._pool.connection(wait) as conn:
                 with self._lock:
                     self._active += 1
                 try:
-                    if use == "read":
+                    if readonly:
                         conn.read_only = True  # fails as a replica would if it writes
                         try:
                             with conn:
@@ -392,36 +391,33 @@ class DatabasePool:
         return f"DatabasePool({d.host}:{d.port}/{d.name}, max={self.max_connections})"
 
     # -- read-your-writes ------------------------------------------------------------------
-    def _mark(self) -> int:
+    def _mark(self) -> int | None:
         """A primary WAL position at or past the commit of every write checkout that has ended
         (committed in the block, in autocommit or on the way out, raised or not) and of every
         commit made so far in this thread's open write blocks: a replica serves a read only
-        once it has replayed this far.
+        once it has replayed this far. None: not known now (the read goes to the primary).
 
         Taken lazily: a write only counts itself (no query); the first replica-routable read
         after writes asks the primary for its insert position, one query. That position is
         read after those writes' commits returned, so it is at or past each of them."""
+        in_block = getattr(self._open_writes, "n", 0) > 0
         with self._lock:
-            writes, lsn = self._writes, self._write_lsn
-            current = writes == self._marked
-        if current and not getattr(self._open_writes, "n", 0):
-            return lsn
-        position = self._insert_lsn()
-        with self._lock:
-            self._write_lsn = max(self._write_lsn, position)
-            self._marked = max(self._marked, writes)
-            return self._write_lsn
-
-    def _insert_lsn(self) -> int:
-        """The primary's WAL insert position now, in one round trip (no transaction)."""
-        with self._on_primary(None, "mark") as conn:
-            conn.autocommit = True
-            try:
-                row = conn.execute("SELECT pg_current_wal_insert_lsn()").fetchone()
-            finally:
-                with suppress(psycopg.Error):  # a broken connection: the pool discards it
-                    conn.autocommit = False
-        return write_mark(parse_lsn(row[0]) or 0) if row is not None else 0
+            if self._writes == self._marked and not in_block:
+                return self._write_lsn
+        if self._down_since is not None or self._replicas is None:
+            return None
+        with self._mark_lock:
+            with self._lock:  # a query made while we waited may cover our writes already
+                writes = self._writes
+                if writes == self._marked and not in_block:
+                    return self._write_lsn
+            position = self._replicas.primary_position()  # sent after `writes` ended
+            if position is None:
+                return None
+            with self._lock:
+                self._write_lsn = max(self._write_lsn, position)
+                self._marked = max(self._marked, writes)
+                return self._write_lsn
 
     # -- failure handling ------------------------------------------------------------------
     def _new_connection_errors(self) -> bool:

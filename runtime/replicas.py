@@ -10,11 +10,12 @@ A replica serves a read only when all of these hold, otherwise the read goes to 
   replica: exact, unlike `pg_stat_replication.replay_lag`, which stays stale while replay is
   paused, or `now() - pg_last_xact_replay_timestamp()`, which grows while the primary idles);
 - read-your-writes: it has replayed the pool's write mark (a primary WAL insert position
-  taken after the pool's last completed write; `mark()` is asked only when some replica is
-  up, since taking it may cost the pool a query). The replay position seen last (by the
-  health check or a read) is kept per replica: replay only moves forward, so a known position
-  at or past the mark proves the replica has the write. Only when the mark is past it is the
-  chosen connection asked again (one query);
+  taken after the pool's last completed write, by `primary_position()` over a connection of
+  its own; `mark()` is asked only when some replica is up, None meaning "not known": the
+  read goes to the primary). The replay position seen last (by the health check or a read)
+  is kept per replica: replay only moves forward, so a known position at or past the mark
+  proves the replica has the write. Only when the mark is past it is the chosen connection
+  asked again (one query);
 - the connection handed out is alive: a zero-timeout poll of its socket (a server killed
   since closed it, which makes it readable) sends it through that query too.
 
@@ -172,7 +173,9 @@ class ReplicaSet:
         self._lock = threading.Lock()
         self._round_robin = itertools.count()
         self._closed = threading.Event()
-        self._primary_conn: Connection | None = None
+        self._primary_conn: Connection | None = None  # the health check's
+        self._position_conn: Connection | None = None  # primary_position()'s
+        self._position_lock = threading.Lock()
         self.replicas = [
             Replica(
                 r,
@@ -192,12 +195,14 @@ class ReplicaSet:
         self._thread: threading.Thread | None = None
 
     # -- routing ---------------------------------------------------------------------------
-    def acquire(self, mark: Callable[[], int]) -> tuple[Replica, Connection] | str:
+    def acquire(self, mark: Callable[[], int | None]) -> tuple[Replica, Connection] | str:
         """A live replica connection that has replayed `mark()`, or why the primary reads."""
         candidates = [r for r in self.replicas if r.state == UP]
         if not candidates:
             return self._best_state()
         need = mark()
+        if need is None:
+            return "behind_write"
         start = next(self._round_robin)
         reason = "behind_write"
         for k in range(len(candidates)):
@@ -244,6 +249,21 @@ class ReplicaSet:
         with self._lock:
             replica.failures += 1
         self._set_state(replica, DOWN, reason=self._reason(replica, exc))
+
+    def primary_position(self) -> int | None:
+        """The primary's WAL insert position now, as a write mark; None when it cannot be had.
+        Over a connection of its own (one query, autocommit): a read never waits for a free
+        connection of the application's pool, which writes may all be holding."""
+        with self._position_lock:
+            try:
+                if self._position_conn is None or self._position_conn.closed:
+                    self._position_conn = self._connect(self._primary, "write-mark")
+                row = self._position_conn.execute("SELECT pg_current_wal_insert_lsn()").fetchone()
+            except psycopg.Error:
+                self._drop(self._position_conn)  # the next call connects again
+                self._position_conn = None
+                return None
+        return write_mark(parse_lsn(row[0]) or 0) if row is not None else None
 
     def _best_state(self) -> str:
         if not self.replicas:
@@ -343,3 +363,5 @@ class ReplicaSet:
             replica.pool.close()
             self._drop(replica.checker)
         self._drop(self._primary_conn)
+        with self._position_lock:
+            self._drop(self._position_conn)

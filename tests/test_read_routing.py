@@ -6,6 +6,7 @@ writes, it is promoted, it is wiped and rebuilt by the runbook (docs/runbook-rep
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 from psycopg import sql
 
 from runtime.database import DatabaseManager, DatabasePool
+from runtime.errors import PoolTimeout
 from runtime.replicas import DOWN, LAGGING, NOT_STANDBY, PRIMARY_REASONS, STATES, UP
 from runtime.settings import load_settings
 from tests.servers import PostgresServer, StandbyServer, free_port
@@ -282,6 +284,41 @@ def test_a_write_through_a_pool_with_replicas_sends_only_its_own_statement(
         conn.execute(q("INSERT INTO {} VALUES (3)", table))
         conn.commit()
     assert pool.query_durations().count - before == 4
+
+
+def test_a_read_after_writes_goes_to_the_replica_while_every_primary_connection_is_busy(
+    standby: StandbyServer, open_pool: OpenPool
+) -> None:
+    """The write mark is taken over a connection of its own, not one of the pool's."""
+    pool = open_pool([standby.dsn])
+    table = f"busy_{uuid.uuid4().hex[:8]}"
+    pool.execute(q("CREATE TABLE {} AS SELECT 1 AS v", table))
+    standby.wait_caught_up()
+    held, release = threading.Event(), threading.Event()
+
+    def hold_every_connection() -> None:
+        with contextlib.ExitStack() as stack:
+            for _ in range(pool.max_connections):
+                stack.enter_context(pool.connection())
+            held.set()
+            release.wait(60)
+
+    holder = threading.Thread(target=hold_every_connection)
+    holder.start()
+    served: list[bool] = []
+    try:
+        assert held.wait(30)
+        for _ in range(10):  # a read that finds the replica behind goes to the busy primary
+            try:
+                served.append(pool.execute(IN_RECOVERY, timeout=0.3, readonly=True)[0][0])
+                break
+            except PoolTimeout:
+                time.sleep(0.1)
+    finally:
+        release.set()
+        holder.join(30)
+    assert served == [True]
+    assert pool.read_stats().write_mark is not None
 
 
 def test_a_single_statement_read_on_a_replica_opens_no_transaction_around_it(
