@@ -184,7 +184,7 @@ class DatabasePool:
 
     @contextmanager
     def _connection(
-        self, timeout: float | None, readonly: bool, one_statement: bool
+        self, timeout: float | None, readonly: bool, one_statement: bool = False
     ) -> Iterator[Connection]:
         if readonly:
             lease = self._replicas.acquire(self._mark) if self._replicas else "no_replica"
