@@ -255,6 +255,8 @@ class ReplicaSet:
         Over a connection of its own (one query, autocommit): a read never waits for a free
         connection of the application's pool, which writes may all be holding."""
         with self._position_lock:
+            if self._closed.is_set():
+                return None
             try:
                 if self._position_conn is None or self._position_conn.closed:
                     self._position_conn = self._connect(self._primary, "write-mark")
