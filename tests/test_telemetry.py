@@ -14,6 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
 from runtime.settings import load_settings, secrets_of
 from runtime.telemetry.logs import JsonFormatter, configure_logging
@@ -184,6 +187,28 @@ def test_lines_inside_a_span_carry_its_ids() -> None:
     context = span.get_span_context()
     assert line["trace_id"] == format(context.trace_id, "032x")
     assert line["span_id"] == format(context.span_id, "016x")
+
+
+def test_at_a_sampling_ratio_between_0_and_1_every_id_in_a_line_belongs_to_an_exported_span() -> (
+    None
+):
+    stream = _capture("INFO", ())
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(0.5)))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    for n in range(200):
+        with tracer.start_as_current_span("request"), tracer.start_as_current_span("child"):
+            logging.getLogger("runtime.x").info("inside %d", n)
+    exported = {
+        (format(s.context.trace_id, "032x"), format(s.context.span_id, "016x"))
+        for s in exporter.get_finished_spans()
+    }
+    lines = [json.loads(x) for x in stream.getvalue().splitlines()]
+    linked = [(x["trace_id"], x["span_id"]) for x in lines if "trace_id" in x]
+    assert set(linked) <= exported, "a line links to a span that was never exported"
+    assert len(lines) == 200 and 0 < len(linked) < 200  # some requests sampled, some not
+    assert len(exported) == 2 * len(linked)  # each sampled request: its two spans
 
 
 def test_a_terminal_gets_readable_lines() -> None:

@@ -1,8 +1,9 @@
 """One JSON object per log line, for the runtime and the libraries it drives.
 
 Fields: timestamp (UTC, ISO 8601), level, logger, event (the message), fields (a logger
-call's `extra={"fields": {...}}`), exception, and trace_id/span_id whenever a span is
-active. Every string is redacted of the settings' secrets before it is encoded, so a secret
+call's `extra={"fields": {...}}`), exception, and trace_id/span_id when the active span is
+sampled: an unsampled span's context is valid too, but it is never exported, so its ids would
+link to nothing. Every string is redacted of the settings' secrets before it is encoded, so a secret
 cannot reach a line even JSON-escaped. On a terminal the same records print readably.
 """
 
@@ -60,7 +61,7 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             data["exception"] = self.formatException(record.exc_info)
         context = trace.get_current_span().get_span_context()
-        if context.is_valid:
+        if context.is_valid and context.trace_flags.sampled:
             data["trace_id"] = format(context.trace_id, "032x")
             data["span_id"] = format(context.span_id, "016x")
         cleaned: dict[str, Any] = _clean(data, self.secrets)
