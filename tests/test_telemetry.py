@@ -157,6 +157,10 @@ def test_a_bad_telemetry_setting_is_one_line_naming_it() -> None:
         with pytest.raises(ValueError) as err:
             load_settings({"telemetry": telemetry}, env={}, require=())
         assert key in str(err.value) and "\n" not in str(err.value)
+    for ratio in (1.5, -0.5, "-1", "often", True):  # every way out of [0, 1]: the same rule
+        with pytest.raises(ValueError) as err:
+            load_settings({"telemetry": {"sampling_ratio": ratio}}, env={}, require=())
+        assert str(err.value).endswith(f"got {ratio!r}; allowed: a number in [0, 1]")
 
 
 def _capture(level: str, secrets: tuple[str, ...]) -> io.StringIO:
