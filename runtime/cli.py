@@ -96,7 +96,7 @@ def _backup(args: argparse.Namespace) -> int:
     if settings.telemetry.otlp_endpoint:  # the SDK and its exporter load only when needed
         from runtime.telemetry.tracing import configure_tracing
 
-        tracer_provider = configure_tracing(settings.telemetry)
+        tracer_provider = configure_tracing(settings.telemetry, secrets_of(settings))
     manager = BackupManager.from_settings(settings)
     try:
         if args.action == "create":

@@ -14,7 +14,7 @@ from opentelemetry import trace
 from runtime.backup.manager import BackupManager
 from runtime.cache import RedisManager
 from runtime.database import DatabaseManager
-from runtime.settings import load_settings
+from runtime.settings import load_settings, secrets_of
 from runtime.telemetry.tracing import configure
 
 
@@ -69,8 +69,40 @@ def sampling(config: str) -> None:
     provider.shutdown()
 
 
+def secrets(config: str) -> None:
+    """Every secret of the settings as a statement parameter PostgreSQL repeats in its error,
+    in an exception escaping a pooled connection, and through a cache whose Redis refuses the
+    password and a backup whose pg_dump (the test's stand-in) prints a secret and fails."""
+    settings = load_settings(Path(config), env={}, require=("database",))
+    provider = configure(settings)
+    assert provider is not None
+    app = logging.getLogger("app")
+    tracer = trace.get_tracer("app")
+    pool = DatabaseManager(settings).create_connection_pool()
+    cache = RedisManager(settings).get_cache_client()
+    with tracer.start_as_current_span("app.request"):
+        for secret in secrets_of(settings):
+            try:
+                pool.execute("SELECT %s::int", (secret,))
+            except psycopg.errors.InvalidTextRepresentation as exc:
+                app.warning("query failed: %s", exc)
+            try:
+                with pool.connection():
+                    raise RuntimeError(f"the application failed holding {secret}")
+            except RuntimeError:
+                app.exception("request failed")
+            cache.get_or_load("telemetry-secret", lambda: 1)
+    with tracer.start_as_current_span("app.backup"):
+        outcome = BackupManager.from_settings(settings).create_backup()
+    assert outcome.status == "failed", outcome
+    pool.close()
+    provider.shutdown()
+
+
 if __name__ == "__main__":
     if sys.argv[2] == "sampling":
         sampling(sys.argv[1])
+    elif sys.argv[2] == "secrets":
+        secrets(sys.argv[1])
     else:
         main(sys.argv[1], restore_target=sys.argv[2])
