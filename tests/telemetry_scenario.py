@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from pathlib import Path
 
 import psycopg
@@ -36,6 +37,16 @@ def main(config: str, restore_target: str) -> None:
         cache.invalidate("telemetry-key")
         cache.get_or_load("telemetry-key", lambda: {"n": 1})  # miss
         cache.get_or_load("telemetry-key", lambda: {"n": 2})  # hit
+    near = RedisManager(settings, namespace="telnear", near_cache_size=10)
+    near_cache = near.get_cache_client()
+    near_cache.set("telemetry-near", 1)
+    with tracer.start_as_current_span("app.near"):
+        for _ in range(500):  # until the invalidation connection tracks the namespace
+            near_cache.get_or_load("telemetry-near", lambda: 2)
+            if near_cache.stats().near_hits:
+                break
+            time.sleep(0.01)
+    near.close()
     manager = BackupManager.from_settings(settings)
     with tracer.start_as_current_span("app.backup"):
         manager.create_backup()
