@@ -1,4 +1,5 @@
-"""What tracing costs the hot paths: cache hit and pool query, tracing off / sampling 0 / 1.0.
+"""What tracing costs the hot paths: cache and near-cache hits and pool queries, tracing off /
+sampling 0 / 1.0.
 
     .venv/bin/python -m bench.bench_telemetry [--rounds 300]
 
@@ -7,8 +8,9 @@ Starts its own PostgreSQL and Redis (tests/servers.py) and an OTLP/HTTP receiver
 tracer provider once): `off` (no endpoint: the API's no-op tracer), `ratio0` (the SDK
 installed, sampling 0) and `ratio1` (every span recorded and exported). In each child, each
 operation is compared with the same operation without its spans (the code as it was before
-tracing: `_get_or_load` / `_connection`), alternating round by round; the ratio of the
-medians is the spans' cost. Prints a Markdown section for docs/benchmarks.md.
+tracing: `span_free_get_or_load` below, `_connection`, `run`), alternating round by round;
+the ratio of the medians is the spans' cost. Prints a Markdown section for
+docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -18,13 +20,27 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from opentelemetry.trace import INVALID_SPAN
 
 from bench.bench_pool_cache import compare
+from runtime.cache import CacheClient, _check_ttl
 
 MODES = {"off": None, "ratio0": 0.0, "ratio1": 1.0}
+
+
+def span_free_get_or_load(
+    client: CacheClient, key: str, loader: Callable[[], object], ttl: int | None = None
+) -> object:
+    """`CacheClient.get_or_load` with its span lines taken out: the same calls, same depth."""
+    if ttl is not None:
+        _check_ttl(ttl)
+    found, value = client._near_hit(key)
+    if found:
+        return value
+    return client._from_redis(key, loader, ttl, INVALID_SPAN)
 
 
 def child(mode: str, dsn: str, url: str, otlp: str, rounds: int) -> dict[str, Any]:
@@ -52,7 +68,22 @@ def child(mode: str, dsn: str, url: str, otlp: str, rounds: int) -> dict[str, An
         return cache.get_or_load("hot", loader)
 
     def hit_untraced() -> object:
-        return cache._get_or_load("hot", loader, None, INVALID_SPAN)
+        return span_free_get_or_load(cache, "hot", loader)
+
+    near_manager = RedisManager(settings, namespace="benchtelnear", near_cache_size=1000)
+    near = near_manager.get_cache_client()
+    near.set("hot", value)
+    deadline = time.monotonic() + 10
+    while near.stats().near_hits == 0:  # until the invalidation connection tracks the key
+        assert time.monotonic() < deadline, "the near-cache never served a hit"
+        near.get_or_load("hot", loader)
+        time.sleep(0.01)
+
+    def near_hit() -> object:
+        return near.get_or_load("hot", loader)
+
+    def near_hit_untraced() -> object:
+        return span_free_get_or_load(near, "hot", loader)
 
     def checkout() -> object:
         with pool.connection() as conn:
@@ -76,6 +107,10 @@ def child(mode: str, dsn: str, url: str, otlp: str, rounds: int) -> dict[str, An
         # the noise floor: the same operation against itself
         "A/A: cache hit without spans, twice": compare(hit_untraced, hit_untraced, 50, rounds),
         "cache hit (get_or_load)": compare(hit, hit_untraced, 50, rounds),
+        "A/A: near-cache hit without spans, twice": compare(
+            near_hit_untraced, near_hit_untraced, 500, rounds
+        ),
+        "near-cache hit (get_or_load)": compare(near_hit, near_hit_untraced, 500, rounds),
         "pool.connection() + SELECT 1 (the db.pool.connection span)": compare(
             checkout, checkout_untraced, 20, rounds
         ),
@@ -88,6 +123,7 @@ def child(mode: str, dsn: str, url: str, otlp: str, rounds: int) -> dict[str, An
         would_record()
     results["would_record() alone (µs)"] = ((time.perf_counter() - started) * 10, 0.0, 0.0)
     pool.close()
+    near_manager.close()
     if provider is not None:
         provider.shutdown()
     return results

@@ -41,7 +41,7 @@ from runtime.errors import CacheError, redact
 from runtime.near_cache import NearCache
 from runtime.settings import CacheSettings, RedisSettings, Settings, mask_url
 from runtime.statelog import StateLog
-from runtime.telemetry.spans import would_record
+from runtime.telemetry.spans import TRACING, would_record
 
 T = TypeVar("T")
 _STRIPES = 64
@@ -172,26 +172,42 @@ class CacheClient:
         CACHE_DEFAULT_TTL). Redis failures never reach the caller: it gets `loader()`.
 
         A span `cache.get_or_load` says `cache.result`: hit, near_hit, miss or fallback."""
-        if not would_record():
-            return self._get_or_load(key, loader, ttl, INVALID_SPAN)
-        with _TRACER.start_as_current_span("cache.get_or_load") as span:
-            return self._get_or_load(key, loader, ttl, span)
-
-    def _get_or_load(
-        self, key: str, loader: Callable[[], T], ttl: int | None, span: trace.Span
-    ) -> T:
         if ttl is not None:
             _check_ttl(ttl)
+        if not TRACING.on:  # no tracer provider seen: a near hit does no span work at all
+            found, value = self._near_hit(key)
+            if found:
+                return value  # type: ignore[no-any-return]
+            if not would_record():  # also looks for a newly installed provider
+                return self._from_redis(key, loader, ttl, INVALID_SPAN)
+        elif not would_record():
+            found, value = self._near_hit(key)
+            if found:
+                return value  # type: ignore[no-any-return]
+            return self._from_redis(key, loader, ttl, INVALID_SPAN)
+        with _TRACER.start_as_current_span("cache.get_or_load") as span:
+            found, value = self._near_hit(key)
+            if found:
+                span.set_attribute("cache.result", "near_hit")
+                return value  # type: ignore[no-any-return]
+            return self._from_redis(key, loader, ttl, span)
+
+    def _near_hit(self, key: str) -> tuple[bool, Any]:
+        """(True, value) when the near-cache holds `key` under the current generation."""
         if self._closed and time.monotonic() >= self._gen_due:
             self._maybe_refresh_generation()  # may open the breaker: re-checked below
+        if self._closed and self._near is not None:
+            found, value = self._near.get(self._prefix + key)
+            if found:
+                self._stats.near_hits += 1
+                self._stats.hits += 1
+                return True, value
+        return False, None
+
+    def _from_redis(
+        self, key: str, loader: Callable[[], T], ttl: int | None, span: trace.Span
+    ) -> T:
         if self._closed:
-            if self._near is not None:
-                found, near_value = self._near.get(self._prefix + key)
-                if found:
-                    self._stats.near_hits += 1
-                    self._stats.hits += 1
-                    span.set_attribute("cache.result", "near_hit")
-                    return near_value  # type: ignore[no-any-return]
             full = self._prefix + key
             token = self._near.begin(full) if self._near is not None else 0
             try:

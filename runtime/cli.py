@@ -54,7 +54,9 @@ def _add_backup(commands: Commands) -> None:
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
         parser: argparse.ArgumentParser = actions.add_parser(name, help=help_text)
         parser.add_argument("--json", action="store_true", help="machine-readable output")
-        parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
+        parser.add_argument(
+            "-v", "--verbose", action="store_true", help="log at LOG_LEVEL (telemetry.log_level)"
+        )
         parser.set_defaults(run=_backup)
         return parser
 
@@ -87,14 +89,14 @@ def _backup(args: argparse.Namespace) -> int:
     needs_database = args.action in _NEEDS_DATABASE or deep
     settings = load_settings(require=("database",) if needs_database else ())
     if args.verbose:  # the runtime's log lines (JSON, or readable on a terminal) on stderr
-        logs.configure_logging("INFO", secrets_of(settings))
+        logs.configure_logging(settings.telemetry.log_level, secrets_of(settings))
     else:
         logging.getLogger("runtime").addHandler(logging.NullHandler())
     tracer_provider = None
     if settings.telemetry.otlp_endpoint:  # the SDK and its exporter load only when needed
         from runtime.telemetry.tracing import configure_tracing
 
-        tracer_provider = configure_tracing(settings.telemetry)
+        tracer_provider = configure_tracing(settings.telemetry, secrets_of(settings))
     manager = BackupManager.from_settings(settings)
     try:
         if args.action == "create":

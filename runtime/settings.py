@@ -761,8 +761,11 @@ def _telemetry(src: _Source) -> TelemetrySettings:
         *src.get("telemetry.otlp_endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT"), ("http", "https")
     )
     name, raw = src.get("telemetry.sampling_ratio", "TRACE_SAMPLING_RATIO")
-    ratio = _number(name, raw, d.sampling_ratio)
-    if ratio > 1:
+    try:  # one rule in the message, whichever bound failed
+        ratio = _number(name, raw, d.sampling_ratio)
+    except ConfigError:
+        ratio = math.nan
+    if not 0 <= ratio <= 1:
         raise ConfigError(name, raw, "a number in [0, 1]")
     name, raw = src.get("telemetry.log_level", "LOG_LEVEL")
     level = _str(name, raw, d.log_level).upper()

@@ -31,10 +31,12 @@ def _value(v: Any) -> Any:
 
 
 class OtlpReceiver:
-    """POST /v1/traces on 127.0.0.1:<free port>; `spans` holds every span received."""
+    """POST /v1/traces on 127.0.0.1:<free port>; `spans` holds every span received, `bodies`
+    every request body as sent (to search for text anywhere in what left the process)."""
 
     def __init__(self) -> None:
         self.spans: list[ReceivedSpan] = []
+        self.bodies: list[bytes] = []
         self.paths: list[str] = []
         self._lock = threading.Lock()
         owner = self
@@ -43,7 +45,7 @@ class OtlpReceiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 request = ExportTraceServiceRequest.FromString(body)
-                owner._record(self.path, request)
+                owner._record(self.path, request, body)
                 reply = ExportTraceServiceResponse().SerializeToString()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/x-protobuf")
@@ -59,7 +61,7 @@ class OtlpReceiver:
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 
-    def _record(self, path: str, request: ExportTraceServiceRequest) -> None:
+    def _record(self, path: str, request: ExportTraceServiceRequest, body: bytes) -> None:
         found = []
         for resource_spans in request.resource_spans:
             resource = {a.key: _value(a.value) for a in resource_spans.resource.attributes}
@@ -79,6 +81,7 @@ class OtlpReceiver:
                     )
         with self._lock:
             self.paths.append(path)
+            self.bodies.append(body)
             self.spans.extend(found)
 
     def close(self) -> None:

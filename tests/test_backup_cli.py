@@ -206,3 +206,12 @@ def test_cli_schedule_runs_a_verified_backup_and_stops_on_sigterm(
             proc.wait()
     listed = json.loads(run(env, "backup", "list", "--json").stdout)
     assert [b["state"] for b in listed] == ["verified"]  # once, not a burst
+
+
+def test_verbose_logs_at_the_configured_log_level(empty_db: str, tmp_path: Path) -> None:
+    env = {"DATABASE_URL": empty_db, "BACKUP_DIR": str(tmp_path)}
+    shown = run({**env, "LOG_LEVEL": "INFO"}, "backup", "create", "-v")
+    assert shown.returncode == 0, shown.stderr
+    assert any(json.loads(ln)["level"] == "info" for ln in shown.stderr.splitlines())
+    quiet = run({**env, "LOG_LEVEL": "WARNING"}, "backup", "create", "-v")
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,6 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
 from runtime.settings import load_settings, secrets_of
 from runtime.telemetry.logs import JsonFormatter, configure_logging
@@ -93,8 +97,18 @@ def test_real_operations_reach_an_otlp_receiver_as_nested_spans_linked_to_the_lo
     assert ok.status_code != 2
     connections = [s for s in spans if s.name == "db.pool.connection"]
     assert {by_id[c.parent_span_id].name for c in connections} == {"db.query"}
-    results = [s.attributes["cache.result"] for s in spans if s.name == "cache.get_or_load"]
+    results = [
+        s.attributes["cache.result"]
+        for s in spans
+        if s.name == "cache.get_or_load" and by_id[s.parent_span_id].name == "app.request"
+    ]
     assert results == ["miss", "hit"]
+    near = [
+        s.attributes["cache.result"]
+        for s in spans
+        if s.name == "cache.get_or_load" and by_id[s.parent_span_id].name == "app.near"
+    ]
+    assert near[-1] == "near_hit" and set(near[:-1]) <= {"hit"}, near
     dump = next(s for s in spans if s.name == "backup.dump")
     assert ancestors(dump) == ["backup.create", "app.backup"]
     create = next(s for s in spans if s.name == "backup.create")
@@ -154,6 +168,10 @@ def test_a_bad_telemetry_setting_is_one_line_naming_it() -> None:
         with pytest.raises(ValueError) as err:
             load_settings({"telemetry": telemetry}, env={}, require=())
         assert key in str(err.value) and "\n" not in str(err.value)
+    for ratio in (1.5, -0.5, "-1", "often", True):  # every way out of [0, 1]: the same rule
+        with pytest.raises(ValueError) as err:
+            load_settings({"telemetry": {"sampling_ratio": ratio}}, env={}, require=())
+        assert str(err.value).endswith(f"got {ratio!r}; allowed: a number in [0, 1]")
 
 
 def _capture(level: str, secrets: tuple[str, ...]) -> io.StringIO:
@@ -184,6 +202,28 @@ def test_lines_inside_a_span_carry_its_ids() -> None:
     context = span.get_span_context()
     assert line["trace_id"] == format(context.trace_id, "032x")
     assert line["span_id"] == format(context.span_id, "016x")
+
+
+def test_at_a_sampling_ratio_between_0_and_1_every_id_in_a_line_belongs_to_an_exported_span() -> (
+    None
+):
+    stream = _capture("INFO", ())
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(0.5)))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    for n in range(200):
+        with tracer.start_as_current_span("request"), tracer.start_as_current_span("child"):
+            logging.getLogger("runtime.x").info("inside %d", n)
+    exported = {
+        (format(s.context.trace_id, "032x"), format(s.context.span_id, "016x"))
+        for s in exporter.get_finished_spans()
+    }
+    lines = [json.loads(x) for x in stream.getvalue().splitlines()]
+    linked = [(x["trace_id"], x["span_id"]) for x in lines if "trace_id" in x]
+    assert set(linked) <= exported, "a line links to a span that was never exported"
+    assert len(lines) == 200 and 0 < len(linked) < 200  # some requests sampled, some not
+    assert len(exported) == 2 * len(linked)  # each sampled request: its two spans
 
 
 def test_a_terminal_gets_readable_lines() -> None:
@@ -241,3 +281,108 @@ def test_a_secret_in_any_setting_never_appears_in_a_line(password: str, key: byt
         for secret in secrets:
             assert secret not in line
             assert json.dumps(secret)[1:-1] not in line  # nor JSON-escaped
+
+
+_PASSWORD = st.text(
+    alphabet=st.characters(
+        codec="utf-8", exclude_categories=("Cs", "Cc"), exclude_characters="*"
+    ),  # `*` excluded: the mask itself (a secret "**" would survive being masked as "***")
+    min_size=8,
+    max_size=30,
+).filter(lambda s: s.strip() == s)
+
+
+# runtime/settings.py keeps a Redis URL's password percent-encoded while redis-py sends it
+# decoded, so a Redis password needing %-encoding is not among `secrets_of` (reported, not fixed
+# here: settings.py is being rewritten); the URL form stays covered.
+_URL_SAFE = st.text(
+    alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~",
+    min_size=8,
+    max_size=30,
+)
+
+
+@pytest.fixture(scope="module")
+def secret_db(postgres_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A role whose password each example sets, owning a database of its own, and a pg_dump
+    stand-in that prints $FAKE_PG_DUMP_SAYS as its error (a tool echoing a secret)."""
+    postgres_server.psql(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'telemetry_secret') "
+        "THEN CREATE ROLE telemetry_secret LOGIN; END IF; END $$"
+    )
+    postgres_server.psql("DROP DATABASE IF EXISTS telemetry_secret WITH (FORCE)")
+    postgres_server.psql("CREATE DATABASE telemetry_secret OWNER telemetry_secret")
+    bindir = tmp_path_factory.mktemp("fake-pg-bin")
+    real = Path("/usr/lib/postgresql/15/bin")
+    (bindir / "pg_restore").symlink_to(real / "pg_restore")
+    dump = bindir / "pg_dump"
+    dump.write_text(
+        "#!/bin/sh\n"
+        f'[ "$1" = --version ] && exec {real / "pg_dump"} --version\n'
+        'echo "pg_dump: error: $FAKE_PG_DUMP_SAYS" >&2\nexit 1\n'
+    )
+    dump.chmod(0o755)
+    return str(bindir)
+
+
+@pytest.mark.timeout(600)
+@settings(
+    max_examples=6,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(password=_PASSWORD, redis_password=_URL_SAFE, token=_PASSWORD, data=st.data())
+def test_no_secret_reaches_an_exported_span_or_a_log_line(
+    tmp_path: Path,
+    postgres_server: PostgresServer,
+    redis_server: RedisServer,
+    secret_db: str,
+    password: str,
+    redis_password: str,
+    token: str,
+    data: st.DataObject,
+) -> None:
+    import base64
+    from urllib.parse import quote
+
+    escaped = password.replace("'", "''")
+    postgres_server.psql(f"ALTER ROLE telemetry_secret PASSWORD '{escaped}'")
+    key = base64.b64encode(data.draw(st.binary(min_size=32, max_size=32))).decode()
+    q = quote(password, safe="")
+    config = {
+        "database": {"dsn": f"postgresql://telemetry_secret:{q}@127.0.0.1:{postgres_server.port}"
+                            "/telemetry_secret"},
+        "redis": {"url": f"redis://:{quote(redis_password, safe='')}@127.0.0.1:"
+                         f"{redis_server.port}/0"},
+        "backup": {"dir": str(tmp_path / "backups"), "pg_bindir": secret_db,
+                   "encryption_key": key, "encryption_key_id": "k1"},
+        "alerting": {"webhook_url": "https://hooks.example.com/T/" + quote(token, safe=""),
+                     "alertmanager_url": f"http://am:9093/{quote(token, safe='')}"},
+    }  # fmt: skip
+    loaded = load_settings(config, env={}, require=())
+    secrets = secrets_of(loaded)
+    assert {password, redis_password, key} <= set(secrets)
+    echoed = data.draw(st.sampled_from(secrets), label="pg_dump prints")
+    receiver = OtlpReceiver()
+    try:
+        telemetry = {"otlp_endpoint": receiver.endpoint, "sampling_ratio": 1.0}
+        path = tmp_path / "app_config.json"
+        path.write_text(json.dumps({**config, "telemetry": telemetry}))
+        done = subprocess.run(
+            [sys.executable, "-m", "tests.telemetry_scenario", str(path), "secrets"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "FAKE_PG_DUMP_SAYS": echoed},
+        )
+    finally:
+        receiver.close()
+    assert done.returncode == 0, done.stderr[-3000:]
+    exported = b"".join(receiver.bodies)
+    events = [e for s in receiver.spans for e in s.events]
+    assert events.count("exception") >= 2 * len(secrets)  # the error paths ran and were recorded
+    assert b"***" in exported and "***" in done.stderr  # and what was masked still went out
+    for secret in secrets:
+        assert secret.encode() not in exported, "a secret reached an exported span"
+        assert secret not in done.stderr and json.dumps(secret)[1:-1] not in done.stderr

@@ -1,9 +1,11 @@
 """One JSON object per log line, for the runtime and the libraries it drives.
 
 Fields: timestamp (UTC, ISO 8601), level, logger, event (the message), fields (a logger
-call's `extra={"fields": {...}}`), exception, and trace_id/span_id whenever a span is
-active. Every string is redacted of the settings' secrets before it is encoded, so a secret
-cannot reach a line even JSON-escaped. On a terminal the same records print readably.
+call's `extra={"fields": {...}}`), exception, and trace_id/span_id when the active span is
+sampled: an unsampled span's context is valid too, but it is never exported, so its ids would
+link to nothing. Every string is redacted of the settings' secrets (`redaction.py`, as spans
+are) before it is encoded, so a secret cannot reach a line even JSON-escaped. On a terminal
+the same records print readably.
 """
 
 from __future__ import annotations
@@ -17,25 +19,10 @@ from typing import IO, Any
 
 from opentelemetry import trace
 
-from runtime.errors import redact
+from runtime.telemetry.redaction import clean, ordered
 
 # Loggers of the libraries the runtime drives; they propagate to the root's handler.
 LIBRARY_LOGGERS = ("psycopg", "psycopg.pool", "redis", "boto3", "botocore", "s3transfer")
-
-
-def _clean(value: Any, secrets: tuple[str, ...]) -> Any:
-    if isinstance(value, str):
-        return redact(value, secrets)
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, int | float):
-        text = str(value)
-        return value if redact(text, secrets) == text else redact(text, secrets)
-    if isinstance(value, dict):
-        return {_clean(str(k), secrets): _clean(v, secrets) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_clean(v, secrets) for v in value]
-    return redact(str(value), secrets)
 
 
 class JsonFormatter(logging.Formatter):
@@ -43,7 +30,7 @@ class JsonFormatter(logging.Formatter):
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
-        self.secrets = tuple(sorted((s for s in secrets if s), key=len, reverse=True))
+        self.secrets = ordered(secrets)
 
     def data(self, record: logging.LogRecord) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -60,10 +47,10 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             data["exception"] = self.formatException(record.exc_info)
         context = trace.get_current_span().get_span_context()
-        if context.is_valid:
+        if context.is_valid and context.trace_flags.sampled:
             data["trace_id"] = format(context.trace_id, "032x")
             data["span_id"] = format(context.span_id, "016x")
-        cleaned: dict[str, Any] = _clean(data, self.secrets)
+        cleaned: dict[str, Any] = clean(data, self.secrets)
         return cleaned
 
     def format(self, record: logging.LogRecord) -> str:
