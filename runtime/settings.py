@@ -17,6 +17,7 @@ can be logged. No client library is imported here (tests/test_settings_contract.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import os
@@ -464,8 +465,6 @@ class BackupSettings:
         """The AES-256 key, decoded (validated when the settings were read)."""
         if self.encryption_key is None:
             return None
-        import base64
-
         return base64.b64decode(self.encryption_key.reveal())
 
 

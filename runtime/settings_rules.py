@@ -276,14 +276,14 @@ RATIO = Number(0.0, maximum=1.0, message="a number in [0, 1]")
 
 @dataclass(frozen=True)
 class Text(Rule):
-    """A non-empty string; `optional`: unset or "" is None. `check` adds a rule of its own
-    (a regex and its wording); `then` converts the accepted text (e.g. to a Path)."""
+    """A non-empty string; `optional`: unset or "" is None. `pattern` (a regex the whole text
+    must match) and its `wording` add a rule; `then` converts the accepted text (e.g. to a
+    Path)."""
 
     optional: bool = False
     pattern: str | None = None
     wording: str | None = None
     then: Callable[[str], Any] | None = None
-    upper: bool = False
 
     @property
     def allowed(self) -> str:  # type: ignore[override]
@@ -298,10 +298,9 @@ class Text(Rule):
             return default
         if not isinstance(raw, str) or not raw.strip():
             raise ConfigError(name, raw, "a non-empty string")
-        value = raw.upper() if self.upper else raw
-        if self.pattern is not None and not re.fullmatch(self.pattern, value):
+        if self.pattern is not None and not re.fullmatch(self.pattern, raw):
             raise ConfigError(name, raw, self.allowed)
-        return self.then(value) if self.then else value
+        return self.then(raw) if self.then else raw
 
 
 @dataclass(frozen=True)

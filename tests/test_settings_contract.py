@@ -32,7 +32,7 @@ from runtime.settings import (
     read_paths,
 )
 from runtime.settings_docs import DOC_TABLES, render_docs
-from runtime.settings_rules import LIBPQ_KEYWORDS, split_dsn
+from runtime.settings_rules import LIBPQ_KEYWORDS, Custom, split_dsn
 from tests.stack_harness import run_stack, stack_run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,11 +101,7 @@ def test_every_runtime_field_reads_the_value_the_stack_wrote(stack: str) -> None
     }
     checked = 0
     for section, name, key, _ in declared():
-        if (
-            key.path not in written
-            or section not in sections
-            or key.rule.__class__.__name__ == "Custom"
-        ):
+        if key.path not in written or section not in sections or isinstance(key.rule, Custom):
             continue
         expected = key.rule(key.path, written[key.path], None)
         assert getattr(sections[section], name) == expected, key.path
@@ -169,7 +165,7 @@ def test_the_defaults_both_sides_define_agree() -> None:
     written = dict(leaves(_defaults_only_app_config()))
     compared = []
     for _, _, key, default in declared():
-        if default is None or key.rule.__class__.__name__ == "Custom":
+        if default is None or isinstance(key.rule, Custom):
             continue
         for path in (key.path, *key.also):
             if path in written and path not in DIFFERENT_DEFAULTS:
