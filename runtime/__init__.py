@@ -11,7 +11,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _WHERE = {
-    "AlertManager": "runtime.monitoring",
+    "AlertEngine": "runtime.monitoring",
+    "AlertManager": "runtime.monitoring",  # deprecated alias of AlertEngine (it warns)
     "BackupManager": "runtime.backup",
     "BackupResult": "runtime.contracts",
     "CacheClient": "runtime.cache",
@@ -73,7 +74,7 @@ if TYPE_CHECKING:  # the same names, for type checkers
     from runtime.errors import PlatformError as PlatformError
     from runtime.errors import PoolTimeout as PoolTimeout
     from runtime.errors import StatementTimeout as StatementTimeout
-    from runtime.monitoring import AlertManager as AlertManager
+    from runtime.monitoring import AlertEngine as AlertEngine
     from runtime.monitoring import MonitoringService as MonitoringService
     from runtime.settings import Secret as Secret
     from runtime.settings import Settings as Settings

@@ -6,9 +6,10 @@ and calls plain functions of its area. An area's modules are imported inside its
 `backup` and `pitr` never load redis-py or the monitoring package. A new area is one
 `_add_<area>(commands)` and one `_<area>(args)` here.
 
-Exit codes every command keeps to, so scripts can rely on them:
-0 done as asked; 1 the operation failed; 2 bad usage or configuration (every `ConfigError`);
-3 done, but not exactly as asked (e.g. restore fell back to an older backup); 130 interrupted.
+Exit codes every command keeps to, so scripts can rely on them, are in `runtime/exits.py`
+(one floor down, so the areas' verb modules never import this one): 0 done as asked; 1 the
+operation failed; 2 bad usage or configuration (every `ConfigError`); 3 done, but not exactly
+as asked (e.g. restore fell back to an older backup); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -20,21 +21,28 @@ from collections.abc import Sequence
 from typing import Any
 
 from runtime.errors import ConfigError, PlatformError
+from runtime.exits import (
+    EXIT_DEGRADED,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    error,
+)
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_DEGRADED = 3
-EXIT_INTERRUPTED = 130
+__all__ = [  # the exit codes stay importable from here, where scripts have found them
+    "EXIT_DEGRADED",
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "build_parser",
+    "main",
+]
 
 SETTINGS_HELP = "Settings: the app_config file (APP_CONFIG_FILE) and environment variables"
 
 Commands = Any  # argparse's _SubParsersAction, which typeshed keeps private
-
-
-def error(message: str) -> None:
-    """One line on stderr, whatever the message held (every command's error output)."""
-    print(f"error: {' '.join(message.split())}", file=sys.stderr)
 
 
 # -- backup --------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from runtime.contracts import ConnectionPool
 from runtime.database import timed_cursor
 from runtime.histogram import QUERY_BUCKETS, DurationHistogram, HistogramSnapshot
 from runtime.monitoring.alerting import (
-    AlertManager,
+    AlertEngine,
     AlertmanagerNotifier,
     Notifier,
     WebhookNotifier,
@@ -191,7 +191,7 @@ class Sidecar:
                     firing_ttl=max(900.0, 3 * alerting.cooldown_seconds),
                 )
             )
-        self.alerts = AlertManager(
+        self.alerts = AlertEngine(
             default_rules(
                 alerting.cpu_threshold,
                 alerting.memory_threshold,

@@ -1,4 +1,9 @@
-"""Shared fixtures: real servers, and the `req` marker's traceability matrix.
+"""Shared fixtures: real servers, the `server` mark, and the `req` traceability matrix.
+
+Every test that starts a real server (PostgreSQL, a standby, Redis, nginx, moto's S3, a
+pgBackRest cluster, the runtime sidecar over them) is marked `server` here, from what it
+uses: its fixtures and the names its code (and its module's helpers it calls) refers to. So
+`pytest -m "not server"` is the fast lane (docs/testing.md) without a mark in any test file.
 
 `pytest --req-matrix` prints, for each specification ID (UT-INFRA-02.2, ...), the tests that
 verify it, then exits without running them.
@@ -6,8 +11,11 @@ verify it, then exits without running them.
 
 from __future__ import annotations
 
+import inspect
+import types
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from moto.server import ThreadedMotoServer
@@ -24,9 +32,82 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+# What starts a real server (tests/servers.py, tests/data_tier.py, tests/pitr_harness.py,
+# moto). Alertmanager, promtool, amtool and the HTTP/OTLP receivers start in well under a
+# second and stay in the fast lane.
+SERVER_STARTERS = frozenset(
+    {
+        "PostgresServer",
+        "StandbyServer",
+        "RedisServer",
+        "NginxServer",
+        "TlsProxy",
+        "runtime_serve",
+        "ArchivingPrimary",
+        "Replica",
+        "PostgresExporter",
+        "ArchivingCluster",
+        "ThreadedMotoServer",
+    }
+)
+
+
+# What takes tens of seconds without a server: promtool's rule tests (`promtool test rules`
+# over every alert's cases) and the policy pack's type check in its own virtualenv. A test
+# is `slow` when its code (or its module's helpers) holds all the words of one of these.
+SLOW_WORDS = (frozenset({"promtool", "test", "rules"}), frozenset({"_pack_venv", "mypy"}))
+
+
+def _code_names(code: types.CodeType) -> set[str]:
+    """The global names and string constants a function's code (and its inner code) holds."""
+    names = set(code.co_names) | {c for c in code.co_consts if isinstance(c, str)}
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _code_names(const)
+    return names
+
+
+def _uses(func: Callable[..., Any], seen: set[int]) -> set[str]:
+    """The global names `func` refers to, following the functions and classes of its own
+    module that it calls (a test's helpers), not other modules'."""
+    func = inspect.unwrap(func)
+    if id(func) in seen or not hasattr(func, "__code__"):
+        return set()
+    seen.add(id(func))
+    names = _code_names(func.__code__)
+    module = getattr(func, "__module__", None)
+    for name in list(names):
+        target = func.__globals__.get(name)
+        if getattr(target, "__module__", None) != module:
+            continue
+        if inspect.isfunction(target):
+            names |= _uses(target, seen)
+        elif inspect.isclass(target):
+            for member in vars(target).values():
+                if inspect.isfunction(member):
+                    names |= _uses(member, seen)
+    return names
+
+
+def _item_uses(item: pytest.Item) -> set[str]:
+    """What a test and its fixtures refer to."""
+    funcs = [getattr(item, "function", None)]
+    info = getattr(item, "_fixtureinfo", None)
+    if info is not None:
+        funcs += [d.func for defs in info.name2fixturedefs.values() for d in defs]
+    seen: set[int] = set()
+    return set().union(*(_uses(f, seen) for f in funcs if f is not None))
+
+
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
+    for item in items:
+        uses = _item_uses(item)
+        if SERVER_STARTERS & uses:
+            item.add_marker(pytest.mark.server)
+        if any(words <= uses for words in SLOW_WORDS):
+            item.add_marker(pytest.mark.slow)
     if not config.getoption("--req-matrix"):
         return
     matrix: dict[str, list[str]] = defaultdict(list)

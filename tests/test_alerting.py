@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from runtime.monitoring import (
-    AlertManager,
+    AlertEngine,
     AlertmanagerNotifier,
     CgroupMemoryReader,
     MemoryReading,
@@ -42,9 +42,9 @@ class Clock:
 HIGH_CPU = Rule("HighCpu", "cpu_usage", ">", 80, for_seconds=0.5, labels={"severity": "page"})
 
 
-def _manager(notifiers: list[Any], **kwargs: Any) -> AlertManager:
+def _manager(notifiers: list[Any], **kwargs: Any) -> AlertEngine:
     kwargs.setdefault("delivery_backoff", 0.05)
-    return AlertManager(kwargs.pop("rules", [HIGH_CPU]), notifiers, **kwargs)
+    return AlertEngine(kwargs.pop("rules", [HIGH_CPU]), notifiers, **kwargs)
 
 
 # -- identity and validation ---------------------------------------------------------------
@@ -73,9 +73,9 @@ def test_bad_rules_are_rejected_clearly(kwargs: dict[str, Any], message: str) ->
 
 def test_bad_manager_arguments_are_rejected() -> None:
     with pytest.raises(ValueError, match="cooldown: got -1"):
-        AlertManager([], cooldown=-1)
+        AlertEngine([], cooldown=-1)
     with pytest.raises(ValueError, match="rate_limit_per_minute: got 0"):
-        AlertManager([], rate_limit_per_minute=0)
+        AlertEngine([], rate_limit_per_minute=0)
 
 
 # -- for:, delivery time, resolution ---------------------------------------------------------
@@ -354,7 +354,7 @@ def test_property_notifications_are_deduplicated_and_consistent(
     cooldown apart, a resolved one only follows a firing one, and never two resolved in a row."""
     clock = Clock()
     rule = Rule("HighCpu", "cpu_usage", ">", 80, for_seconds=for_seconds)
-    manager = AlertManager([rule], [], cooldown=cooldown, rate_limit_per_minute=1e6, clock=clock)
+    manager = AlertEngine([rule], [], cooldown=cooldown, rate_limit_per_minute=1e6, clock=clock)
     sent: list[tuple[float, str]] = []
     for value in values:
         clock.now += step
@@ -412,3 +412,16 @@ def test_group_wait_batches_and_1000_distinct_alerts_make_one_notification(
     assert sorted(a["labels"]["service"] for a in first["alerts"]) == ["a", "b"]
     assert len(second["alerts"]) == 1002  # the storm: one more notification for the group
     manager.close()
+
+
+def test_the_old_name_alertmanager_still_works_and_warns() -> None:
+    import runtime
+    import runtime.monitoring
+
+    with pytest.warns(DeprecationWarning, match="AlertEngine"):
+        assert runtime.monitoring.AlertManager is AlertEngine
+    with pytest.warns(DeprecationWarning):
+        from runtime.monitoring.alerting import AlertManager  # noqa: F401
+    runtime.__dict__.pop("AlertManager", None)
+    with pytest.warns(DeprecationWarning):
+        assert runtime.AlertManager is AlertEngine

@@ -13,7 +13,7 @@ from runtime.backup import BackupScheduler
 from runtime.cache import RedisManager
 from runtime.database import DatabaseManager
 from runtime.monitoring import (
-    AlertManager,
+    AlertEngine,
     MonitoringService,
     PostgresProbe,
     Rule,
@@ -37,7 +37,7 @@ def test_documented_metrics_are_the_exposed_ones(
     settings = load_settings({"pool": {"size": 1, "max_overflow": 1}}, env=env)
     pool = DatabaseManager(settings).create_connection_pool()
     redis_manager = RedisManager(settings, namespace="docs")
-    alerts = AlertManager([Rule("A", "m", ">", 0, for_seconds=60)], [WebhookNotifier(receiver.url)])
+    alerts = AlertEngine([Rule("A", "m", ">", 0, for_seconds=60)], [WebhookNotifier(receiver.url)])
     try:
         scheduler = BackupScheduler("0 2 * * *", lambda: None)
         scheduler.tick()

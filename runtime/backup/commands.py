@@ -1,7 +1,7 @@
 """The `backup` verbs as plain functions; `runtime/cli.py` parses arguments and calls them.
 
 Errors are one line on stderr (`error: ...`), results go to stdout (`as_json` for scripts),
-progress bars to stderr only when it is a terminal. Each returns an exit code (runtime/cli.py).
+progress bars to stderr only when it is a terminal. Each returns an exit code (runtime/exits.py).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from tqdm import tqdm
 from runtime.backup.errors import BackupError, NoRestorableBackupError
 from runtime.backup.manager import BackupManager
 from runtime.backup.schedule import BackupScheduler
-from runtime.cli import EXIT_DEGRADED, EXIT_FAILED, EXIT_OK, error
+from runtime.exits import EXIT_DEGRADED, EXIT_FAILED, EXIT_OK, error
 
 
 def _json_default(value: object) -> str:

@@ -2,8 +2,10 @@
 exposition and in-process alerting. See docs/runtime-monitoring.md; settings are the
 `monitoring` and `alerting` sections of `runtime.settings.Settings`."""
 
+from typing import Any
+
 from runtime.monitoring.alerting import (
-    AlertManager,
+    AlertEngine,
     AlertmanagerNotifier,
     Notification,
     Rule,
@@ -24,7 +26,7 @@ from runtime.monitoring.status import (
 )
 
 __all__ = [
-    "AlertManager",
+    "AlertEngine",
     "AlertmanagerNotifier",
     "BackupStatsSource",
     "CacheStatsSource",
@@ -46,3 +48,11 @@ __all__ = [
     "default_rules",
     "probe_for_url",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "AlertManager":  # deprecated alias of AlertEngine (it warns)
+        from runtime.monitoring import alerting
+
+        return alerting.__getattr__(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -19,7 +19,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from runtime.contracts import MetricsData, ServiceStatus
 from runtime.errors import PlatformError
-from runtime.monitoring.alerting import AlertManager, Sample
+from runtime.monitoring.alerting import AlertEngine, Sample
 from runtime.monitoring.exposition import (
     BackupCollector,
     BackupStatsSource,
@@ -61,7 +61,7 @@ class MonitoringService:
         pools: Mapping[str, PoolStatsSource] | None = None,
         cache: CacheStatsSource | None = None,
         backups: BackupStatsSource | None = None,
-        alert_manager: AlertManager | None = None,
+        alert_manager: AlertEngine | None = None,
         disk_paths: Sequence[str] = ("/",),
     ) -> None:
         self.prober = ServiceProber(probes, health_check_timeout)

@@ -5,7 +5,8 @@ Never imports redis or monitoring; the sidecar runs `PhysicalBackups` (two `Back
 and registers `PitrCollector`.
 """
 
-from runtime.pitr.commands import run_backup, run_check, run_info, run_restore, take_backup
+from runtime.pitr.backups import take_backup
+from runtime.pitr.commands import run_backup, run_check, run_info, run_restore
 from runtime.pitr.metrics import BackupRun, PitrCollector, PitrState
 
 __all__ = [

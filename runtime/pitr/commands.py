@@ -1,8 +1,8 @@
 """The `pitr` verbs as plain functions returning exit codes, so any command line can call them.
 
-Exit codes (runtime/cli.py's): 0 done; 1 the operation failed; 2 bad usage or configuration
+Exit codes (runtime/exits.py): 0 done; 1 the operation failed; 2 bad usage or configuration
 (including a refused restore target); 3 done, but not as asked (recovery stopped before the
-requested point). Errors are one line on stderr (`runtime.cli.error`); results go to stdout
+requested point). Errors are one line on stderr (`runtime.exits.error`); results go to stdout
 (`as_json` for scripts).
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import time
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -19,9 +18,9 @@ from typing import Any
 
 import psycopg
 
-from runtime.cli import EXIT_DEGRADED, EXIT_FAILED, EXIT_OK, EXIT_USAGE, error
-from runtime.pitr.info import RepoInfo, parse_info
-from runtime.pitr.metrics import BackupRun, PitrState
+from runtime.exits import EXIT_DEGRADED, EXIT_FAILED, EXIT_OK, EXIT_USAGE, error
+from runtime.pitr.backups import repo_info, take_backup
+from runtime.pitr.metrics import PitrState
 from runtime.pitr.pgbackrest import BackupType, Pgbackrest, PitrError, prepare_config
 from runtime.pitr.restore import (
     RestoreRefused,
@@ -55,30 +54,6 @@ def run_check(settings: PitrSettings) -> int:
     return EXIT_OK
 
 
-def take_backup(
-    settings: PitrSettings, type_: BackupType, state: PitrState | None = None
-) -> BackupRun:
-    """One physical backup (`full`, `diff` or `incr`), recorded in `state` for the metrics.
-
-    The sidecar's schedulers call this; its `status` is what they count."""
-    started = time.time()
-    clock = time.monotonic()
-    label: str | None = None
-    error: str | None = None
-    try:
-        prepare_config(settings)
-        tool = Pgbackrest(settings)
-        tool.check("backup", f"--type={type_}")
-        newest = repo_info(settings, tool).last_backup()
-        label = newest.label if newest else None
-    except PitrError as exc:
-        error = str(exc)
-    run = BackupRun(type_, error is None, started, time.monotonic() - clock, label, error)
-    if state is not None:
-        state.record(run)
-    return run
-
-
 def run_backup(settings: PitrSettings, type_: BackupType, state: PitrState | None = None) -> int:
     """`pitr backup`: `take_backup`, reported on stdout/stderr as an exit code."""
     run = take_backup(settings, type_, state)
@@ -87,11 +62,6 @@ def run_backup(settings: PitrSettings, type_: BackupType, state: PitrState | Non
         return EXIT_FAILED
     print(f"{type_} backup {run.label} done in {run.duration_seconds:.1f} s")
     return EXIT_OK
-
-
-def repo_info(settings: PitrSettings, tool: Pgbackrest | None = None) -> RepoInfo:
-    tool = tool or Pgbackrest(settings)
-    return parse_info(tool.check("info", "--output=json"), settings.stanza)
 
 
 _FINDING = re.compile(r"INFO: ((?:invalid|missing|unable|error)\b.*)$", re.IGNORECASE)

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from runtime.backup.schedule import BackupScheduler
-from runtime.pitr.commands import repo_info, take_backup
+from runtime.pitr.backups import repo_info, take_backup
 from runtime.pitr.info import BackupSet
 from runtime.pitr.metrics import BackupRun, PitrState
 from runtime.pitr.pgbackrest import BackupType, PitrError, prepare_config
