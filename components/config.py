@@ -21,7 +21,8 @@ from typing import Any, Literal
 import pulumi
 from croniter import croniter
 
-from components.monitoring.alerts import RUNBOOK_URL, THRESHOLDS
+from components.monitoring.alerts import THRESHOLDS
+from components.monitoring.promtool import RUNBOOK_URL
 from components.monitoring.slo import BACKUP_BUCKETS_SECONDS, QUERY_BUCKETS_MS
 
 PROJECT = "data-platform"
