@@ -36,7 +36,7 @@ SERVICES = CORE | EXPORTERS | LOGS_TRACES | {"runtime"}
 REPLICAS = {"dev": set(), "prod": {"postgres-replica-1"}}  # postgresReplicas: dev 0, prod 1
 # Scratch and distroless images have no shell to run a probe in; Prometheus's `up` watches
 # them instead.
-NO_SHELL = {"nginx-exporter", "loki", "tempo"}
+NO_SHELL = {"nginx-exporter", "tempo"}
 # the first volume of each stateful service (its own data)
 STATEFUL = {
     "runtime": "/backups",
