@@ -144,6 +144,7 @@ class DataPlatform(pulumi.ComponentResource):
             RuntimeSidecarArgs(
                 memory_mb=c.runtime_memory_mb,
                 app_config=self.app_config,
+                health_check_timeout_seconds=c.health_check_timeout,
                 depends_on=[
                     self.data.postgres,
                     self.data.redis,

@@ -428,6 +428,7 @@ class KubernetesDataPlatform(pulumi.ComponentResource):
             RuntimeSidecarArgs(
                 memory_mb=c.runtime_memory_mb,
                 app_config=self.app_config,
+                health_check_timeout_seconds=c.health_check_timeout,
                 depends_on=[postgres, redis],
             ),
             platform,
