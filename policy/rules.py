@@ -477,7 +477,9 @@ RULES: tuple[Rule, ...] = (
         "container-healthcheck",
         "Every container has a healthcheck.",
         "mandatory",
-        "start order (wait=True) and restarts depend on it; " + _BREAKS_SAFETY,
+        "start order depends on it (wait=True: dependents wait, pulumi up fails on a "
+        "container that never turns healthy); Docker restarts exited containers, never "
+        "unhealthy ones; " + _BREAKS_SAFETY,
         frozenset({CONTAINER}),
         check_healthcheck,
     ),
