@@ -46,6 +46,7 @@ from components.monitoring.slo import RULES_FILE as SLO_RULES_FILE
 from components.monitoring.slo import Slo, slos
 from components.monitoring.slo import rules_yaml as slo_rules_yaml
 from components.nginx import Nginx, NginxArgs
+from components.passwords import generated_key
 from components.postgres import PORT as POSTGRES_PORT
 from components.postgres import PitrRepositoryArgs, Postgres, PostgresArgs
 from components.prometheus import Prometheus, PrometheusArgs
@@ -138,6 +139,7 @@ class DataPlatform(pulumi.ComponentResource):
             self.endpoints,
             pitr=pitr_section(c, self.data.postgres.cipher_pass),
             otlp_endpoint=logs.alloy.otlp_endpoint if logs else "",
+            backup_key=generated_key(f"{name}-backup-encryption-key", self),
         )
         RuntimeSidecar(
             f"{name}-runtime",

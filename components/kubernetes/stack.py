@@ -31,7 +31,7 @@ from components.monitoring.alerts import CNPG_JOB, alerts_for, rules_yaml
 from components.monitoring.dashboards import dashboard_files
 from components.monitoring.slo import rules_yaml as slo_rules_yaml
 from components.nginx import Nginx, NginxArgs
-from components.passwords import generated_password
+from components.passwords import generated_key, generated_password
 from components.postgres import PORT as POSTGRES_PORT
 from components.redis import Redis, RedisArgs
 from components.render.alertmanager_yml import render_alertmanager_yml
@@ -422,7 +422,14 @@ class KubernetesDataPlatform(pulumi.ComponentResource):
         }
         # The Docker stack's shape; no `pitr` section: CloudNativePG archives WAL and takes the
         # physical backups, so the runtime sidecar only keeps its logical ones here.
-        self.app_config = app_config(c, postgres, postgres.replicas, redis, self.endpoints)
+        self.app_config = app_config(
+            c,
+            postgres,
+            postgres.replicas,
+            redis,
+            self.endpoints,
+            backup_key=generated_key(f"{name}-backup-encryption-key", self),
+        )
         RuntimeSidecar(
             f"{name}-runtime",
             RuntimeSidecarArgs(
