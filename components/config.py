@@ -22,7 +22,11 @@ import pulumi
 from croniter import croniter
 
 from components.monitoring.alerts import RUNBOOK_URL, THRESHOLDS
-from components.monitoring.slo import BACKUP_BUCKETS_SECONDS, QUERY_BUCKETS_MS
+from components.monitoring.slo import (
+    BACKUP_BUCKETS_SECONDS,
+    QUERY_BUCKETS_MS,
+    availability_probe_interval_limit,
+)
 
 PROJECT = "data-platform"
 
@@ -571,7 +575,8 @@ SETTINGS: tuple[Setting, ...] = (
         "scrapeIntervalSeconds",
         "integer",
         15,
-        "Prometheus scrape and rule evaluation interval.",
+        "Prometheus scrape and rule evaluation interval (at most 51 with sloAvailability 99.9: "
+        "docs/slo.md).",
         _between(1, 300),
     ),
     Setting(
@@ -1195,6 +1200,13 @@ def _cross_field_problems(v: Mapping[str, Any]) -> list[str]:
                 "pitrS3Bucket NAME; pulumi config set pitrS3Region REGION; pulumi config set "
                 "--secret pitrS3AccessKey ...; pulumi config set --secret pitrS3SecretKey ...)"
             )
+    most = availability_probe_interval_limit(v["slo_availability"])
+    if v["scrape_interval_seconds"] > most:
+        problems.append(
+            f"{PROJECT}:scrapeIntervalSeconds: got {v['scrape_interval_seconds']}; allowed: at "
+            f"most {most} with sloAvailability {v['slo_availability']!r}, or one failed probe "
+            "of the public endpoint pages (docs/slo.md)"
+        )
     if v["nginx_http_port"] == v["nginx_https_port"]:
         problems.append(
             f"{PROJECT}:nginxHttpsPort: got {v['nginx_https_port']}; allowed: a port "
