@@ -7,6 +7,7 @@ takes the physical backups (Docker's pgBackRest); on Kubernetes CloudNativePG ow
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
@@ -48,6 +49,13 @@ class Cache(Protocol):
     def url(self) -> pulumi.Output[str]: ...
 
 
+def backup_key_id(stack: str, key: str) -> str:
+    """The id written into each backup's manifest: the stack and a fingerprint of the key, so
+    a replaced key gets a new id and a restore names the key it needs. A one-way hash of 32
+    random bytes reveals nothing about them."""
+    return f"{stack}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+
+
 def app_config(
     c: StackConfig,
     postgres: PrimaryDatabase,
@@ -56,9 +64,12 @@ def app_config(
     endpoints: Mapping[str, pulumi.Output[str]],
     pitr: Mapping[str, Any] | None = None,
     otlp_endpoint: pulumi.Input[str] = "",
+    *,
+    backup_key: pulumi.Output[str],
 ) -> pulumi.Output[dict[str, Any]]:
     """The whole document, secret as a whole; `pitr` only where the sidecar backs up WAL;
-    `otlp_endpoint` where the stack runs a trace collector ("" = tracing off)."""
+    `otlp_endpoint` where the stack runs a trace collector ("" = tracing off);
+    `backup_key` (base64 AES-256) encrypts every logical backup (docs/runtime-backups.md)."""
     database: dict[str, Any] = {
         "host": postgres.host,
         "port": postgres.port,
@@ -109,6 +120,8 @@ def app_config(
             "schedule": c.backup_schedule,
             "retention_days": c.backup_retention_days,
             "min_keep": c.backup_min_keep,
+            "encryption_key": backup_key,
+            "encryption_key_id": backup_key.apply(lambda k: backup_key_id(c.stack, k)),
         },
     }
     if pitr is not None:

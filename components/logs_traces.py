@@ -1,9 +1,9 @@
 """The logs-and-traces tier: Loki and Tempo store, Alloy collects, Grafana (elsewhere) looks.
 
 Edges: Loki, Tempo -> Alloy (Alloy ships to both) and Loki, Tempo -> Grafana (its
-datasources). Loki and Tempo have no Docker health check (distroless images), so Alloy is
-created once their containers exist, not once they answer; Alloy retries its pushes, so
-nothing is lost while they start.
+datasources). Loki has a Docker health check (`loki -health`), so Alloy and Grafana are
+created once it answers /ready; Tempo has none (distroless, no self-probe), so they are
+created once its container exists; Alloy retries its pushes, so nothing is lost meanwhile.
 """
 
 from __future__ import annotations

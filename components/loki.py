@@ -1,8 +1,9 @@
 """Loki: stores the logs Alloy collects; Grafana queries it. One process, one volume.
 
-The image is distroless (no shell, no HTTP client), so Docker cannot probe it: Prometheus's
-`up{job="loki"}` watches it (alert LogsTracesComponentDown), a reviewed exception in the
-policy like nginx-exporter.
+The image is distroless (no shell, no HTTP client), but the binary probes itself: since
+3.7.0, `loki -health` GETs `/ready` and exits 0 on 200 (cmd/loki/health.go; Loki's own
+compose file uses it). So Docker probes it and `wait` holds Alloy and Grafana until it is
+ready (docs/logs-traces.md).
 """
 
 from __future__ import annotations
@@ -13,10 +14,25 @@ from dataclasses import dataclass
 import pulumi
 
 from components.render.loki_yml import DATA_DIR, HTTP_PORT, render_loki_yml
-from components.spec import ConfigFile, DataVolume, Platform, ScrapeTarget, ServiceSpec
+from components.spec import (
+    ConfigFile,
+    DataVolume,
+    HealthProbe,
+    Platform,
+    ScrapeTarget,
+    ServiceSpec,
+)
 
 PORT = HTTP_PORT
 CONFIG = "/etc/loki/platform.yml"
+BINARY = "/usr/bin/loki"  # the image's entrypoint
+# `-health` has its own 5 s HTTP timeout; Docker's must be longer so Loki's answer wins.
+# The ingester joins its ring before /ready says 200: Loki's compose file allows 30 s.
+HEALTH = HealthProbe(
+    [BINARY, "-health", f"-health.url=http://127.0.0.1:{PORT}/ready"],
+    timeout_seconds=10,
+    start_period_seconds=30,
+)
 
 
 @dataclass(frozen=True)
@@ -35,7 +51,7 @@ def loki_spec(args: LokiArgs) -> ServiceSpec:
         command=[f"-config.file={CONFIG}"],
         files=[ConfigFile(CONFIG, render_loki_yml(args.retention_days))],
         volumes=[DataVolume("data", DATA_DIR)],
-        health=None,  # distroless: watched by up{job="loki"}
+        health=HEALTH,
         memory_mb=args.memory_mb,
         depends_on=args.depends_on,
     )

@@ -1,4 +1,4 @@
-"""Generated credentials, secret from the moment they exist."""
+"""Generated credentials and keys, secret from the moment they exist."""
 
 from __future__ import annotations
 
@@ -17,3 +17,13 @@ def generated_password(name: str, parent: pulumi.Resource) -> pulumi.Output[str]
         name, length=32, special=False, opts=pulumi.ResourceOptions(parent=parent)
     )
     return pulumi.Output.secret(password.result)
+
+
+def generated_key(name: str, parent: pulumi.Resource) -> pulumi.Output[str]:
+    """32 random bytes, base64: an AES-256 key (the runtime's backup.encryption_key), secret.
+
+    Generated once and kept in the stack's state; replacing the resource makes a new key that
+    cannot read the backups the old one wrote (docs/runtime-backups.md, "The stack's key").
+    """
+    key = random.RandomBytes(name, length=32, opts=pulumi.ResourceOptions(parent=parent))
+    return pulumi.Output.secret(key.base64)

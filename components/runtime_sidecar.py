@@ -72,6 +72,8 @@ class PhysicalBackupAccess:
 class RuntimeSidecarArgs:
     memory_mb: int
     app_config: pulumi.Output[dict[str, Any]]
+    # app_config's monitoring.health_check_timeout_seconds: how long each of its probes may take
+    health_check_timeout_seconds: int
     depends_on: Sequence[pulumi.Resource] = ()
     physical_backups: PhysicalBackupAccess | None = None
 
@@ -95,6 +97,26 @@ def _physical_backup_mounts(
     return files, shared
 
 
+# /healthz probes PostgreSQL, then Redis (runtime/sidecar.py REQUIRED), one after the other,
+# each allowed the health-check timeout: that is how long a healthy sidecar may take to answer.
+HEALTHZ_PROBES = 2
+
+
+def healthz_probe(health_check_timeout_seconds: int) -> HealthProbe:
+    """Docker's probe of /healthz, given as long as the sidecar's own probes may take (plus
+    slack), so a slow but healthy answer is never cut off and counted as a failure."""
+    answer_within = HEALTHZ_PROBES * health_check_timeout_seconds + 2
+    return HealthProbe(
+        [
+            "python",
+            "-c",
+            "import urllib.request; "
+            f"urllib.request.urlopen('http://127.0.0.1:{PORT}/healthz', timeout={answer_within})",
+        ],
+        timeout_seconds=answer_within + 3,  # the client gives up (and reports) first
+    )
+
+
 def runtime_sidecar_spec(args: RuntimeSidecarArgs) -> ServiceSpec:
     pitr_files, pitr_volumes = _physical_backup_mounts(args.physical_backups)
     return ServiceSpec(
@@ -116,14 +138,7 @@ def runtime_sidecar_spec(args: RuntimeSidecarArgs) -> ServiceSpec:
         ],
         volumes=[DataVolume("backups", BACKUP_DIR)],
         shared_volumes=pitr_volumes,
-        health=HealthProbe(
-            [
-                "python",
-                "-c",
-                "import urllib.request; "
-                f"urllib.request.urlopen('http://127.0.0.1:{PORT}/healthz', timeout=3)",
-            ]
-        ),
+        health=healthz_probe(args.health_check_timeout_seconds),
         memory_mb=args.memory_mb,
         # edge: egress to S3-compatible backup storage and alert webhooks; nothing published
         networks=("backend", "edge"),

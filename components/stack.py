@@ -413,6 +413,7 @@ def runtime_sidecar(
         RuntimeSidecarArgs(
             memory_mb=c.runtime_memory_mb,
             app_config=app_config,
+            health_check_timeout_seconds=c.health_check_timeout,
             depends_on=depends_on,
             physical_backups=physical_backups,
         ),

@@ -1,7 +1,8 @@
 """Tempo: stores the runtime's traces (OTLP from Alloy); Grafana queries it. One process.
 
-Distroless like Loki: no shell to probe with, so `up{job="tempo"}` watches it (a reviewed
-exception in the policy).
+Distroless like Loki, but unlike Loki's (`loki -health`) its binary has no self-probe at
+2.10.8: no shell to probe with, so `up{job="tempo"}` watches it (a reviewed exception in the
+policy).
 """
 
 from __future__ import annotations

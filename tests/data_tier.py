@@ -45,12 +45,24 @@ def conf_lines(settings: Mapping[str, str]) -> str:
     return "".join(f"{k} = '{v.replace(chr(39), chr(39) * 2)}'\n" for k, v in settings.items())
 
 
+def readable_copy(source: Path, target: Path) -> Path:
+    """`source` (a directory) copied to `target` with modes any user can read (dirs 0755,
+    files 0644): the checkout may be one only its owner can enter (a `mktemp -d` clone, root's
+    home), and the server's user must still read the image's scripts."""
+    shutil.copytree(source, target)
+    for path in [target, *target.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return target
+
+
 class ArchivingPrimary:
     """A PostgresServer reconfigured with the generated files, archiving to a posix repo."""
 
     def __init__(self, archive_timeout_seconds: int = 1) -> None:
         self.server = PostgresServer()
         root = self.server.root
+        # the image's scripts, where the server's user can read them (bash reads, never execs)
+        self.image = readable_copy(IMAGE, root / "image")
         self.repo = root / "repo"
         self.conf = root / "pgbackrest.conf"
         self.hba = root / "pg_hba.conf"
@@ -128,7 +140,7 @@ class ArchivingPrimary:
         self._write(secret, REPLICATION_PASSWORD, 0o600)
         return self.as_postgres(
             "bash",
-            str(IMAGE / "initdb/10-platform.sh"),
+            str(self.image / "initdb/10-platform.sh"),
             env={"POSTGRES_USER": "postgres", "REPLICATION_PASSWORD_FILE": str(secret)},
         )
 
@@ -176,7 +188,7 @@ class Replica:
                 f"PATH={primary.server.bindir}:/usr/bin:/bin",
                 f"PGDATA={self.datadir}",
                 "bash",
-                str(IMAGE / "replica-entrypoint.sh"),
+                str(primary.image / "replica-entrypoint.sh"),
                 slot,
                 "127.0.0.1",
                 str(primary.server.port),
@@ -279,7 +291,7 @@ def streaming_check(replica: Replica, bindir: Path, tmp: Path) -> subprocess.Com
     shim.write_text('#!/bin/sh\nuser="$1"; shift\nexec runuser -u "$user" -- "$@"\n')
     shim.chmod(0o755)
     return subprocess.run(
-        ["bash", str(IMAGE / "streaming-check.sh"), "postgres"],
+        ["bash", str(replica.primary.image / "streaming-check.sh"), "postgres"],
         env={
             "PATH": f"{tmp}:{bindir}:/usr/sbin:/usr/bin:/bin",
             "PGHOST": str(replica.sockdir),

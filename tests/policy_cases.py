@@ -118,6 +118,8 @@ BREAKAGES: list[tuple[str, str, str, str, Mutation, str]] = [
         "pinned to a tag only",
     ),
     ("container-healthcheck", "dev", CTR, "-grafana", _drop("healthcheck"), "no healthcheck"),
+    # Loki probes itself (`loki -health`): no longer a reviewed exception
+    ("container-healthcheck", "dev", CTR, "-loki", _drop("healthcheck"), "no healthcheck"),
     (
         "container-healthcheck",
         "prod",

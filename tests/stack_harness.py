@@ -10,6 +10,7 @@ many tests that only read it.
 
 from __future__ import annotations
 
+import base64
 import datetime
 import functools
 import hashlib
@@ -123,6 +124,9 @@ class PlatformMocks(pulumi_mocks.Mocks):
         elif args.typ == "random:index/randomPassword:RandomPassword":
             outputs["result"] = f"Pw{digest[:30]}"
             self.generated_secrets.append(outputs["result"])
+        elif args.typ == "random:index/randomBytes:RandomBytes":
+            outputs["base64"] = base64.b64encode(bytes.fromhex(digest)).decode()  # 32 bytes
+            self.generated_secrets.append(outputs["base64"])
         elif args.typ == "tls:index/privateKey:PrivateKey":
             key = new_key()
             pem = key_pem(key)

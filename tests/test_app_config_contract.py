@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from runtime.settings import load_settings
-from tests.stack_harness import stack_run
+from tests.stack_harness import plain_strings, stack_run, unwrap
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
@@ -25,6 +25,11 @@ def test_runtime_loads_the_stacks_app_config(stack: str, tmp_path: Path) -> None
     assert settings.endpoints["public_url"] == app_config["endpoints"]["public_url"]
     password = app_config["database"]["password"]
     assert password not in repr(settings), "secrets stay masked in the settings' repr"
+    # the stack's generated key encrypts every logical backup (AES-256-GCM)
+    assert settings.backup.encrypted and settings.backup.key_bytes is not None
+    assert len(settings.backup.key_bytes) == 32
+    assert settings.backup.encryption_key_id == app_config["backup"]["encryption_key_id"]
+    assert app_config["backup"]["encryption_key"] not in repr(settings)
 
 
 def test_dev_apps_on_the_host_use_the_loopback_addresses() -> None:
@@ -124,3 +129,18 @@ def test_the_stacks_pitr_section_becomes_the_pitr_settings(stack: str, tmp_path:
         {**app_config, "pitr": {**exported, "config_file": str(conf)}}, env={}, require=()
     ).pitr
     assert provided is not None and provided.config_provided
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod", "k8s"])
+def test_the_backup_key_is_generated_secret_and_reaches_the_sidecar_only_in_the_secret_file(
+    stack: str,
+) -> None:
+    run = stack_run(stack)
+    key = run.outputs["app_config"]["backup"]["encryption_key"]
+    assert key in run.generated_secrets  # a RandomBytes, so every leak check looks for it
+    assert "app_config" in run.secret_outputs
+    if stack != "k8s":
+        sidecar = run.containers()["runtime"].inputs
+        assert not any(key in text for text in plain_strings(sidecar))  # only inside secrets
+        files = {u["file"]: u["content"] for u in unwrap(sidecar)["uploads"]}
+        assert json.loads(files["/run/secrets/app_config.json"])["backup"]["encryption_key"] == key

@@ -20,11 +20,12 @@ import yaml
 from components.alloy import PORT as ALLOY_PORT
 from components.alloy import AlloyArgs, alloy_spec
 from components.config import ConfigError
+from components.loki import PORT as LOKI_PORT
 from components.render.alloy_config import Block, alloy_blocks
 from components.render.loki_yml import loki_config
 from components.render.tempo_yml import tempo_config
 from runtime.settings import load_settings
-from tests.stack_harness import run_stack, stack_run, uploads
+from tests.stack_harness import run_stack, stack_run, unwrap, uploads
 
 DATA = Path(__file__).parent / "data"
 # Alloy blocks documented in shared include files, not the component's own page: not checked.
@@ -151,6 +152,21 @@ def test_alloys_probe_fails_when_nothing_listens() -> None:
     command = list(spec.health.command)
     command[-1] = command[-1].replace(f"/{ALLOY_PORT};", "/1;")
     assert subprocess.run(command, capture_output=True, timeout=10).returncode != 0
+
+
+def test_loki_probes_itself_and_alloy_and_grafana_wait_for_it() -> None:
+    """Loki 3.7's `-health` flag (cmd/loki/health.go at v3.7.6) GETs the URL and exits 0 on
+    200: Docker probes Loki with it, so `wait` holds its dependents until /ready says 200."""
+    run = stack_run("dev")
+    inputs = unwrap(run.containers()["loki"].inputs)
+    health = inputs["healthcheck"]
+    assert health["tests"] == ["CMD", "/usr/bin/loki", "-health",
+                               f"-health.url=http://127.0.0.1:{LOKI_PORT}/ready"]  # fmt: skip
+    # longer than the binary's own 5 s HTTP timeout, so Loki's verdict is the one Docker sees
+    assert int(health["timeout"].rstrip("s")) > 5
+    assert inputs["wait"] is True and inputs["waitTimeout"] >= 30
+    for dependent in ("alloy", "grafana"):
+        assert "loki" in run.container_dependencies(dependent), dependent
 
 
 def test_app_config_tells_the_runtime_where_to_send_traces() -> None:

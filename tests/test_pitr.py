@@ -7,7 +7,10 @@ on moto's S3 server behind nginx (pgBackRest speaks only HTTPS to S3).
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import pwd
 import shutil
 import time
 import uuid
@@ -290,3 +293,45 @@ def test_secrets_stay_in_the_config_file(cluster: ArchivingCluster) -> None:
     assert all(
         CIPHER_PASS not in p.read_text(errors="replace") for p in (cluster.root / "log").glob("*")
     )
+
+
+def test_check_runs_while_archive_push_holds_its_lock(posix_cluster: ArchivingCluster) -> None:
+    """archive-push (async, as in the stack) holds `<stanza>-archive.lock` while it pushes;
+    stanza-create wants every lock and failed with [050]. Held here for the whole check."""
+    c = posix_cluster
+    c.ok("check")  # creates the stanza
+    lock = c.root / "lock" / "main-archive.lock"
+    lock.touch()
+    postgres = pwd.getpwnam("postgres")
+    os.chown(lock, postgres.pw_uid, postgres.pw_gid)
+    with lock.open("r+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        done = c.pitr("check")
+    assert done.returncode == 0, done.stderr
+    assert "archiving works" in done.stdout
+
+
+def test_a_refused_login_is_reported_at_once_never_as_still_in_recovery(
+    posix_cluster: ArchivingCluster,
+) -> None:
+    """Restored and started, the copy is promoted at once, but its pg_hba.conf refuses the
+    role the command logs in as: `restore --start` says so instead of waiting out --timeout,
+    and `info` says the login was refused, not that the server is down."""
+    c = posix_cluster
+    c.ok("check")
+    c.ok("backup", "--type", "full")
+    c.env["PITR_PG_USER"] = "not_a_role"
+    restored = c.restored_dir("restored-login")
+    done = c.pitr("restore", "--latest", "--pg-data", str(restored), "--start",
+                  "--port", str(free_port()), "--timeout", "120")  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "refuses the login as 'not_a_role'" in done.stderr, done.stderr
+    assert 'role "not_a_role" does not exist' in done.stderr
+    assert "still in recovery" not in done.stderr
+
+    info = c.pitr("info")
+    assert info.returncode == 0, info.stderr
+    assert "refuses the login as 'not_a_role'" in info.stdout and "server down" not in info.stdout
+    as_json = json.loads(c.ok("info", "--json"))
+    assert as_json["last_archived_wal"] is None
+    assert "refuses the login" in as_json["last_archived_unknown_because"]

@@ -13,6 +13,7 @@ import pytest
 from runtime.cli import main
 from runtime.errors import ConfigError
 from runtime.pitr.info import parse_info
+from runtime.pitr.login import refusal
 from runtime.pitr.pgbackrest import render_config
 from runtime.pitr.restore import recovery_outcome
 from runtime.settings import PitrSettings, load_settings
@@ -327,3 +328,72 @@ def test_the_full_backup_wins_and_a_differential_it_covers_is_skipped(
     clock.now = datetime(2026, 12, 1, 1, 0, 5, tzinfo=UTC)  # Tuesday 01:00: the diff is due
     assert (defaults.full.tick(), defaults.diff.tick()) == ("not_due", "ran")
     assert ran == ["full", "full", "full", "diff"]
+
+
+def test_a_recovery_that_ends_early_names_its_segments_with_their_timeline() -> None:
+    info = parse_info(json.dumps(INFO), "main")
+    seg = 16 << 20
+    early = recovery_outcome("LOG:  redo done at 0/5000060 system usage", None, info, seg)
+    assert "(WAL segment 000000010000000000000005)" in early.detail
+    assert "the next segment (000000010000000000000006) is missing" in early.detail
+    # recovery on timeline 2 (a restore after an earlier promotion): the segments are its own
+    log = (
+        'LOG:  restored log file "000000020000000000000004" from archive\n'
+        "LOG:  redo done at 0/4FFFFF8 system usage\n"
+    )
+    on_two = recovery_outcome(log, None, info, seg)
+    assert "(WAL segment 000000020000000000000004)" in on_two.detail
+    assert "(000000020000000000000005)" in on_two.detail
+    # the segment after the last of a log file is the next log's first
+    wrap = parse_info(json.dumps(INFO).replace("000000010000000000000009",
+                                               "000000010000000200000001"), "main")  # fmt: skip
+    edge = recovery_outcome("LOG:  redo done at 1/FF000060", None, wrap, seg)
+    assert "(WAL segment 0000000100000001000000FF)" in edge.detail
+    assert "(000000010000000200000000)" in edge.detail
+
+
+@pytest.mark.parametrize(
+    ("message", "reason"),
+    [
+        (
+            'connection failed: connection to server on socket "/s/.s.PGSQL.5432" failed: '
+            'FATAL:  role "backup" does not exist',
+            'role "backup" does not exist',
+        ),
+        (
+            'connection failed: connection to server on socket "/s/.s.PGSQL.5432" failed: '
+            'FATAL:  Peer authentication failed for user "app"',
+            'Peer authentication failed for user "app"',
+        ),
+        (
+            'connection failed: connection to server on socket "/s/.s.PGSQL.5432" failed: '
+            'FATAL:  no pg_hba.conf entry for host "[local]", user "x", database "postgres"',
+            'no pg_hba.conf entry for host "[local]", user "x", database "postgres"',
+        ),
+        (
+            'connection failed: connection to server on socket "/s/.s.PGSQL.5432" failed: '
+            "fe_sendauth: no password supplied",
+            'connection failed: connection to server on socket "/s/.s.PGSQL.5432" failed: '
+            "fe_sendauth: no password supplied",
+        ),
+    ],
+)
+def test_a_refused_login_is_told_apart(message: str, reason: str) -> None:
+    assert refusal(Exception(message)) == reason
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        'connection is bad: connection to server on socket "/s/.s.PGSQL.5432" failed: No such '
+        "file or directory\n\tIs the server running locally and accepting connections on that "
+        "socket?",
+        'connection failed: connection to server on socket "/s/.s.PGSQL.5432" failed: FATAL:  '
+        "the database system is starting up",
+        'connection failed: connection to server on socket "/s/.s.PGSQL.5432" failed: FATAL:  '
+        "the database system is not yet accepting connections\nDETAIL:  Consistent recovery "
+        "state has not been yet reached.",
+    ],
+)
+def test_a_server_that_is_not_up_yet_is_not_a_refused_login(message: str) -> None:
+    assert refusal(Exception(message)) is None

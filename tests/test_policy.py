@@ -176,3 +176,25 @@ def test_docs_list_every_rule_with_its_level() -> None:
     rows = re.findall(r"^\| `([a-z-]+)` \| (mandatory|advisory) \|", text, re.MULTILINE)
     assert dict(rows) == {rule.name: rule.enforcement for rule in rules.RULES}
     assert len(rows) == len(rules.RULES)
+
+
+def test_docs_give_each_rules_reason() -> None:
+    """docs/ci.md's "why" column is the rule's own reason (up to its safety note)."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "ci.md").read_text()
+    rows = re.findall(
+        r"^\| `([a-z-]+)` \| (?:mandatory|advisory) \| .*? \| (.*) \|$", text, re.MULTILINE
+    )
+    documented = {name: why.replace("`", "") for name, why in rows}
+    assert documented == {
+        rule.name: rule.why.removesuffix("; " + rules._BREAKS_SAFETY) for rule in rules.RULES
+    }
+
+
+def test_the_healthcheck_rule_promises_no_restarts() -> None:
+    """Docker restarts a container whose process exits, never one that is unhealthy: the
+    health check gates start order (wait) and nothing else on Docker."""
+    (rule,) = [r for r in rules.RULES if r.name == "container-healthcheck"]
+    assert "wait=True" in rule.why
+    assert "restarts depend" not in rule.why and "never unhealthy ones" in rule.why

@@ -14,13 +14,17 @@ import yaml
 
 from components.alertmanager import CONFIG_FILE
 from components.config import ConfigError, parse_config
+from components.monitoring.alerts import promtool_test_files
 from components.monitoring.slo import (
     POLICIES,
     RULES_FILE,
     SLOS,
     BurnPolicy,
     Slo,
+    availability_probe_interval_limit,
     cases,
+    max_probe_interval_seconds,
+    one_failed_probe_test,
     promtool_tests_yaml,
     rule_count,
     rules_yaml,
@@ -255,3 +259,54 @@ def test_pages_go_to_the_critical_receiver_and_tickets_to_the_default_one(
         assert result.returncode == 0, result.stderr
         expected = "critical" if alert["labels"]["severity"] == "critical" else "default"
         assert result.stdout.strip() == expected, alert["alert"]
+
+
+# -- one failed probe never pages -------------------------------------------------------------
+
+AVAILABILITY = next(s for s in SLOS if s.name == "availability")
+PAGES = [p for p in POLICIES if p.kind == "page"]
+
+
+def test_the_probe_interval_limit_is_where_one_failure_stops_paging() -> None:
+    """At the limit the fewest samples a long window holds (floor(long / I)) make one failure
+    no more than each page's threshold; one second longer, the fast page's is exceeded."""
+    limit = max_probe_interval_seconds(AVAILABILITY)
+    assert limit == availability_probe_interval_limit("99.9") == 51
+    for interval, pages in ((limit, False), (limit + 1, True)):
+        fewest = [seconds_long // interval for seconds_long in (3600, 21600)]
+        ratios = [Decimal(1) / n for n in fewest]
+        thresholds = [AVAILABILITY.threshold(p) for p in PAGES]
+        assert any(r > t for r, t in zip(ratios, thresholds, strict=True)) is pages, interval
+    assert max_probe_interval_seconds(next(s for s in SLOS if s.name == "backup")) is None
+
+
+@pytest.mark.parametrize("interval", [52, 60], ids=["limit+1", "60s"])
+def test_one_failed_probe_pages_beyond_the_limit(interval: int, tmp_path: Path) -> None:
+    """The promtool case the stack's tests run at the limit (51 s), run at a longer interval:
+    promtool reports the fast page firing on a single failed probe (so the case can fail)."""
+    case = one_failed_probe_test(AVAILABILITY, PAGES[0], interval)
+    files = write(
+        tmp_path, rules_yaml(), promtool_test_files("one", RULES_FILE, {f"{interval}s": [case]})
+    )
+    result = promtool("test", "rules", *files, cwd=tmp_path)
+    assert result.returncode != 0
+    assert str(case["name"]) in failed_tests(result.stdout + result.stderr)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "allowed"),
+    [
+        ({"scrapeIntervalSeconds": 52}, "at most 51 with sloAvailability '99.9'"),
+        ({"sloAvailability": "99.99"}, "at most 5 with sloAvailability '99.99'"),
+    ],
+)
+def test_a_scrape_interval_at_which_one_failed_probe_pages_is_refused(
+    overrides: dict[str, object], allowed: str
+) -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_config(overrides, stack="test")
+    lines = str(error.value).splitlines()
+    assert len(lines) == 2
+    assert lines[1].strip().startswith("data-platform:scrapeIntervalSeconds: got ")
+    assert allowed in lines[1] and "one failed probe" in lines[1]
+    assert parse_config({"scrapeIntervalSeconds": 51}, stack="test").scrape_interval_seconds == 51

@@ -36,7 +36,7 @@ SERVICES = CORE | EXPORTERS | LOGS_TRACES | {"runtime"}
 REPLICAS = {"dev": set(), "prod": {"postgres-replica-1"}}  # postgresReplicas: dev 0, prod 1
 # Scratch and distroless images have no shell to run a probe in; Prometheus's `up` watches
 # them instead.
-NO_SHELL = {"nginx-exporter", "loki", "tempo"}
+NO_SHELL = {"nginx-exporter", "tempo"}
 # the first volume of each stateful service (its own data)
 STATEFUL = {
     "runtime": "/backups",
@@ -453,6 +453,61 @@ def test_the_sidecar_runs_this_repositorys_runtime_with_the_app_config(run: Stac
         u["file"]: u["content"] for u in unwrap(run.containers()["prometheus"].inputs)["uploads"]
     }
     assert "runtime:9180" in prometheus["/etc/prometheus/prometheus.yml"]
+
+
+def _seconds(duration: str) -> int:
+    assert duration.endswith("s"), duration
+    return int(duration[:-1])
+
+
+@pytest.mark.parametrize("overrides", [{}, {"healthCheckTimeout": "45"}], ids=["default", "45"])
+def test_dockers_probe_of_the_sidecar_waits_as_long_as_the_sidecars_own_probes(
+    overrides: dict[str, str],
+) -> None:
+    """/healthz probes PostgreSQL then Redis, each for up to the health-check timeout; Docker
+    must wait that long, or a slow but healthy sidecar is marked unhealthy."""
+    run = run_stack("dev", overrides) if overrides else stack_run("dev")
+    timeout = run.outputs["app_config"]["monitoring"]["health_check_timeout_seconds"]
+    health = unwrap(run.containers()["runtime"].inputs)["healthcheck"]
+    (client,) = re.findall(r"timeout=(\d+)\)", health["tests"][-1])
+    assert 2 * timeout <= int(client) < _seconds(health["timeout"])
+
+
+def test_the_sidecars_probe_accepts_a_slow_healthz(tmp_path: Path) -> None:
+    """The probe command itself, against a /healthz that answers after 4 s (longer than the
+    3 s it once allowed, far shorter than two 60 s probes): healthy."""
+    import http.server
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from components.runtime_sidecar import PORT, healthz_probe
+
+    class Slow(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            time.sleep(4)
+            self.send_response(200 if self.path == "/healthz" else 404)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    probe = healthz_probe(60)
+    command = [
+        sys.executable,  # the image's `python`
+        *probe.command[1:-1],
+        probe.command[-1].replace(f":{PORT}/", f":{server.server_port}/"),
+    ]
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=probe.timeout_seconds
+        )
+    finally:
+        server.shutdown()
+    assert done.returncode == 0, done.stderr
 
 
 def test_the_sidecar_image_tag_follows_its_inputs(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from components.config.settings import PROJECT, snake
 from components.config.validators import size_in_bytes
+from components.monitoring.slo import availability_probe_interval_limit
 
 
 def cross_field_problems(v: Mapping[str, Any]) -> list[str]:
@@ -47,6 +48,13 @@ def cross_field_problems(v: Mapping[str, Any]) -> list[str]:
                 "pitrS3Bucket NAME; pulumi config set pitrS3Region REGION; pulumi config set "
                 "--secret pitrS3AccessKey ...; pulumi config set --secret pitrS3SecretKey ...)"
             )
+    most = availability_probe_interval_limit(v["slo_availability"])
+    if v["scrape_interval_seconds"] > most:
+        problems.append(
+            f"{PROJECT}:scrapeIntervalSeconds: got {v['scrape_interval_seconds']}; allowed: at "
+            f"most {most} with sloAvailability {v['slo_availability']!r}, or one failed probe "
+            "of the public endpoint pages (docs/slo.md)"
+        )
     if v["nginx_http_port"] == v["nginx_https_port"]:
         problems.append(
             f"{PROJECT}:nginxHttpsPort: got {v['nginx_https_port']}; allowed: a port "

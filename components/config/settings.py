@@ -389,7 +389,8 @@ SETTINGS: tuple[Setting, ...] = (
         "scrapeIntervalSeconds",
         "integer",
         15,
-        "Prometheus scrape and rule evaluation interval.",
+        "Prometheus scrape and rule evaluation interval (at most 51 with sloAvailability 99.9: "
+        "docs/slo.md).",
         _between(1, 300),
     ),
     Setting(

@@ -15,6 +15,7 @@ import pulumi
 from components import stack
 from components.config import StackConfig
 from components.docker.platform import DockerPlatform
+from components.passwords import generated_key
 from components.spec import RuntimePolicy
 
 
@@ -82,6 +83,7 @@ class DataPlatform(pulumi.ComponentResource):
             self.endpoints,
             pitr=stack.pitr_section(c, postgres.cipher_pass),
             otlp_endpoint=logs.alloy.otlp_endpoint if logs else "",
+            backup_key=generated_key(f"{name}-backup-encryption-key", self),
         )
         stack.runtime_sidecar(
             name,

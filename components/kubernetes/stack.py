@@ -21,6 +21,7 @@ from components.kubernetes import operators as ops
 from components.kubernetes.objects import ClusterSettings
 from components.kubernetes.operated import CloudNativePostgres, KubePrometheusStack, custom
 from components.kubernetes.platform import ImageRegistry, KubernetesPlatform
+from components.passwords import generated_key
 from components.monitoring.alerts import CNPG_JOB
 from components.render.nginx_conf import STUB_STATUS_PORT
 from components.spec import ScrapeTarget
@@ -153,7 +154,14 @@ class KubernetesDataPlatform(pulumi.ComponentResource):
         )
         # The Docker stack's shape; no `pitr` section: CloudNativePG archives WAL and takes the
         # physical backups, so the runtime sidecar only keeps its logical ones here.
-        self.app_config = stack.app_config(c, postgres, postgres.replicas, redis, self.endpoints)
+        self.app_config = stack.app_config(
+            c,
+            postgres,
+            postgres.replicas,
+            redis,
+            self.endpoints,
+            backup_key=generated_key(f"{name}-backup-encryption-key", self),
+        )
         stack.runtime_sidecar(name, c, self.app_config, [postgres, redis], platform, child)
         self.postgres_host = postgres.host
         self.redis_host = redis.host

@@ -799,8 +799,9 @@ ALERTS: tuple[Alert, ...] = (
         summary="Loki, Tempo or Alloy has been unreachable for 2 minutes: logs or traces are not "
         "being kept.",
         action=(
-            "Check the container named by the job label (`docker ps -a`, `docker logs`); Loki "
-            "and Tempo have no Docker health check (distroless), so this alert is their probe. "
+            "Check the container named by the job label (`docker ps -a`, `docker logs`); Tempo "
+            "has no Docker health check (distroless) and Loki's only gates start-up, so this "
+            "alert is their probe once running. "
             "Alloy keeps its read positions, so it resumes where it stopped."
         ),
         fires=Case(series={_s("up", LOKI): "0x10"}, eval_time="5m", labels=LOKI),

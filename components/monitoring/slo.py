@@ -256,6 +256,32 @@ def rules_yaml(
     return header + yaml.safe_dump(doc, sort_keys=False, width=120)
 
 
+def max_probe_interval_seconds(slo: Slo) -> int | None:
+    """The longest probe (scrape) interval at which one failed probe cannot page.
+
+    A window of `long` seconds holds floor(long / interval) samples, or one more, depending on
+    how rule evaluation falls between scrapes; one failure among n samples is an error ratio
+    of 1 / n, which must not exceed any page's threshold. None: the SLI does not count probes,
+    or the objective never pages.
+    """
+    if slo.test_series != "probe":
+        return None
+    limits = [
+        seconds(p.long) // math.ceil(1 / slo.threshold(p))
+        for p in slo.policies()
+        if p.kind == "page"
+    ]
+    return min(limits, default=None)
+
+
+def availability_probe_interval_limit(availability: str) -> int:
+    """max_probe_interval_seconds of the availability SLO at this objective (sloAvailability)."""
+    (slo,) = [s for s in slos(availability=availability) if s.name == "availability"]
+    limit = max_probe_interval_seconds(slo)
+    assert limit is not None  # the availability SLO counts probes and pages
+    return limit
+
+
 def rule_count(objectives: Sequence[Slo] = SLOS) -> int:
     return sum(len(recording_rules(s)) + len(s.policies()) for s in objectives)
 
@@ -389,6 +415,65 @@ def _test(case: PromtoolCase, runbook_url: str) -> dict[str, object]:
     return test
 
 
+def one_failed_probe_test(
+    slo: Slo, policy: BurnPolicy, interval_seconds: int, runbook_url: str = RUNBOOK_URL
+) -> dict[str, object]:
+    """A healthy endpoint whose probe fails once, scraped every `interval_seconds`: the page
+    must stay quiet. The sample at the long window's oldest edge is missing, so the window
+    holds the fewest samples any alignment of evaluation and scrapes gives (floor(long / I))."""
+    long = seconds(policy.long)
+    fewest = long // interval_seconds
+    failed = fewest + 5  # the failed sample's index; every sample before it succeeded
+    oldest = failed - fewest  # the oldest sample a window ending at `failed` holds
+    edge = failed - fewest if long % interval_seconds else None  # absent: one sample fewer
+    values = []
+    for index in range(failed):
+        values.append("_" if index == edge else "1")
+    values += ["0"] + ["1"] * (seconds(policy.short) // interval_seconds + 2)
+    probe = 'probe_success{job="blackbox",instance="https://nginx/"}'
+    at = failed * interval_seconds
+    name = slo.alert_name(policy)
+    assert oldest >= 1
+    return {
+        "interval": f"{interval_seconds}s",
+        "name": f"{name} quiet after one failed probe at {interval_seconds}s",
+        "input_series": [{"series": probe, "values": " ".join(values)}],
+        "promql_expr_test": [
+            {
+                "expr": f"count_over_time(probe_success[{policy.long}])",
+                "eval_time": f"{at}s",
+                "exp_samples": [
+                    {
+                        "labels": '{instance="https://nginx/",job="blackbox"}',
+                        "value": fewest,
+                    }
+                ],
+            }
+        ],
+        "alert_rule_test": [
+            {"eval_time": f"{t}s", "alertname": name, "exp_alerts": []}
+            for t in (at, at + interval_seconds)
+        ],
+    }
+
+
+def one_failed_probe_tests(
+    objectives: Sequence[Slo] = SLOS, runbook_url: str = RUNBOOK_URL
+) -> dict[str, list[dict[str, object]]]:
+    """For each probe SLO, one failed probe at the longest interval it allows, per page."""
+    tests: dict[str, list[dict[str, object]]] = {}
+    for slo in objectives:
+        limit = max_probe_interval_seconds(slo)
+        if limit is None:
+            continue
+        for policy in slo.policies():
+            if policy.kind == "page":
+                tests.setdefault(f"{limit}s", []).append(
+                    one_failed_probe_test(slo, policy, limit, runbook_url)
+                )
+    return tests
+
+
 def promtool_tests_yaml(
     rules_path: str, objectives: Sequence[Slo] = SLOS, runbook_url: str = RUNBOOK_URL
 ) -> dict[str, str]:
@@ -396,6 +481,8 @@ def promtool_tests_yaml(
     tests: dict[str, list[dict[str, object]]] = {}
     for case in cases(objectives):
         tests.setdefault(_interval(case.policy), []).append(_test(case, runbook_url))
+    for interval, group in one_failed_probe_tests(objectives, runbook_url).items():
+        tests.setdefault(interval, []).extend(group)
     return promtool_test_files("slo-tests", rules_path, tests)
 
 

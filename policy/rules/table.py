@@ -58,7 +58,9 @@ RULES: tuple[Rule, ...] = (
         name="container-healthcheck",
         description="Every container has a healthcheck.",
         enforcement="mandatory",
-        why="start order (wait=True) and restarts depend on it; " + _BREAKS_SAFETY,
+        why="start order depends on it (wait=True: dependents wait, pulumi up fails on a "
+        "container that never turns healthy); Docker restarts exited containers, never "
+        "unhealthy ones; " + _BREAKS_SAFETY,
         types=frozenset({CONTAINER}),
         check=check_healthcheck,
     ),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ import psycopg
 
 from runtime.exits import EXIT_DEGRADED, EXIT_FAILED, EXIT_OK, EXIT_USAGE, error
 from runtime.pitr.backups import repo_info, take_backup
+from runtime.pitr.login import LoginRefused, connect
 from runtime.pitr.metrics import PitrState
 from runtime.pitr.pgbackrest import BackupType, Pgbackrest, PitrError, prepare_config
 from runtime.pitr.restore import (
@@ -40,12 +41,15 @@ def _json(payload: Any) -> str:
 
 
 def run_check(settings: PitrSettings) -> int:
-    """Write the configuration, create the stanza if it is new, and prove that a WAL segment
-    goes from the server into the repository (`pgbackrest check`)."""
+    """Write the configuration, create the stanza if the repository has none, and prove that a
+    WAL segment goes from the server into the repository (`pgbackrest check`)."""
     try:
         prepare_config(settings)
         tool = Pgbackrest(settings)
-        tool.check("stanza-create")  # idempotent: a no-op on an existing, matching stanza
+        if repo_info(settings, tool).stanza_missing:
+            # stanza-create takes every pgBackRest lock ([050] while archive-push runs): only
+            # when there is no stanza yet. `info` and `check` take none.
+            tool.check("stanza-create")
         tool.check("check")
     except PitrError as exc:
         error(str(exc))
@@ -78,22 +82,26 @@ def verify_findings(tool: Pgbackrest) -> list[str]:
     return found[:10]
 
 
-def _last_archived(settings: PitrSettings) -> tuple[str | None, datetime | None]:
-    """The running server's last archived segment and its time (None if it is down)."""
+@dataclass(frozen=True)
+class LastArchived:
+    """The running server's last archived segment and its time, or why they are unknown."""
+
+    wal: str | None
+    time: datetime | None
+    unknown_because: str | None = None
+
+
+def _last_archived(settings: PitrSettings) -> LastArchived:
     try:
-        with psycopg.connect(
-            host=str(settings.pg_socket),
-            port=settings.pg_port,
-            user=settings.pg_user,
-            dbname="postgres",
-            connect_timeout=3,
-        ) as conn:
+        with connect(settings, settings.pg_port, connect_timeout=3) as conn:
             row = conn.execute(
                 "SELECT last_archived_wal, last_archived_time FROM pg_stat_archiver"
             ).fetchone()
+    except LoginRefused as exc:
+        return LastArchived(None, None, str(exc))
     except psycopg.Error:
-        return None, None
-    return (row[0], row[1]) if row else (None, None)
+        return LastArchived(None, None, "server down")
+    return LastArchived(row[0], row[1]) if row else LastArchived(None, None, "nothing archived")
 
 
 def run_info(settings: PitrSettings, as_json: bool = False) -> int:
@@ -104,13 +112,14 @@ def run_info(settings: PitrSettings, as_json: bool = False) -> int:
     except PitrError as exc:
         error(str(exc))
         return EXIT_FAILED
-    wal, wal_time = _last_archived(settings)
+    last = _last_archived(settings)
     if as_json:
         payload = {
             **asdict(info),
             "earliest_restorable": info.earliest_restorable,
-            "last_archived_wal": wal,
-            "last_archived_time": wal_time,
+            "last_archived_wal": last.wal,
+            "last_archived_time": last.time,
+            "last_archived_unknown_because": last.unknown_because,
         }
         print(_json(payload))
         return EXIT_OK
@@ -124,7 +133,11 @@ def run_info(settings: PitrSettings, as_json: bool = False) -> int:
     if info.earliest_restorable is None:
         print("restore window: none (no backup yet: run `pitr backup --type full`)")
         return EXIT_OK
-    latest = f"{wal_time:%Y-%m-%d %H:%M:%S%z}" if wal_time else "server down: time unknown"
+    latest = (
+        f"{last.time:%Y-%m-%d %H:%M:%S%z}"
+        if last.time
+        else f"time unknown: {last.unknown_because or 'nothing archived'}"
+    )
     print(
         f"restore window: {info.earliest_restorable:%Y-%m-%d %H:%M:%S}Z .. end of WAL "
         f"{info.wal_max} ({latest})"

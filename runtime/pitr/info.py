@@ -41,6 +41,12 @@ class RepoInfo:
     wal_max: str | None
 
     @property
+    def stanza_missing(self) -> bool:
+        """pgBackRest's status codes 1 (missing stanza path) and 3 (missing stanza data):
+        `stanza-create` is needed (src/command/info/info.c)."""
+        return self.status.split(" ", 1)[0] in ("1", "3")
+
+    @property
     def earliest_restorable(self) -> datetime | None:
         good = [b for b in self.backups if not b.error]
         return good[0].stopped_at if good else None

@@ -22,6 +22,7 @@ import psycopg
 
 from runtime.errors import ConfigError
 from runtime.pitr.info import RepoInfo
+from runtime.pitr.login import connect
 from runtime.pitr.pgbackrest import PitrError, chown_to, run_as_user
 from runtime.settings import PitrSettings
 
@@ -139,8 +140,26 @@ def _wal_position(name: str, segment_size: int) -> tuple[int, int]:
     return int(name[8:16], 16), int(name[16:24], 16) % per_log
 
 
+def _wal_name(timeline: int, position: tuple[int, int]) -> str:
+    """The WAL file name of `position` on `timeline` (timeline, log, segment: 8 hex digits each)."""
+    return f"{timeline:08X}{position[0]:08X}{position[1]:08X}"
+
+
+def _next_position(position: tuple[int, int], segment_size: int) -> tuple[int, int]:
+    log, seg = position
+    return (log + 1, 0) if seg + 1 == 0x100000000 // segment_size else (log, seg + 1)
+
+
 _STOP = re.compile(r"recovery stopping (before|after) .*")
 _REDO_DONE = re.compile(r"redo done at ([0-9A-F]+/[0-9A-F]+)")
+_RESTORED = re.compile(r'restored log file "([0-9A-F]{24})" from archive')
+
+
+def _replay_timeline(log_text: str, archived_max: str) -> int:
+    """The timeline recovery replayed last: that of the last segment it restored from the
+    archive, else (nothing restored yet) that of the archive's newest segment."""
+    restored = _RESTORED.findall(log_text)
+    return int((restored[-1] if restored else archived_max)[:8], 16)
 
 
 def recovery_outcome(
@@ -165,11 +184,13 @@ def recovery_outcome(
     reached = _segment(redo_lsn, segment_size)
     archived = _wal_position(info.wal_max, segment_size)
     if reached < archived:
+        timeline = _replay_timeline(log_text, info.wal_max)
+        missing = _wal_name(timeline, _next_position(reached, segment_size))
         return RecoveryOutcome(
             False,
-            f"recovery stopped at {redo_lsn} (WAL segment {reached[0]:08X}{reached[1]:08X}) but "
-            f"the archive holds WAL up to {info.wal_max}: the next segment is missing or "
-            "unreadable; restored to the last consistent point before it",
+            f"recovery stopped at {redo_lsn} (WAL segment {_wal_name(timeline, reached)}) but "
+            f"the archive holds WAL up to {info.wal_max}: the next segment ({missing}) is "
+            "missing or unreadable; restored to the last consistent point before it",
             None,
             redo_lsn,
         )
@@ -231,27 +252,19 @@ def start_and_wait(
                 + ("" if started.returncode == 0 else f" ({started.stderr.strip()})")
             )
         try:
-            with psycopg.connect(
-                host=str(settings.pg_socket),
-                port=port,
-                user=settings.pg_user,
-                dbname="postgres",
-                connect_timeout=5,
-            ) as conn:
+            with connect(settings, port) as conn:
                 row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
                 if row is not None and row[0] is False:
                     return port
         except psycopg.OperationalError:
-            pass
+            pass  # not accepting connections yet; a refused login (LoginRefused) goes up at once
         if time.monotonic() > deadline:
             raise PitrError(f"the restored server was still in recovery after {timeout:g} s")
         time.sleep(0.1)
 
 
 def segment_size(settings: PitrSettings, port: int) -> int:
-    with psycopg.connect(
-        host=str(settings.pg_socket), port=port, user=settings.pg_user, dbname="postgres"
-    ) as conn:
+    with connect(settings, port) as conn:
         row = conn.execute(
             "SELECT setting::bigint * 1 FROM pg_settings WHERE name = 'wal_segment_size'"
         ).fetchone()
