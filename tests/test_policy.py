@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 import rules
+import rules.table
 from tests.policy_cases import BREAKAGES, Mutation, breakage_params
 from tests.stack_harness import (
     IMAGE_KEYS,
@@ -188,7 +189,7 @@ def test_docs_give_each_rules_reason() -> None:
     )
     documented = {name: why.replace("`", "") for name, why in rows}
     assert documented == {
-        rule.name: rule.why.removesuffix("; " + rules._BREAKS_SAFETY) for rule in rules.RULES
+        rule.name: rule.why.removesuffix("; " + rules.table.BREAKS_SAFETY) for rule in rules.RULES
     }
 
 

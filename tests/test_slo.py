@@ -14,7 +14,7 @@ import yaml
 
 from components.alertmanager import CONFIG_FILE
 from components.config import ConfigError, parse_config
-from components.monitoring.alerts import promtool_test_files
+from components.monitoring.promtool import promtool_test_files
 from components.monitoring.slo import (
     POLICIES,
     RULES_FILE,

@@ -21,8 +21,8 @@ from components.kubernetes import operators as ops
 from components.kubernetes.objects import ClusterSettings
 from components.kubernetes.operated import CloudNativePostgres, KubePrometheusStack, custom
 from components.kubernetes.platform import ImageRegistry, KubernetesPlatform
-from components.passwords import generated_key
 from components.monitoring.alerts import CNPG_JOB
+from components.passwords import generated_key
 from components.render.nginx_conf import STUB_STATUS_PORT
 from components.spec import ScrapeTarget
 from components.tls import TlsCertificate

@@ -29,7 +29,7 @@ from rules.kubernetes import (
     check_service_exposure,
 )
 
-_BREAKS_SAFETY = "a violation is unsafe in every stack and the fix is always in our hands"
+BREAKS_SAFETY = "a violation is unsafe in every stack and the fix is always in our hands"
 
 RULES: tuple[Rule, ...] = (
     Rule(
@@ -60,7 +60,7 @@ RULES: tuple[Rule, ...] = (
         enforcement="mandatory",
         why="start order depends on it (wait=True: dependents wait, pulumi up fails on a "
         "container that never turns healthy); Docker restarts exited containers, never "
-        "unhealthy ones; " + _BREAKS_SAFETY,
+        "unhealthy ones; " + BREAKS_SAFETY,
         types=frozenset({CONTAINER}),
         check=check_healthcheck,
     ),
@@ -68,7 +68,7 @@ RULES: tuple[Rule, ...] = (
         name="container-restart-policy",
         description="Every container has a restart policy.",
         enforcement="mandatory",
-        why="without one a crashed service stays down; " + _BREAKS_SAFETY,
+        why="without one a crashed service stays down; " + BREAKS_SAFETY,
         types=frozenset({CONTAINER}),
         check=check_restart,
     ),
@@ -137,7 +137,7 @@ RULES: tuple[Rule, ...] = (
         name="pod-probes",
         description="Every Kubernetes container has a readiness and a liveness probe.",
         enforcement="mandatory",
-        why="rollouts and Services wait on readiness, restarts on liveness; " + _BREAKS_SAFETY,
+        why="rollouts and Services wait on readiness, restarts on liveness; " + BREAKS_SAFETY,
         types=WORKLOADS,
         check=check_pod_probes,
     ),
