@@ -258,9 +258,5 @@ def test_no_import_circles_in_the_runtime() -> None:
     assert package_cycles("runtime") == []
 
 
-# components/monitoring/alerts.py <-> slo.py is being broken on another branch (a shared
-# promtool/runbook toolkit). Strict: once that branch is merged this test passes, the xfail
-# turns into a failure, and the marker is to be removed.
-@pytest.mark.xfail(reason="alerts.py <-> slo.py: fixed on the neutral-stack branch", strict=True)
 def test_no_import_circles_in_components() -> None:
     assert package_cycles("components") == []
