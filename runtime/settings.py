@@ -25,7 +25,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from runtime.errors import ConfigError
 from runtime.settings_rules import (
@@ -1088,7 +1088,8 @@ def _redis(src: _Source, address: Address) -> RedisSettings:
         raise ConfigError(name, url, "a redis:// or rediss:// URL", secret=True) from None
     if parts.scheme not in ("redis", "rediss", "unix") or not (parts.hostname or parts.path):
         raise ConfigError(name, url, "a redis://, rediss:// or unix:// URL", secret=True)
-    password = parts.password or src.get("redis.password")[1]
+    # redis-py sends the URL's password %-decoded: keep it that way, so redaction finds it
+    password = unquote(parts.password) if parts.password else src.get("redis.password")[1]
     return read_section(
         RedisSettings,
         src,

@@ -15,7 +15,7 @@ import pytest
 from runtime.cache import RedisManager
 from runtime.database import DatabaseManager
 from runtime.errors import ConfigError
-from runtime.settings import Secret, load_settings, mask_url
+from runtime.settings import Secret, load_settings, mask_url, secrets_of
 from tests.servers import PostgresServer, RedisServer
 
 DB_PASSWORD = "db-Sup3r-s3cret"
@@ -90,6 +90,16 @@ def test_reads_exactly_what_pulumi_stack_output_prints(tmp_path: Path) -> None:
     assert settings.need_redis().eviction_policy == "allkeys-lru"
     assert settings.cache.default_ttl_seconds == 300
     assert settings.backup.schedule == "0 2 * * *"
+
+
+def test_a_redis_password_with_url_escapes_is_read_as_redis_py_sends_it() -> None:
+    """redis-py %-decodes the URL's password before AUTH; the settings (and so redaction)
+    must hold the same text, or a password with ':' or '%' is never masked."""
+    doc = config()
+    doc["redis"]["url"] = "redis://:p%3Ass%25word@redis:6379/0"
+    settings = load_settings(doc, env={})
+    assert settings.need_redis().password == Secret("p:ss%word")
+    assert "p:ss%word" in secrets_of(settings)
 
 
 def test_local_addresses_for_the_dev_stack() -> None:
