@@ -32,3 +32,15 @@ def test_a_build_installs_from_the_mirror_only(
     sources = engine.docker("run", "--rm", "harness-probe:1", "cat", "/etc/apt/sources.list").stdout
     assert sources.strip() == f"deb [trusted=yes] {MIRROR_URL} ./"
     assert mirror == MIRROR_URL
+
+
+def test_the_stand_in_keeps_dpkg_from_installing_what_the_slim_image_leaves_out(
+    engine: Engine, base_image: str
+) -> None:
+    """The upstream slim image's dpkg excludes: a Dockerfile that needs locale files (ours) must
+    lift them, and on the stand-in it fails the same way if it does not."""
+    config = engine.docker(
+        "run", "--rm", "debian:bookworm-slim", "cat", "/etc/dpkg/dpkg.cfg.d/docker"
+    ).stdout
+    assert "path-exclude /usr/share/locale/*" in config.splitlines()
+    assert "path-exclude /usr/share/man/*" in config.splitlines()
