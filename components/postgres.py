@@ -58,7 +58,7 @@ DATA_VOLUME = "data"
 SOCKET_VOLUME = "socket"
 REPO_VOLUME = "pitr-repo"
 # Capabilities the entrypoint needs: as root it chowns PGDATA and the socket directory,
-# then drops to the postgres user with gosu.
+# then drops to the postgres user with setpriv.
 CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID")
 
 

@@ -15,6 +15,7 @@ from components.config.stack_config import (
     parse_config,
 )
 from components.config.validators import (
+    DEFAULT_BASE_IMAGE,
     LOG_LEVELS,
     PITR_REPO_TYPES,
     PLATFORMS,
@@ -26,6 +27,7 @@ from components.config.validators import (
 )
 
 __all__ = [
+    "DEFAULT_BASE_IMAGE",
     "LOG_LEVELS",
     "PITR_REPO_TYPES",
     "PLATFORMS",

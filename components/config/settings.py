@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from components.config.validators import (
+    DEFAULT_BASE_IMAGE,
     LOG_LEVELS,
     PITR_REPO_TYPES,
     PLATFORMS,
@@ -485,9 +486,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "postgresImage",
         "string",
-        "postgres:15.13-bookworm",
-        "PostgreSQL base image; the stack builds images/postgres/Dockerfile on it (adds "
-        "pgBackRest 2.45 from Debian bookworm).",
+        DEFAULT_BASE_IMAGE,
+        "Base of the PostgreSQL image: a Debian bookworm slim image; the stack builds "
+        "images/postgres/Dockerfile on it (Debian's postgresql-15, pgBackRest 2.45, our entry "
+        "point).",
         _postgres_base,
     ),
     Setting("redisImage", "string", "redis:7.4.2-alpine", "Redis image.", _pinned_image),

@@ -19,7 +19,7 @@ NETWORK = "docker:index/network:Network"
 # reviewed change to the policy, not something a stack change can do on its own.
 ALLOWED_CAPABILITIES: Mapping[str, frozenset[str]] = {
     "postgres": frozenset({"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"}),
-    # replicas run the same image and entrypoint (chown PGDATA, then gosu to postgres)
+    # replicas run the same image and entrypoint (chown PGDATA, then setpriv to postgres)
     "postgres-replica": frozenset({"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"}),
     "redis": frozenset({"CHOWN", "DAC_OVERRIDE", "SETGID", "SETUID"}),
     "nginx": frozenset({"CHOWN", "NET_BIND_SERVICE", "SETGID", "SETUID"}),
