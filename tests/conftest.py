@@ -48,6 +48,7 @@ SERVER_STARTERS = frozenset(
         "PostgresExporter",
         "ArchivingCluster",
         "ThreadedMotoServer",
+        "start_engine",  # the engine tier: a dockerd of its own (tests/engine/)
     }
 )
 
