@@ -373,6 +373,13 @@ class Applier:
                 inputs = unwrap(self.plan.containers[service].inputs)
                 self.wait_healthy(service, float(inputs.get("waitTimeout", 60)))
 
+    def stop_all(self) -> None:
+        """Stop every container in reverse dependency order with its record's grace period
+        (what a host's shutdown through the stack's order does), keeping them."""
+        for service in reversed(self.plan.order()):
+            inputs = unwrap(self.plan.containers[service].inputs)
+            self.api.stop(self.container(service), timeout=int(inputs.get("stopTimeout", 10)))
+
     # -- remove --------------------------------------------------------------------------
 
     def remove(self, service: str, grace: int | None = None) -> None:
