@@ -198,19 +198,23 @@ def _optional_url(v: str) -> str | None:
     return None if v == "" or _url(v) is None else "an http(s):// URL, or empty"
 
 
-_POSTGRES_BASE = re.compile(
-    r"^([a-z0-9][a-z0-9._-]*(:[0-9]+)?/)*postgres:15\.[0-9]+-bookworm(@sha256:[a-f0-9]{64})?$"
+# The images we build (images/postgres, runtime/) start from Debian bookworm's slim image and
+# install Debian's own PostgreSQL 15, pgBackRest 2.45 and Python: a dated tag (or a digest).
+DEFAULT_BASE_IMAGE = "debian:bookworm-20250520-slim"
+_DEBIAN_BASE = re.compile(
+    r"^([a-z0-9][a-z0-9._-]*(:[0-9]+)?/)*debian:bookworm-[0-9]{8}-slim(@sha256:[a-f0-9]{64})?$"
 )
 
 
 def _postgres_base(v: str) -> str | None:
-    ok = _POSTGRES_BASE.match(v) is not None
+    ok = _DEBIAN_BASE.match(v) is not None
     return (
         None
         if ok
         else (
-            "a pinned PostgreSQL 15 Debian bookworm image like 'postgres:15.13-bookworm' "
-            "(the stack installs Debian bookworm's pgBackRest 2.45 on it)"
+            f"a dated Debian bookworm slim image like '{DEFAULT_BASE_IMAGE}' (optionally "
+            "with @sha256:...; the image installs Debian bookworm's postgresql-15 and "
+            "pgBackRest 2.45 on it)"
         )
     )
 
@@ -666,9 +670,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "postgresImage",
         "string",
-        "postgres:15.13-bookworm",
-        "PostgreSQL base image; the stack builds images/postgres/Dockerfile on it (adds "
-        "pgBackRest 2.45 from Debian bookworm).",
+        DEFAULT_BASE_IMAGE,
+        "Base of the PostgreSQL image: a Debian bookworm slim image; the stack builds "
+        "images/postgres/Dockerfile on it (Debian's postgresql-15, pgBackRest 2.45, our entry "
+        "point).",
         _postgres_base,
     ),
     Setting("redisImage", "string", "redis:7.4.2-alpine", "Redis image.", _pinned_image),

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from components.config import SETTINGS_BY_KEY
+from components.config import DEFAULT_BASE_IMAGE, SETTINGS_BY_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -80,6 +80,12 @@ def test_the_postgres_image_builds_on_the_configured_default_base() -> None:
     text = (ROOT / "images/postgres/Dockerfile").read_text()
     match = re.search(r"^ARG POSTGRES_IMAGE=(\S+)$", text, flags=re.M)
     assert match and match.group(1) == SETTINGS_BY_KEY["postgresImage"].default
+
+
+def test_the_runtime_image_builds_on_the_same_base() -> None:
+    """One Debian bookworm base for both images we build (the engine tier stands it in)."""
+    text = (ROOT / "runtime/Dockerfile").read_text()
+    assert re.findall(r"^FROM (\S+)$", text, flags=re.M) == [DEFAULT_BASE_IMAGE]
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: str(p.relative_to(ROOT)))

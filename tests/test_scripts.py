@@ -1,5 +1,6 @@
-"""scripts/deploy drives the Pulumi CLI as the README says (a recording stand-in CLI here,
-since no Pulumi CLI or Docker engine can run on the build machines)."""
+"""scripts/deploy drives the Pulumi CLI as the README says (recording stand-ins for `pulumi`
+and `docker` here: no Pulumi CLI runs on the build machines, and a deploy must not reach a real
+engine)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,19 @@ def fake_tools(tmp_path: Path, logged_in: bool) -> Path:
     for tool in bin_dir.iterdir():
         tool.chmod(tool.stat().st_mode | stat.S_IEXEC)
     return bin_dir
+
+
+def system_path(tmp_path: Path, without: tuple[str, ...] = ("docker", "pulumi")) -> str:
+    """/usr/bin and /bin as one directory of links, minus `without`: on a machine that has its
+    own Docker (or Pulumi CLI) there, a test that takes the stand-in away must still see it
+    missing."""
+    links = tmp_path / "system-bin"
+    links.mkdir()
+    for directory in (Path("/usr/bin"), Path("/bin")):
+        for tool in directory.iterdir():
+            if tool.name not in without and not (links / tool.name).exists():
+                (links / tool.name).symlink_to(tool)
+    return str(links)
 
 
 def deploy(tmp_path: Path, *args: str, path: str) -> subprocess.CompletedProcess[str]:
@@ -76,7 +90,7 @@ def test_deploy_of_the_k8s_stack_needs_a_kubeconfig_and_docker_to_build_the_runt
     tmp_path: Path,
 ) -> None:
     bin_dir = fake_tools(tmp_path, logged_in=True)
-    path = f"{bin_dir}:/usr/bin:/bin"
+    path = f"{bin_dir}:{system_path(tmp_path)}"
     result = deploy(tmp_path, "k8s", "--yes", path=path)
     assert result.returncode == 3
     assert "runs on Kubernetes but there is no kubeconfig" in result.stderr
@@ -92,6 +106,6 @@ def test_deploy_of_the_k8s_stack_needs_a_kubeconfig_and_docker_to_build_the_runt
 
 
 def test_deploy_says_what_is_missing(tmp_path: Path) -> None:
-    result = deploy(tmp_path, "dev", path="/usr/bin:/bin")
+    result = deploy(tmp_path, "dev", path=system_path(tmp_path))
     assert result.returncode == 3
     assert "'pulumi' not found on PATH" in result.stderr

@@ -505,8 +505,8 @@ def test_the_postgres_image_is_built_here_on_the_configured_base(run: StackRun) 
     ]
     build = unwrap(image.inputs)["build"]
     assert build["dockerfile"] == "images/postgres/Dockerfile" and build["context"] == "."
-    assert build["args"] == {"POSTGRES_IMAGE": "postgres:15.13-bookworm"}
-    other = run_stack("dev", {"postgresImage": "postgres:15.14-bookworm"})
+    assert build["args"] == {"POSTGRES_IMAGE": "debian:bookworm-20250520-slim"}
+    other = run_stack("dev", {"postgresImage": "debian:bookworm-20250610-slim"})
     (rebuilt,) = [
         r for r in other.of_type("docker:index/image:Image") if r.name.endswith("postgres-image")
     ]
@@ -636,9 +636,9 @@ def test_app_config_has_the_read_only_endpoints_and_the_pitr_settings(run: Stack
         ("pitrRepoType", "gcs", "one of posix, s3"),
         ("pitrS3Bucket", "My_Bucket", "an S3 bucket name"),
         ("replicationLagAlertBytes", "0", "an integer >= 1"),
-        ("postgresImage", "postgres:15.13-alpine", "Debian bookworm image"),
-        ("postgresImage", "postgres:latest", "Debian bookworm image"),
-        ("postgresImage", "postgres:16.4-bookworm", "PostgreSQL 15"),
+        ("postgresImage", "postgres:15.13-bookworm", "Debian bookworm slim image"),
+        ("postgresImage", "debian:bookworm-slim", "a dated Debian bookworm slim image"),
+        ("postgresImage", "debian:trixie-20250520-slim", "Debian bookworm slim image"),
     ],
 )
 def test_bad_data_tier_settings_fail_with_key_value_and_rule(

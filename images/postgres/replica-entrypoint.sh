@@ -16,7 +16,8 @@ if [ "$(id -u)" = 0 ]; then
   mkdir -p "$PGDATA" /var/run/postgresql
   chown postgres:postgres "$PGDATA" /var/run/postgresql
   chmod 0700 "$PGDATA"
-  exec gosu postgres "$0" "$slot" "$primary" "$port" "$passfile" "$@"
+  exec setpriv --reuid=postgres --regid=postgres --init-groups \
+    env HOME=/var/lib/postgresql "$0" "$slot" "$primary" "$port" "$passfile" "$@"
 fi
 
 if [ ! -s "$PGDATA/PG_VERSION" ]; then

@@ -5,6 +5,7 @@
 #   streaming-check SUPERUSER
 set -Eeuo pipefail
 
-status="$(gosu postgres psql --no-psqlrc -XAtq --username "${1:?superuser}" --dbname postgres \
+status="$(setpriv --reuid=postgres --regid=postgres --init-groups \
+  psql --no-psqlrc -XAtq --username "${1:?superuser}" --dbname postgres \
   -c 'SELECT status FROM pg_stat_wal_receiver')"
 [ "$status" = streaming ]

@@ -42,6 +42,13 @@ class EngineUnavailable(RuntimeError):
     """The engine cannot start here; the message says why and what to run."""
 
 
+class DockerFailed(subprocess.CalledProcessError):
+    """A docker CLI command that failed; its message ends with the CLI's stderr."""
+
+    def __str__(self) -> str:
+        return f"{super().__str__()}\n{self.stderr}"
+
+
 @dataclass
 class Engine:
     """A running dockerd in its own network namespace (see the module docstring)."""
@@ -131,9 +138,7 @@ class Engine:
             [str(cache.docker_cli()), *args], check=False, timeout=timeout, input=input, env=env
         )
         if check and result.returncode != 0:
-            raise subprocess.CalledProcessError(
-                result.returncode, ["docker", *args], result.stdout, result.stderr
-            )
+            raise DockerFailed(result.returncode, ["docker", *args], result.stdout, result.stderr)
         return result
 
     def client(self) -> docker_sdk.DockerClient:

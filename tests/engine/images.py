@@ -21,9 +21,11 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from tests.engine import cache
 from tests.engine.daemon import Engine
+from tests.stack_harness import StackRun, unwrap
 
 MIRROR_PORT = 8090  # scripts/bootstrap-engine writes it into the base's apt and pip config
 MIRROR_URL = f"http://127.0.0.1:{MIRROR_PORT}/"
@@ -59,7 +61,14 @@ def import_base(engine: Engine, tags: Sequence[str] = ()) -> str:
 
 @contextmanager
 def serve_mirror(engine: Engine) -> Iterator[str]:
-    """Serve the package mirror on the engine namespace's 127.0.0.1:8090 while in the block."""
+    """Serve the package mirror on the engine namespace's 127.0.0.1:8090 while in the block:
+    the apt repository at /, the wheelhouse at /wheels/ (links into the cache)."""
+    root = engine.root / "mirror"
+    if not root.exists():
+        root.mkdir()
+        for deb in cache.debs_dir().iterdir():
+            (root / deb.name).symlink_to(deb)
+        (root / "wheels").symlink_to(cache.wheels_dir())
     server = engine.popen(
         [
             sys.executable,
@@ -69,7 +78,7 @@ def serve_mirror(engine: Engine) -> Iterator[str]:
             "--bind",
             "127.0.0.1",
             "--directory",
-            str(cache.mirror_dir()),
+            str(root),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -121,3 +130,12 @@ class BuildFailed(AssertionError):
     def __init__(self, tag: str, log: str) -> None:
         super().__init__(f"docker build of {tag} failed:\n{log}")
         self.log = log
+
+
+def recorded_builds(run: StackRun) -> dict[str, dict[str, Any]]:
+    """The stack's image builds by resource name suffix (postgres-image, runtime-image)."""
+    found = {}
+    for reg in run.of_type("docker:index/image:Image"):
+        inputs = unwrap(reg.inputs)
+        found[reg.name.rsplit("-", 2)[-2] + "-image"] = inputs
+    return found
