@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from typing import IO, cast
 
 import pytest
 
@@ -115,8 +116,8 @@ def test_a_killed_main_process_is_restarted_and_the_sidecar_sees_it_go_and_retur
         text=True,
     )
     try:
-        assert poller.stdout is not None
-        assert poller.stdout.readline().strip() == "running", "the sidecar saw it down already"
+        lines = cast(IO[str], poller.stdout)  # text=True
+        assert lines.readline().strip() == "running", "the sidecar saw it down already"
         since = time.time()
         os.kill(engine.pid_of(name), signal.SIGKILL)  # a crash, not `docker kill`
         wait_for(
@@ -127,7 +128,7 @@ def test_a_killed_main_process_is_restarted_and_the_sidecar_sees_it_go_and_retur
             ),
             timeout=90,
         )
-        seen = ["running", *(line.strip() for line in poller.stdout)]
+        seen = ["running", *(line.strip() for line in lines)]
     finally:
         poller.kill()
         poller.wait()
