@@ -17,11 +17,10 @@ import statistics
 
 from tests.engine.applier import Applier
 from tests.engine.daemon import Engine, start_engine
-from tests.engine.images import import_base, pinned_base_tags, serve_mirror
+from tests.engine.images import build, import_base, pinned_base_tags, recorded_builds, serve_mirror
 from tests.engine.observe import lifecycles
-from tests.engine.stack.conftest import build_project_images
 from tests.engine.standin_images import ENGINE_OVERRIDES, NOT_RUN, build_standins
-from tests.stack_harness import run_stack
+from tests.stack_harness import ROOT, run_stack
 
 SERVICE_TARGET = 1.0  # seconds, per service start (the specification)
 DEPLOYMENT_TARGET = 10.0  # seconds, per deployment
@@ -53,7 +52,15 @@ def main() -> None:
         run = run_stack("dev", ENGINE_OVERRIDES)
         with serve_mirror(engine):
             build_standins(engine.client())
-            build_project_images(engine, run)
+            for spec in recorded_builds(run).values():
+                context = ROOT / spec["build"]["context"]
+                build(
+                    engine,
+                    context,
+                    spec["build"]["dockerfile"],
+                    spec["imageName"],
+                    spec["build"].get("args"),
+                )
         applier = Applier(engine.client(), run, omit=NOT_RUN)
         rounds = [one_round(engine, applier) for _ in range(args.rounds)]
         applier.down(grace=5)

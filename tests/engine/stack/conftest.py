@@ -2,9 +2,9 @@
 
 - `standins`: the upstream images the stack pulls, stood in by Debian-built images tagged
   with the recorded names (tests.engine.standin_images), built once per session.
-- `project_images`: the stack's own `docker:index/image:Image` records (PostgreSQL, runtime)
-  built exactly as recorded (Dockerfile, context, build args, image name) with BuildKit.
-- `dev_run`: the dev stack's records (logs/traces off: docs/engine-tests.md).
+- `project_images` (tests/engine/conftest.py): our two images, built as the stack records them
+  (the tier's settings do not change their names).
+- `dev_run`: the dev stack's records (logs/traces off: docs/engine-stack.md).
 - `dev_stack`: those records applied (tests.engine.applier), one bring-up per test module,
   removed with their volumes afterwards. A test that destroys things uses its own module.
 """
@@ -15,10 +15,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.engine.applier import IMAGE, Applier
+from tests.engine.applier import Applier
 from tests.engine.daemon import Engine
 from tests.engine.standin_images import ENGINE_OVERRIDES, NOT_RUN, build_standins
-from tests.stack_harness import ROOT, StackRun, run_stack, unwrap
+from tests.stack_harness import StackRun, run_stack
 
 
 @pytest.fixture(scope="session")
@@ -29,32 +29,6 @@ def standins(engine: Engine, base_image: str, mirror: str) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def dev_run() -> StackRun:
     return run_stack("dev", ENGINE_OVERRIDES)
-
-
-def build_project_images(engine: Engine, run: StackRun) -> dict[str, str]:
-    """Build each Image record as the provider would: its Dockerfile and context (relative
-    to the project directory), build args and image name. Returns name -> image id."""
-    from tests.engine.images import build
-
-    built = {}
-    for record in run.of_type(IMAGE):
-        spec = unwrap(record.inputs)
-        name = spec["imageName"]
-        built[name] = build(
-            engine,
-            ROOT / spec["build"]["context"],
-            spec["build"]["dockerfile"],
-            name,
-            spec["build"].get("args"),
-        )
-    return built
-
-
-@pytest.fixture(scope="session")
-def project_images(
-    engine: Engine, base_image: str, mirror: str, dev_run: StackRun
-) -> dict[str, str]:
-    return build_project_images(engine, dev_run)
 
 
 def bring_up(engine: Engine, run: StackRun, prefix: str = "") -> Applier:
