@@ -18,6 +18,10 @@ from tests.engine.daemon import Engine
 from tests.engine.observe import exec_in, lifecycles, read_file, wait_for
 from tests.stack_harness import SECRET_SIG, SIG_KEY, StackRun, stack_run, unwrap
 
+# The first test of a session also waits for the images' builds (tests/engine/conftest.py).
+pytestmark = pytest.mark.timeout(1800)
+
+
 LISTENER_PORT = 18089  # a listener in the engine's namespace, outside every container network
 
 

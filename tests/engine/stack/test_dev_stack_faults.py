@@ -18,6 +18,9 @@ from tests.engine.applier import Applier
 from tests.engine.daemon import Engine
 from tests.engine.observe import exec_in, lifecycles, state, wait_for
 
+# The first test of a session also waits for the images' builds (tests/engine/conftest.py).
+pytestmark = pytest.mark.timeout(1800)
+
 # Polls the sidecar's /healthz from the engine's namespace and prints each new status of one
 # service: running, then (after the kill) stopped or error, then running again.
 POLLER = """
@@ -113,11 +116,17 @@ def test_a_killed_main_process_is_restarted_and_the_sidecar_sees_it_go_and_retur
     poller = engine.popen(
         [sys.executable, "-c", POLLER, _sidecar_url(stack), service, "90"],
         stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
     )
     try:
         lines = cast(IO[str], poller.stdout)  # text=True
-        assert lines.readline().strip() == "running", "the sidecar saw it down already"
+        first = lines.readline().strip()
+        if not first:
+            poller.wait(timeout=30)
+            errors = cast(IO[str], poller.stderr).read()
+            raise AssertionError(f"the poller of the sidecar's /healthz failed: {errors}")
+        assert first == "running", f"the sidecar saw {service} {first} before the kill"
         since = time.time()
         os.kill(engine.pid_of(name), signal.SIGKILL)  # a crash, not `docker kill`
         wait_for(

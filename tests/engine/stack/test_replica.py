@@ -19,6 +19,10 @@ from tests.engine.daemon import Engine
 from tests.engine.observe import exec_in, state, wait_for
 from tests.stack_harness import stack_run
 
+# The first test of a session also waits for the images' builds (tests/engine/conftest.py).
+pytestmark = pytest.mark.timeout(1800)
+
+
 REPLICA = "postgres-replica-1"
 PSQL = ("psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-U", "app", "-d", "app")
 
