@@ -103,6 +103,22 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         return response
 
 
+def mock_digest(typ: str, name: str) -> str:
+    """The digest `PlatformMocks` derives a resource's outputs from (also read by the
+    real-engine applier, tests/engine/applier.py, to name what it creates)."""
+    return hashlib.sha256(f"{typ}/{name}".encode()).hexdigest()
+
+
+def mock_image_id(typ: str, name: str) -> str:
+    """The `imageId` the mocks return for an image resource."""
+    return f"sha256:{mock_digest(typ, name)}"
+
+
+def mock_name(typ: str, name: str) -> str:
+    """The `name` the mocks return for a volume or network."""
+    return f"{name}-{mock_digest(typ, name)[:7]}"
+
+
 class PlatformMocks(pulumi_mocks.Mocks):
     """Return what the providers would: image ids, names, passwords, a real key and cert."""
 
@@ -112,15 +128,15 @@ class PlatformMocks(pulumi_mocks.Mocks):
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         outputs = dict(args.inputs)
-        digest = hashlib.sha256(f"{args.typ}/{args.name}".encode()).hexdigest()
+        digest = mock_digest(args.typ, args.name)
         if args.typ == "docker:index/remoteImage:RemoteImage":
-            outputs["imageId"] = f"sha256:{digest}"
+            outputs["imageId"] = mock_image_id(args.typ, args.name)
             outputs["repoDigest"] = f"{args.inputs['name'].split(':')[0]}@sha256:{digest}"
         elif args.typ == "docker:index/image:Image" and not args.inputs.get("skipPush"):
             # pushed: the registry's manifest digest (repository@sha256:...)
             outputs["repoDigest"] = f"{args.inputs['imageName'].rsplit(':', 1)[0]}@sha256:{digest}"
         elif args.typ in ("docker:index/volume:Volume", "docker:index/network:Network"):
-            outputs["name"] = f"{args.name}-{digest[:7]}"
+            outputs["name"] = mock_name(args.typ, args.name)
         elif args.typ == "random:index/randomPassword:RandomPassword":
             outputs["result"] = f"Pw{digest[:30]}"
             self.generated_secrets.append(outputs["result"])
