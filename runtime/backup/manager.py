@@ -235,6 +235,8 @@ class BackupManager:
         if not shared_snapshot and dump is None:
             dump = start_dump(tools, self.database_url, settings.compress_level)
         with contextlib.ExitStack() as stack:
+            if dump is not None:  # whatever fails below, no pg_dump is left behind
+                stack.callback(dump.kill)
             # Row counts (and --jobs) need pg_dump to import this connection's snapshot;
             # otherwise pg_dump's own snapshot is as consistent and it starts without waiting.
             snapshot = None
