@@ -12,6 +12,9 @@ on a shared 2-core machine are noise; ratios are the result. Writes bench/result
 
 compares whole processes instead: `python -m runtime backup create` (interpreter start,
 imports, settings, dump, checksum, store) against a raw `pg_dump -Fc -f file` process.
+`--against DIR` (another checkout, e.g. a `git worktree` of the previous commit) adds that
+checkout's `backup create` to every round, so old and new code meet the same machine load.
+It also reports how long after launch each checkout's `backup create` spawns `pg_dump`.
 """
 
 from __future__ import annotations
@@ -176,8 +179,11 @@ def m_size(root: Path) -> int:
     return sum(p.stat().st_size for p in root.iterdir() if ".dump" in p.name)
 
 
-def process_race(server: PostgresServer, work: Path, repeats: int) -> dict[str, object]:
-    """Interleaved rounds of two processes: raw `pg_dump -Fc -f`, then `backup create`."""
+def process_race(
+    server: PostgresServer, work: Path, repeats: int, against: Path | None = None
+) -> dict[str, object]:
+    """Interleaved rounds of processes: raw `pg_dump -Fc -f`, `backup create`, and with
+    `against` the same command run from that other checkout."""
     argv, password = dump_argv(PgTools.find(), server.dsn, None, None)
     raw_argv = [a for a in argv if a != "--no-sync"]
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("BACKUP_", "DATABASE_"))}
@@ -190,24 +196,80 @@ def process_race(server: PostgresServer, work: Path, repeats: int) -> dict[str, 
     raw_env = {**os.environ, "PGPASSWORD": password or ""}
     raw_times: list[float] = []
     cli_times: list[float] = []
+    other_times: list[float] = []
+
+    def run_cli(cwd: Path) -> float:
+        wipe(work / "cli")
+        return timed(
+            lambda: subprocess.run(cli, env=cli_env, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
+        )
+
     for _ in range(repeats):
         raw_times.append(timed(lambda: subprocess.run(raw, env=raw_env, check=True)))
         out.unlink()
-        wipe(work / "cli")
-        cli_times.append(
-            timed(
-                lambda: subprocess.run(
-                    cli, env=cli_env, cwd=root, check=True, stdout=subprocess.DEVNULL
-                )
-            )
-        )
-    return {
+        cli_times.append(run_cli(root))
+        if against is not None:
+            other_times.append(run_cli(against))
+
+    def paired(times: list[float]) -> list[float]:
+        return sorted(round(c / r, 3) for c, r in zip(times, raw_times, strict=True))
+
+    result: dict[str, object] = {
         "raw_pg_dump_seconds": raw_times,
         "backup_create_seconds": cli_times,
-        "backup_create_vs_raw": round(
-            statistics.median(c / r for c, r in zip(cli_times, raw_times, strict=True)), 3
-        ),
-        "load_average_after": os.getloadavg(),
+        "backup_create_vs_raw": round(statistics.median(paired(cli_times)), 3),
+        "backup_create_vs_raw_per_round": paired(cli_times),
+    }
+    if against is not None:
+        result["against"] = str(against)
+        result["against_backup_create_seconds"] = other_times
+        result["against_vs_raw"] = round(statistics.median(paired(other_times)), 3)
+        result["against_vs_raw_per_round"] = paired(other_times)
+    result["load_average_after"] = os.getloadavg()
+    return result
+
+
+SPAWN_SPY = """
+import subprocess, sys, time
+began = float(sys.argv[1])
+popen = subprocess.Popen.__init__
+spawned = []
+def spy(self, args, *rest, **kw):
+    if args[0].endswith("pg_dump") and "--version" not in args:
+        spawned.append(time.time() - began)
+    popen(self, args, *rest, **kw)
+subprocess.Popen.__init__ = spy
+from runtime.cli import main
+code = main(["backup", "create"])
+print(f"{spawned[0]:.4f}", file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def spawn_offsets(server: PostgresServer, work: Path, repeats: int, against: Path | None) -> object:
+    """Seconds from launching `backup create` until it spawns pg_dump: the fixed cost on the
+    dump's critical path, which machine load inflates far less than a whole dump's time."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("BACKUP_", "DATABASE_"))}
+    env = {**clean, "DATABASE_URL": server.dsn, "BACKUP_DIR": str(work / "cli")}
+    roots = {"this": Path(__file__).resolve().parent.parent}
+    if against is not None:
+        roots["against"] = against
+    found: dict[str, list[float]] = {name: [] for name in roots}
+    for _ in range(repeats):
+        for name, root in roots.items():
+            wipe(work / "cli")
+            proc = subprocess.run(
+                [sys.executable, "-c", SPAWN_SPY, repr(time.time())],
+                env=env,
+                cwd=root,
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            found[name].append(float(proc.stderr.split()[-1]))
+    return {
+        name: {"median": round(statistics.median(v), 3), "all": sorted(round(x, 3) for x in v)}
+        for name, v in found.items()
     }
 
 
@@ -224,9 +286,12 @@ def main() -> None:
     parser.add_argument(
         "--process", action="store_true", help="only `backup create` vs pg_dump, as processes"
     )
+    parser.add_argument(
+        "--against", type=Path, help="with --process: also time this checkout's backup create"
+    )
     args = parser.parse_args()
     if args.process:
-        main_process(args.scale, args.repeats)
+        main_process(args.scale, args.repeats, args.against)
         return
     server = PostgresServer()
     work = Path(tempfile.mkdtemp(prefix="bench-backup-"))
@@ -273,19 +338,20 @@ def main() -> None:
     print(json.dumps(results, indent=2, default=str))
 
 
-def main_process(scale: int, repeats: int) -> None:
+def main_process(scale: int, repeats: int, against: Path | None = None) -> None:
     server = PostgresServer()
     work = Path(tempfile.mkdtemp(prefix="bench-backup-process-"))
     try:
         pgbench_init(server, scale)
         result: dict[str, object] = {
             "command": f"python -m bench.bench_backup --process --scale {scale} "
-            f"--repeats {repeats}",
+            f"--repeats {repeats}" + (f" --against {against}" if against else ""),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}",
             "load_average_before": os.getloadavg(),
             "db_bytes": db_size(server),
-            **process_race(server, work, repeats),
+            **process_race(server, work, repeats, against),
         }
+        result["pg_dump_spawned_after_seconds"] = spawn_offsets(server, work, repeats, against)
     finally:
         server.close()
         shutil.rmtree(work, ignore_errors=True)

@@ -18,7 +18,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runtime.errors import ConfigError, PlatformError
 from runtime.exits import (
@@ -29,6 +29,10 @@ from runtime.exits import (
     EXIT_USAGE,
     error,
 )
+
+if TYPE_CHECKING:
+    from runtime.backup.dump import ToolProcess
+    from runtime.settings import Settings
 
 __all__ = [  # the exit codes stay importable from here, where scripts have found them
     "EXIT_DEGRADED",
@@ -85,17 +89,36 @@ def _add_backup(commands: Commands) -> None:
 
 
 def _backup(args: argparse.Namespace) -> int:
+    from runtime.settings import load_settings
+
+    deep = getattr(args, "deep", False)
+    needs_database = args.action in _NEEDS_DATABASE or deep
+    settings = load_settings(require=("database",) if needs_database else ())
+    backup = settings.backup
+    dump = None
+    if args.action == "create" and settings.database and not backup.count_rows and backup.jobs == 1:
+        # pg_dump starts first; the slower imports below (psycopg ~0.1 s) happen while it runs
+        from runtime.backup.dump import PgTools, start_dump
+
+        tools = PgTools.find(backup.pg_bindir)
+        dump = start_dump(tools, settings.database.dsn.reveal(), backup.compress_level)
+    try:
+        return _backup_run(args, settings, dump)
+    finally:
+        if dump is not None:
+            dump.kill()  # already finished unless something failed before it was read
+
+
+def _backup_run(args: argparse.Namespace, settings: Settings, dump: ToolProcess | None) -> int:
     import psycopg
 
     from runtime.backup import commands
     from runtime.backup.manager import BackupManager
     from runtime.backup.redaction import redact
-    from runtime.settings import load_settings, secrets_of
+    from runtime.settings import secrets_of
     from runtime.telemetry import logs
 
     deep = getattr(args, "deep", False)
-    needs_database = args.action in _NEEDS_DATABASE or deep
-    settings = load_settings(require=("database",) if needs_database else ())
     if args.verbose:  # the runtime's log lines (JSON, or readable on a terminal) on stderr
         logs.configure_logging(settings.telemetry.log_level, secrets_of(settings))
     else:
@@ -108,7 +131,7 @@ def _backup(args: argparse.Namespace) -> int:
     manager = BackupManager.from_settings(settings)
     try:
         if args.action == "create":
-            return commands.create(manager, as_json=args.json)
+            return commands.create(manager, as_json=args.json, dump=dump)
         if args.action == "list":
             return commands.list_backups(manager, as_json=args.json)
         if args.action == "verify":

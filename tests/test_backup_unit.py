@@ -23,7 +23,7 @@ from runtime.backup import (
     crypto,
     plan_retention,
 )
-from runtime.backup.redaction import mask_dsn, redact
+from runtime.backup.redaction import mask_dsn, redact, split_dsn
 from runtime.backup.results import BackupOutcome
 from runtime.errors import ConfigError
 from runtime.settings import Settings, load_settings
@@ -359,3 +359,24 @@ def test_schedule_stats_count_outcomes_a_failed_result_and_a_raising_job_alike()
     assert (stats.successes, stats.failures, stats.last_size) == (1, 2, 1234)
     assert stats.last_success == datetime(2026, 1, 1, 2, tzinfo=UTC).timestamp()
     assert stats.next_run == datetime(2026, 1, 1, 2, 4, tzinfo=UTC).timestamp()
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        "postgresql://u:p%40ss@127.0.0.1:5433/db?sslmode=disable&application_name=a%20b",
+        "postgres://u@h/d",
+        "host=/tmp port=5 dbname=x user=y password='a b\\'c'",
+        "dbname='a b' user=o\\'k options='-c x=\\\\y'",
+        "postgresql://h1:5432,h2:5433/db",  # multi-host: left to libpq
+    ],
+)
+def test_split_dsn_without_psycopg_means_what_libpq_reads(dsn: str) -> None:
+    """pg_dump's conninfo is built without psycopg (so `backup create` can start it first);
+    libpq must read it as the same keywords, minus the password."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    conninfo, password, _ = split_dsn(dsn)
+    expected = conninfo_to_dict(dsn)
+    assert password == expected.pop("password", None)
+    assert conninfo_to_dict(conninfo) == expected

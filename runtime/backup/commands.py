@@ -18,6 +18,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from runtime.backup.dump import ToolProcess
 from runtime.backup.errors import BackupError, NoRestorableBackupError
 from runtime.backup.manager import BackupManager
 from runtime.backup.schedule import BackupScheduler
@@ -72,10 +73,12 @@ def _resolve(manager: BackupManager, backup_id: str) -> str:
     return infos[0].backup_id
 
 
-def create(manager: BackupManager, *, as_json: bool = False) -> int:
-    """Dump the database into a new backup."""
+def create(
+    manager: BackupManager, *, as_json: bool = False, dump: ToolProcess | None = None
+) -> int:
+    """Dump the database into a new backup (`dump`: its pg_dump, if already started)."""
     with _progress("backup") as progress:
-        outcome = manager.create_backup(progress=progress)
+        outcome = manager.create_backup(progress=progress, dump=dump)
     if outcome.status != "success":
         error(f"backup {outcome.backup_id} failed: {outcome.reason}")
         return EXIT_FAILED

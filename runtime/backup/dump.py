@@ -2,7 +2,8 @@
 
 Passwords reach the tools only through `PGPASSWORD` in the child's environment; stderr goes
 to a temporary file (a full stderr pipe could deadlock a streaming dump) and only its last
-line, redacted, is ever shown.
+line, redacted, is ever shown. psycopg is imported only by the functions that connect, so
+`backup create` can start `pg_dump` (`start_dump`) before loading it.
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
-
-import psycopg
-from psycopg import sql
+from typing import IO, TYPE_CHECKING
 
 from runtime.backup.redaction import redact, split_dsn
 from runtime.errors import ConfigError
+
+if TYPE_CHECKING:
+    import psycopg
 
 TABLES_SQL = """
 SELECT n.nspname, c.relname
@@ -147,6 +148,8 @@ def quoted(schema: str, table: str) -> str:
 
 def count_rows(conn: psycopg.Connection[tuple[object, ...]]) -> dict[str, int]:
     """Exact row counts of every user table (in the connection's current snapshot)."""
+    from psycopg import sql
+
     counts: dict[str, int] = {}
     for schema, table in conn.execute(TABLES_SQL).fetchall():
         query = sql.SQL("SELECT count(*) FROM {}.{}").format(
@@ -163,6 +166,8 @@ def exported_snapshot(
 ) -> Iterator[tuple[psycopg.Connection[tuple[object, ...]], str, str]]:
     """(connection, snapshot id, server version): pg_dump imports the snapshot, so the row
     counts taken on this connection describe exactly the data in the dump."""
+    import psycopg
+
     conn = psycopg.connect(dsn, connect_timeout=10, autocommit=True)
     try:
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -174,6 +179,25 @@ def exported_snapshot(
         with contextlib.suppress(psycopg.Error):
             conn.execute("ROLLBACK")
         conn.close()
+
+
+def server_version(dsn: str) -> str:
+    """The server's version string, for the manifest (asked while pg_dump runs)."""
+    import psycopg
+
+    with psycopg.connect(dsn, connect_timeout=10, autocommit=True) as conn:
+        row = conn.execute("SELECT current_setting('server_version')").fetchone()
+        assert row is not None
+        return str(row[0])
+
+
+def start_dump(
+    tools: PgTools, dsn: str, compress_level: int | None, snapshot: str | None = None
+) -> ToolProcess:
+    """pg_dump -Fc streaming to a pipe; without `snapshot`, in the one consistent (repeatable
+    read) snapshot pg_dump takes itself. `backup create` starts it before its slow imports."""
+    argv, password = dump_argv(tools, dsn, snapshot, compress_level)
+    return ToolProcess(argv, password, stdout=subprocess.PIPE)
 
 
 def dump_argv(

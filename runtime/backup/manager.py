@@ -38,6 +38,8 @@ from runtime.backup.dump import (
     dump_argv,
     exported_snapshot,
     restore_argv,
+    server_version,
+    start_dump,
     toc_tables,
     with_dbname,
 )
@@ -151,15 +153,21 @@ class BackupManager:
             self._thread_lock.release()
 
     # -- create ----------------------------------------------------------------------------
-    def create_backup(self, progress: Progress | None = None) -> BackupOutcome:
+    def create_backup(
+        self, progress: Progress | None = None, *, dump: ToolProcess | None = None
+    ) -> BackupOutcome:
         """Dump, checksum, (encrypt,) store and describe one backup; never raises for a
-        failed run: the outcome says `failed` and why, and nothing is left behind."""
+        failed run: the outcome says `failed` and why, and nothing is left behind.
+
+        `dump`: a `start_dump()` of this database already running (the CLI starts it before
+        importing the rest); only without row counts and `jobs`, which need a shared snapshot.
+        """
         started_at = self._clock()
         began = time.monotonic()
         backup_id = new_backup_id(started_at)
         data_name = backup_id + (".dump.enc" if self.settings.encrypted else ".dump")
         with start_span(_TRACER, "backup.create", attributes={"backup.id": backup_id}) as span:
-            outcome = self._create(backup_id, data_name, started_at, began, progress)
+            outcome = self._create(backup_id, data_name, started_at, began, progress, dump)
             span.set_attribute("backup.status", outcome.status)
             span.set_attribute("backup.size_bytes", outcome.size_bytes)
             if outcome.status != "success":
@@ -173,11 +181,16 @@ class BackupManager:
         started_at: datetime,
         began: float,
         progress: Progress | None,
+        dump: ToolProcess | None,
     ) -> BackupOutcome:
         try:
             with self.run_lock():
-                manifest = self._dump(backup_id, data_name, started_at, began, progress or noop)
+                manifest = self._dump(
+                    backup_id, data_name, started_at, began, progress or noop, dump
+                )
         except Exception as exc:
+            if dump is not None:
+                dump.kill()
             reason = self._reason(exc)
             trace.get_current_span().record_exception(exc)
             duration = time.monotonic() - began
@@ -201,7 +214,13 @@ class BackupManager:
         )
 
     def _dump(
-        self, backup_id: str, data_name: str, started_at: datetime, began: float, progress: Progress
+        self,
+        backup_id: str,
+        data_name: str,
+        started_at: datetime,
+        began: float,
+        progress: Progress,
+        dump: ToolProcess | None,
     ) -> Manifest:
         settings = self.settings
         if not self.database_url:
@@ -210,21 +229,42 @@ class BackupManager:
         _, _, dbname = split_dsn(self.database_url)
         key = settings.key_bytes
         parallel = settings.jobs > 1
-        with (
-            exported_snapshot(self.database_url) as (conn, snapshot, server_version),
-            ThreadPoolExecutor(1) as pool,
-            start_span(_TRACER, "backup.dump"),
-        ):
-            counted = pool.submit(count_rows, conn) if settings.count_rows else None
+        shared_snapshot = settings.count_rows or parallel
+        if dump is not None and shared_snapshot:
+            raise BackupError("a pre-started pg_dump cannot share a snapshot (row counts, jobs)")
+        if not shared_snapshot and dump is None:
+            dump = start_dump(tools, self.database_url, settings.compress_level)
+        with contextlib.ExitStack() as stack:
+            if dump is not None:  # whatever fails below, no pg_dump is left behind
+                stack.callback(dump.kill)
+            # Row counts (and --jobs) need pg_dump to import this connection's snapshot;
+            # otherwise pg_dump's own snapshot is as consistent and it starts without waiting.
+            snapshot = None
+            if shared_snapshot:
+                conn, snapshot, version = stack.enter_context(exported_snapshot(self.database_url))
+            pool = stack.enter_context(ThreadPoolExecutor(2))
+            stack.enter_context(start_span(_TRACER, "backup.dump"))
+            tool_version = pool.submit(tools.version)
+            if shared_snapshot:
+                server = pool.submit(str, version)
+                counted = pool.submit(count_rows, conn) if settings.count_rows else None
+            else:
+                server = pool.submit(server_version, self.database_url)
+                counted = None
             writer = self.storage.writer(data_name)
             sealer = Sealer(writer, key, progress)
             try:
                 if parallel:
                     self._dump_directory(snapshot, sealer)
                 else:
-                    self._dump_custom(snapshot, sealer)
+                    if dump is None:
+                        dump = start_dump(
+                            tools, self.database_url, settings.compress_level, snapshot
+                        )
+                    self._dump_custom(dump, sealer)
                 sealer.finish()
                 table_rows = counted.result() if counted else {}
+                server_version_text = server.result()
                 writer.commit()
             except BaseException:
                 writer.abort()
@@ -233,8 +273,8 @@ class BackupManager:
             backup_id=backup_id,
             data_object=data_name,
             database=dbname,
-            server_version=server_version,
-            tool_version=tools.version(),
+            server_version=server_version_text,
+            tool_version=tool_version.result(),
             created_at=started_at,
             duration_seconds=round(time.monotonic() - began, 3),
             size_bytes=writer.bytes_written,
@@ -255,11 +295,8 @@ class BackupManager:
             raise
         return manifest
 
-    def _dump_custom(self, snapshot: str, sealer: Sealer) -> None:
-        """One pg_dump -Fc process, its stdout streamed straight into storage."""
-        settings = self.settings
-        argv, password = dump_argv(self.tools, self.database_url, snapshot, settings.compress_level)
-        proc = ToolProcess(argv, password, stdout=subprocess.PIPE)
+    def _dump_custom(self, proc: ToolProcess, sealer: Sealer) -> None:
+        """One running pg_dump -Fc, its stdout streamed straight into storage."""
         try:
             while chunk := proc.stdout.read(CHUNK):
                 sealer.write(chunk)
@@ -270,7 +307,7 @@ class BackupManager:
         if code != 0:
             raise BackupError(f"pg_dump exited with {code}: {err}")
 
-    def _dump_directory(self, snapshot: str, sealer: Sealer) -> None:
+    def _dump_directory(self, snapshot: str | None, sealer: Sealer) -> None:
         """pg_dump -Fd --jobs=N (tables dumped in parallel) into a temporary directory, then
         packed as one tar stream, checksummed and encrypted on its way into storage."""
         settings = self.settings
