@@ -1,23 +1,24 @@
-"""Pulumi entry point: read the stack's configuration, build the platform, export outputs."""
+"""Pulumi entry point: read the stack's configuration, build its platform, export outputs."""
+
+from collections.abc import Callable
 
 import pulumi
 
-from components.config import load_stack_config
+from components.config import StackConfig, load_stack_config
+from components.docker.stack import DataPlatform
 from components.kubernetes.stack import KubernetesDataPlatform
-from components.stack import DataPlatform
+from components.stack import PlatformStack
+
+# the `platform` setting -> the component that builds the stack there (same outputs)
+PLATFORMS: dict[str, Callable[[str, StackConfig], PlatformStack]] = {
+    "docker": DataPlatform,
+    "kubernetes": KubernetesDataPlatform,
+}
 
 config = load_stack_config()
-if config.platform == "kubernetes":
-    cluster = KubernetesDataPlatform("platform", config)
-    app_config, endpoints = cluster.app_config, cluster.endpoints
-    hosts = {"postgres_host": cluster.postgres_host, "redis_host": cluster.redis_host}
-else:
-    platform = DataPlatform("platform", config)
-    app_config, endpoints = platform.app_config, platform.endpoints
-    hosts = {"postgres_host": platform.data.postgres.host, "redis_host": platform.data.redis.host}
-
-pulumi.export("app_config", app_config)
-for name, url in endpoints.items():
+platform = PLATFORMS[config.platform]("platform", config)
+pulumi.export("app_config", platform.app_config)
+for name, url in platform.endpoints.items():
     pulumi.export(name, url)
-for name, host in hosts.items():
-    pulumi.export(name, host)
+pulumi.export("postgres_host", platform.postgres_host)
+pulumi.export("redis_host", platform.redis_host)

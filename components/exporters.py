@@ -22,6 +22,15 @@ from components.spec import (
     ServiceSpec,
 )
 
+# Each exporter's metrics port, written once: its spec, its health probe and its scrape job
+# (Prometheus on Docker, a ServiceMonitor on Kubernetes) read it from here.
+POSTGRES_EXPORTER_PORT = 9187
+REDIS_EXPORTER_PORT = 9121
+NGINX_EXPORTER_PORT = 9113
+NODE_EXPORTER_PORT = 9100
+CADVISOR_PORT = 8080
+BLACKBOX_PORT = 9115
+
 
 def _http_probe(port: int, path: str = "/metrics") -> HealthProbe:
     return HealthProbe(["wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{port}{path}"])
@@ -59,7 +68,7 @@ def postgres_exporter_spec(
     return ServiceSpec(
         name="postgres-exporter",
         image=image,
-        port=9187,
+        port=POSTGRES_EXPORTER_PORT,
         command=[f"--extend.query-path={queries}"],
         env={
             "DATA_SOURCE_URI": f"postgres:5432/{database}?sslmode=disable",
@@ -70,7 +79,7 @@ def postgres_exporter_spec(
             ConfigFile(credential, password, secret=True),
             ConfigFile(queries, POSTGRES_EXPORTER_QUERIES),
         ],
-        health=_http_probe(9187),
+        health=_http_probe(POSTGRES_EXPORTER_PORT),
         memory_mb=64,
         depends_on=[target],
     )
@@ -84,10 +93,10 @@ def redis_exporter_spec(
     return ServiceSpec(
         name="redis-exporter",
         image=image,
-        port=9121,
+        port=REDIS_EXPORTER_PORT,
         command=[f"--redis.addr={address}", f"--redis.password-file={credential}"],
         files=[ConfigFile(credential, password.apply(lambda pw: json.dumps({address: pw})), True)],
-        health=_http_probe(9121),
+        health=_http_probe(REDIS_EXPORTER_PORT),
         memory_mb=64,
         depends_on=[target],
     )
@@ -99,7 +108,7 @@ def nginx_exporter_spec(
     return ServiceSpec(
         name="nginx-exporter",
         image=image,
-        port=9113,
+        port=NGINX_EXPORTER_PORT,
         command=[f"--nginx.scrape-uri=http://{stub_status_address}/stub_status"],
         health=None,  # a scratch image: no shell to probe with; `up{job="nginx"}` watches it
         memory_mb=32,
@@ -111,10 +120,10 @@ def node_exporter_spec(image: str) -> ServiceSpec:
     return ServiceSpec(
         name="node-exporter",
         image=image,
-        port=9100,
+        port=NODE_EXPORTER_PORT,
         command=["--path.rootfs=/host"],
         host_mounts=[HostMount("/", "/host")],
-        health=_http_probe(9100),
+        health=_http_probe(NODE_EXPORTER_PORT),
         memory_mb=64,
     )
 
@@ -123,7 +132,7 @@ def cadvisor_spec(image: str) -> ServiceSpec:
     return ServiceSpec(
         name="cadvisor",
         image=image,
-        port=8080,
+        port=CADVISOR_PORT,
         command=[
             "--docker_only=true",
             "--housekeeping_interval=15s",
@@ -139,7 +148,7 @@ def cadvisor_spec(image: str) -> ServiceSpec:
         devices=["/dev/kmsg"],
         # every container's /proc entries and Docker's state, read as root
         capabilities=("DAC_READ_SEARCH", "SYS_PTRACE"),
-        health=_http_probe(8080, "/healthz"),
+        health=_http_probe(CADVISOR_PORT, "/healthz"),
         memory_mb=256,
     )
 
@@ -151,10 +160,10 @@ def blackbox_spec(
     return ServiceSpec(
         name="blackbox",
         image=image,
-        port=9115,
+        port=BLACKBOX_PORT,
         command=[f"--config.file={config}"],
         files=[ConfigFile(config, render_blackbox_yml(server_name, verify))],
-        health=_http_probe(9115, "/-/healthy"),
+        health=_http_probe(BLACKBOX_PORT, "/-/healthy"),
         memory_mb=64,
         depends_on=[target],
     )
@@ -163,13 +172,13 @@ def blackbox_spec(
 # exporter service name -> (Prometheus job, port). Names are stable network aliases, so
 # Prometheus can list every target before the exporters (some started after it) exist.
 SCRAPE_JOBS = {
-    "postgres-exporter": ("postgres", 9187),
-    "redis-exporter": ("redis", 9121),
-    "nginx-exporter": ("nginx", 9113),
-    "node-exporter": ("node", 9100),
-    "cadvisor": ("cadvisor", 8080),
+    "postgres-exporter": ("postgres", POSTGRES_EXPORTER_PORT),
+    "redis-exporter": ("redis", REDIS_EXPORTER_PORT),
+    "nginx-exporter": ("nginx", NGINX_EXPORTER_PORT),
+    "node-exporter": ("node", NODE_EXPORTER_PORT),
+    "cadvisor": ("cadvisor", CADVISOR_PORT),
 }
-BLACKBOX_ADDRESS = "blackbox:9115"
+BLACKBOX_ADDRESS = f"blackbox:{BLACKBOX_PORT}"
 
 
 def scrape_targets(probe_url: str, host_metrics: bool) -> list[ScrapeTarget]:

@@ -1,7 +1,7 @@
 """What runs: a platform-neutral description of one service.
 
 A service module (postgres.py, redis.py, ...) fills in a `ServiceSpec`; a platform module
-(docker_platform.py today, a Kubernetes one later) turns it into real resources. Nothing in
+(docker/platform.py, kubernetes/platform.py) turns it into real resources. Nothing in
 here knows about Docker, so a second platform needs no change to any service module.
 """
 

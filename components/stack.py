@@ -1,7 +1,12 @@
-"""The whole platform for one stack: services in dependency order, and what apps read.
+"""The neutral stack: what every platform builds from the configuration.
 
-Edges (a dependent's container is created only once its dependencies are healthy, and is
-destroyed before them):
+The platform wings (`components/docker/`, `components/kubernetes/`) each own one top-level
+component and call these builders with their `Platform`; a wing adds only what its platform
+does differently (Kubernetes runs PostgreSQL and the monitoring trio by operators, Docker
+publishes ports and lets the sidecar take pgBackRest backups). A wing imports no service
+module: the services are built here, so each setting is turned into arguments once.
+
+Edges (a dependent is created only once its dependencies are healthy, destroyed before them):
 
     postgres -> postgres-replica-N (hot standbys), runtime (physical backups)
     postgres, redis, alertmanager -> prometheus -> grafana -> nginx
@@ -11,15 +16,15 @@ destroyed before them):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import pulumi
 
 from components.alertmanager import Alertmanager, AlertmanagerArgs
-from components.app_config import app_config
+from components.app_config import app_config as app_config
 from components.config import StackConfig, schedule_max_gap_seconds
-from components.docker_platform import DockerPlatform
 from components.exporters import (
     Exporter,
     blackbox_spec,
@@ -32,7 +37,8 @@ from components.exporters import (
 )
 from components.grafana import PORT as GRAFANA_PORT
 from components.grafana import Grafana, GrafanaArgs
-from components.logs_traces import LogsTraces, logs_traces_tier
+from components.logs_traces import LogsTraces
+from components.logs_traces import logs_traces_tier as logs_traces_tier
 from components.monitoring.alerts import (
     BACKUP_MARGIN_SECONDS,
     RULES_FILE,
@@ -40,6 +46,7 @@ from components.monitoring.alerts import (
     alerts_for,
     rules_yaml,
 )
+from components.monitoring.alerts import Platform as PlatformName
 from components.monitoring.dashboards import dashboard_files
 from components.monitoring.log_dashboards import log_dashboard_files
 from components.monitoring.slo import RULES_FILE as SLO_RULES_FILE
@@ -51,15 +58,56 @@ from components.postgres import PitrRepositoryArgs, Postgres, PostgresArgs
 from components.prometheus import Prometheus, PrometheusArgs
 from components.redis import PORT as REDIS_PORT
 from components.redis import Redis, RedisArgs
-from components.render.nginx_conf import NginxSettings
+from components.render.nginx_conf import DOCKER_RESOLVER, NginxSettings
 from components.render.pgbackrest_conf import CONF_FILE as PGBACKREST_CONF
 from components.render.pgbackrest_conf import POSIX_REPO_PATH
 from components.render.postgresql_conf import STANZA
 from components.replica import PostgresReplica, PostgresReplicaArgs, replica_name
 from components.runtime_sidecar import PORT as RUNTIME_PORT
-from components.runtime_sidecar import PhysicalBackupAccess, RuntimeSidecar, RuntimeSidecarArgs
-from components.spec import Platform, RuntimePolicy, ScrapeTarget
+from components.runtime_sidecar import PhysicalBackupAccess as PhysicalBackupAccess
+from components.runtime_sidecar import RuntimeSidecar, RuntimeSidecarArgs
+from components.spec import Platform, ScrapeTarget
 from components.tls import TlsCertificate
+
+__all__ = [
+    "POSTGRES_PORT",
+    "DataTier",
+    "Edge",
+    "Observability",
+    "PhysicalBackupAccess",
+    "PlatformStack",
+    "Upstreams",
+    "alert_rules",
+    "alert_thresholds",
+    "app_config",
+    "data_tier",
+    "edge_tier",
+    "endpoints",
+    "exporters",
+    "logs_traces_tier",
+    "nginx",
+    "objectives",
+    "observability_tier",
+    "pitr_repository",
+    "pitr_section",
+    "platform_scrape_targets",
+    "redis",
+    "rule_files",
+    "runtime_sidecar",
+    "slo_rules",
+]
+
+# What the blackbox exporter probes: nginx by its service name, on every platform.
+PROBE_URL = "https://nginx/"
+
+
+class PlatformStack(Protocol):
+    """What each platform's top-level component exposes; `__main__.py` exports these."""
+
+    app_config: pulumi.Output[dict[str, Any]]
+    endpoints: dict[str, pulumi.Output[str]]
+    postgres_host: pulumi.Output[str]
+    redis_host: pulumi.Output[str]
 
 
 @dataclass(frozen=True)
@@ -88,76 +136,15 @@ class Edge:
     nginx: Nginx
 
 
-class DataPlatform(pulumi.ComponentResource):
-    """PostgreSQL, Redis, Alertmanager, Prometheus, Grafana and nginx for one stack.
+@dataclass(frozen=True)
+class Upstreams:
+    """Where nginx finds the admin UIs (`host:port`) and how it resolves them."""
 
-    Every service is a direct child of this component, whichever tier builds it, so the
-    resources' URNs do not depend on how this file is organised.
-    """
-
-    app_config: pulumi.Output[dict[str, Any]]
-    endpoints: dict[str, pulumi.Output[str]]
-    data: DataTier
-
-    def __init__(
-        self, name: str, config: StackConfig, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
-        super().__init__("infra:stack:DataPlatform", name, None, opts)
-        c = config
-        child = pulumi.ResourceOptions(parent=self)
-        platform = DockerPlatform(
-            f"{name}-docker",
-            RuntimePolicy(
-                restart_policy=c.restart_policy,
-                restart_attempts=c.restart_attempts,
-                startup_timeout_seconds=c.health_check_timeout,
-                health_interval_seconds=c.health_check_interval,
-                protect_data=c.protect_data_volumes,
-            ),
-            opts=child,
-        )
-        public = f"https://{c.domain}" + (
-            "" if c.nginx_https_port == 443 else f":{c.nginx_https_port}"
-        )
-        self.data = data_tier(name, c, platform, child)
-        logs = logs_traces_tier(name, c, platform, child)
-        observability = observability_tier(name, c, public, self.data, logs, platform, child)
-        edge = edge_tier(name, c, observability, platform, child)
-        exporters(name, c, self.data, edge, platform, child)
-        self.endpoints = {
-            "public_url": edge.nginx.public_url,
-            "grafana_url": observability.grafana.url,
-            "prometheus_url": observability.prometheus.url,
-            "alertmanager_url": observability.alertmanager.url,
-        }
-        self.app_config = app_config(
-            c,
-            self.data.postgres,
-            self.data.replicas,
-            self.data.redis,
-            self.endpoints,
-            pitr=pitr_section(c, self.data.postgres.cipher_pass),
-            otlp_endpoint=logs.alloy.otlp_endpoint if logs else "",
-        )
-        RuntimeSidecar(
-            f"{name}-runtime",
-            RuntimeSidecarArgs(
-                memory_mb=c.runtime_memory_mb,
-                app_config=self.app_config,
-                depends_on=[
-                    self.data.postgres,
-                    self.data.redis,
-                    *([logs.alloy] if logs else []),
-                ],
-                physical_backups=PhysicalBackupAccess(
-                    pgbackrest_conf=self.data.postgres.pgbackrest_conf,
-                    posix_repository=c.pitr_repo_type == "posix",
-                ),
-            ),
-            platform,
-            opts=child,
-        )
-        self.register_outputs({"app_config": self.app_config, **self.endpoints})
+    grafana: str
+    prometheus: str
+    alertmanager: str
+    resolver: str = DOCKER_RESOLVER
+    real_ip_from: Sequence[str] = ()
 
 
 def data_tier(
@@ -189,19 +176,29 @@ def data_tier(
         )
         for index in range(1, c.postgres_replicas + 1)
     ]
-    redis = Redis(
+    return DataTier(
+        postgres=postgres,
+        replicas=replicas,
+        redis=redis(name, c, platform, opts, expose=c.expose_data_ports),
+    )
+
+
+def redis(
+    name: str, c: StackConfig, platform: Platform, opts: pulumi.ResourceOptions, expose: bool
+) -> Redis:
+    """Redis with its memory policy; on 127.0.0.1 too when `expose` (exposeDataPorts)."""
+    return Redis(
         f"{name}-redis",
         RedisArgs(
             image=c.redis_image,
             maxmemory=c.redis_max_memory,
             eviction_policy=c.redis_eviction_policy,
             memory_mb=c.redis_memory_mb,
-            loopback_port=REDIS_PORT if c.expose_data_ports else None,
+            loopback_port=REDIS_PORT if expose else None,
         ),
         platform,
         opts=opts,
     )
-    return DataTier(postgres=postgres, replicas=replicas, redis=redis)
 
 
 def observability_tier(
@@ -240,18 +237,12 @@ def observability_tier(
                 *alertmanager.scrape_targets,
                 # Services started after Prometheus are found by their fixed aliases.
                 ScrapeTarget("grafana", f"grafana:{GRAFANA_PORT}"),
-                *scrape_targets("https://nginx/", c.host_metrics),
-                ScrapeTarget("runtime", f"runtime:{RUNTIME_PORT}"),
+                *platform_scrape_targets(c.host_metrics),
                 # Applications' own pools (docs/runtime-monitoring.md), for the latency SLO.
                 *(ScrapeTarget("app", address) for address in c.app_metrics_targets),
                 *(logs.scrape_targets() if logs else []),
             ],
-            rule_files={
-                RULES_FILE: rules_yaml(
-                    alerts_for("docker"), runbook_url=c.runbook_url, thresholds=alert_thresholds(c)
-                ),
-                SLO_RULES_FILE: slo_rules_yaml(objectives(c), runbook_url=c.runbook_url),
-            },
+            rule_files=rule_files(c, "docker"),
             depends_on=[data.postgres, data.redis, alertmanager],
         ),
         platform,
@@ -284,7 +275,8 @@ def edge_tier(
     platform: Platform,
     opts: pulumi.ResourceOptions,
 ) -> Edge:
-    """The certificate, and nginx in front of the applications and the admin UIs."""
+    """The certificate (provided or self-signed), and nginx in front of the applications and
+    the admin UIs, on the configured ports."""
     tls = TlsCertificate(
         f"{name}-tls",
         domain=c.domain,
@@ -292,61 +284,159 @@ def edge_tier(
         provided_private_key=c.tls_private_key if c.tls_mode == "provided" else None,
         opts=opts,
     )
-    nginx = Nginx(
+    upstreams = Upstreams(
+        grafana=observability.grafana.address,
+        prometheus=observability.prometheus.address,
+        alertmanager=observability.alertmanager.address,
+    )
+    ui = [observability.grafana, observability.prometheus, observability.alertmanager]
+    server = nginx(
+        name,
+        c,
+        upstreams,
+        tls,
+        (c.nginx_http_port, c.nginx_https_port),
+        ui,
+        platform,
+        opts,
+    )
+    return Edge(tls=tls, nginx=server)
+
+
+def nginx(
+    name: str,
+    c: StackConfig,
+    upstreams: Upstreams,
+    tls: TlsCertificate,
+    ports: tuple[int, int],
+    depends_on: Sequence[pulumi.Resource],
+    platform: Platform,
+    opts: pulumi.ResourceOptions,
+) -> Nginx:
+    """nginx with this stack's settings, serving HTTP and HTTPS on `ports`."""
+    http_port, https_port = ports
+    settings = NginxSettings(
+        server_name=c.domain,
+        https_port=https_port,
+        worker_processes=c.nginx_worker_processes,
+        rate_limit_rps=c.rate_limit_rps,
+        rate_limit_burst=c.rate_limit_burst,
+        backend_upstream=c.backend_upstream,
+        frontend_upstream=c.frontend_upstream,
+        grafana_upstream=upstreams.grafana,
+        prometheus_upstream=upstreams.prometheus,
+        alertmanager_upstream=upstreams.alertmanager,
+        admin_allow_cidrs=c.admin_allow_cidrs,
+        resolver=upstreams.resolver,
+        real_ip_from=upstreams.real_ip_from,
+    )
+    return Nginx(
         f"{name}-nginx",
         NginxArgs(
             image=c.nginx_image,
             memory_mb=c.nginx_memory_mb,
-            settings=NginxSettings(
-                server_name=c.domain,
-                https_port=c.nginx_https_port,
-                worker_processes=c.nginx_worker_processes,
-                rate_limit_rps=c.rate_limit_rps,
-                rate_limit_burst=c.rate_limit_burst,
-                backend_upstream=c.backend_upstream,
-                frontend_upstream=c.frontend_upstream,
-                grafana_upstream=observability.grafana.address,
-                prometheus_upstream=observability.prometheus.address,
-                alertmanager_upstream=observability.alertmanager.address,
-                admin_allow_cidrs=c.admin_allow_cidrs,
-            ),
-            http_port=c.nginx_http_port,
-            https_port=c.nginx_https_port,
+            settings=settings,
+            http_port=http_port,
+            https_port=https_port,
             certificate_pem=tls.certificate_pem,
             private_key_pem=tls.private_key_pem,
-            depends_on=[
-                observability.grafana,
-                observability.prometheus,
-                observability.alertmanager,
-            ],
+            depends_on=depends_on,
         ),
         platform,
         opts=opts,
     )
-    return Edge(tls=tls, nginx=nginx)
 
 
 def exporters(
     name: str,
     c: StackConfig,
-    data: DataTier,
-    edge: Edge,
+    postgres: pulumi.Resource,
+    postgres_password: pulumi.Output[str],
+    redis: Redis,
+    nginx: Nginx,
     platform: Platform,
     opts: pulumi.ResourceOptions,
+    *,
+    verify_tls: bool,
+    host_metrics: bool,
 ) -> list[Exporter]:
     """One exporter per target, each created after (and destroyed before) its target."""
-    postgres, redis, nginx = data.postgres, data.redis, edge.nginx
     specs = [
         postgres_exporter_spec(
-            c.postgres_exporter_image, c.db_name, c.db_user, postgres.password, postgres
+            c.postgres_exporter_image, c.db_name, c.db_user, postgres_password, postgres
         ),
         redis_exporter_spec(c.redis_exporter_image, redis.password, redis),
         nginx_exporter_spec(c.nginx_exporter_image, nginx.stub_status_address, nginx),
-        blackbox_spec(c.blackbox_image, c.domain, c.tls_mode == "provided", nginx),
+        blackbox_spec(c.blackbox_image, c.domain, verify_tls, nginx),
     ]
-    if c.host_metrics:
+    if host_metrics:
         specs += [node_exporter_spec(c.node_exporter_image), cadvisor_spec(c.cadvisor_image)]
     return [Exporter(f"{name}-{s.name}", s, platform, opts=opts) for s in specs]
+
+
+def platform_scrape_targets(host_metrics: bool) -> list[ScrapeTarget]:
+    """The exporters' scrape jobs (with the blackbox probe of nginx) and the runtime sidecar's:
+    the jobs every platform scrapes, by the services' fixed names."""
+    return [
+        *scrape_targets(PROBE_URL, host_metrics),
+        ScrapeTarget("runtime", f"runtime:{RUNTIME_PORT}"),
+    ]
+
+
+def endpoints(
+    public_url: pulumi.Output[str],
+    grafana_url: pulumi.Input[str],
+    prometheus_url: pulumi.Input[str],
+    alertmanager_url: pulumi.Input[str],
+) -> dict[str, pulumi.Output[str]]:
+    """The URLs a stack exports (and app_config's `endpoints`)."""
+    return {
+        "public_url": public_url,
+        "grafana_url": pulumi.Output.from_input(grafana_url),
+        "prometheus_url": pulumi.Output.from_input(prometheus_url),
+        "alertmanager_url": pulumi.Output.from_input(alertmanager_url),
+    }
+
+
+def runtime_sidecar(
+    name: str,
+    c: StackConfig,
+    app_config: pulumi.Output[dict[str, Any]],
+    depends_on: Sequence[pulumi.Resource],
+    platform: Platform,
+    opts: pulumi.ResourceOptions,
+    physical_backups: PhysicalBackupAccess | None = None,
+) -> RuntimeSidecar:
+    """The runtime sidecar (backups, health, metrics) reading the stack's app_config."""
+    return RuntimeSidecar(
+        f"{name}-runtime",
+        RuntimeSidecarArgs(
+            memory_mb=c.runtime_memory_mb,
+            app_config=app_config,
+            depends_on=depends_on,
+            physical_backups=physical_backups,
+        ),
+        platform,
+        opts=opts,
+    )
+
+
+def alert_rules(c: StackConfig, platform: PlatformName) -> str:
+    """The alert rules for `platform` ("docker" or "kubernetes": `Alert.platforms`) with the
+    thresholds these settings decide."""
+    return rules_yaml(
+        alerts_for(platform), runbook_url=c.runbook_url, thresholds=alert_thresholds(c)
+    )
+
+
+def slo_rules(c: StackConfig) -> str:
+    """The SLOs' recording and burn-rate alert rules."""
+    return slo_rules_yaml(objectives(c), runbook_url=c.runbook_url)
+
+
+def rule_files(c: StackConfig, platform: PlatformName) -> dict[str, str]:
+    """Prometheus's rule files by name."""
+    return {RULES_FILE: alert_rules(c, platform), SLO_RULES_FILE: slo_rules(c)}
 
 
 def alert_thresholds(c: StackConfig) -> Thresholds:
@@ -363,6 +453,17 @@ def alert_thresholds(c: StackConfig) -> Thresholds:
         base_backup_max_age_seconds=schedule_max_gap_seconds(c.backup_schedule)
         + BACKUP_MARGIN_SECONDS,
         error_log_lines_per_minute=c.error_log_lines_per_minute,
+    )
+
+
+def objectives(c: StackConfig) -> tuple[Slo, ...]:
+    """The SLOs with this stack's objectives (docs/slo.md)."""
+    return slos(
+        availability=c.slo_availability,
+        query_latency_ms=c.slo_query_latency_ms,
+        query_latency_target=c.slo_query_latency_target,
+        backup_seconds=c.slo_backup_seconds,
+        backup_target=c.slo_backup_target,
     )
 
 
@@ -383,7 +484,7 @@ def pitr_repository(c: StackConfig) -> PitrRepositoryArgs:
 
 def pitr_section(c: StackConfig, cipher_pass: pulumi.Output[str]) -> dict[str, Any]:
     """app_config's `pitr`: what the runtime sidecar needs to run and check the physical
-    backups of the Docker primary (docs/data-tier.md)."""
+    backups of a pgBackRest primary (the Docker stack's; docs/data-tier.md)."""
     repo = pitr_repository(c)
     repository: dict[str, Any] = {"type": c.pitr_repo_type}
     if repo.is_s3:
@@ -409,14 +510,3 @@ def pitr_section(c: StackConfig, cipher_pass: pulumi.Output[str]) -> dict[str, A
         "diff_schedule": c.pitr_diff_schedule,
         "archive_timeout_seconds": c.wal_archive_timeout,
     }
-
-
-def objectives(c: StackConfig) -> tuple[Slo, ...]:
-    """The SLOs with this stack's objectives (docs/slo.md)."""
-    return slos(
-        availability=c.slo_availability,
-        query_latency_ms=c.slo_query_latency_ms,
-        query_latency_target=c.slo_query_latency_target,
-        backup_seconds=c.slo_backup_seconds,
-        backup_target=c.slo_backup_target,
-    )

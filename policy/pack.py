@@ -1,4 +1,4 @@
-"""The policy pack: each rule of `rules.py` as a `ResourceValidationPolicy`.
+"""The policy pack: each rule of `rules` (policy/rules/) as a `ResourceValidationPolicy`.
 
 The Pulumi CLI runs __main__.py (which imports this module) with the pack's folder on
 `sys.path`, hence `import rules`. Nothing here decides anything: a policy only asks `rules`

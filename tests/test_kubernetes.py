@@ -642,6 +642,29 @@ def test_rules_scrapes_and_dashboards_carry_the_labels_the_chart_selects() -> No
     assert not any(s in json.dumps(values) for s in [*run.generated_secrets, *SECRET_VALUES])
 
 
+def test_both_platforms_export_the_same_outputs() -> None:
+    """__main__.py picks a wing from a table and exports one shape whichever it picks."""
+    assert set(k8s_run().outputs) == set(stack_run("dev").outputs)
+
+
+def test_service_monitors_scrape_the_jobs_and_instances_docker_scrapes() -> None:
+    """One list of scrape targets feeds prometheus.yml and the ServiceMonitors, so each
+    exporter's and the runtime's job is on both (host metrics stay Docker-only)."""
+    files = uploads(stack_run("prod"), "prometheus")
+    (text,) = [t for path, t in files.items() if path.endswith("prometheus.yml")]
+    docker = set()
+    for job in yaml.safe_load(text)["scrape_configs"]:
+        for target in job["static_configs"][0]["targets"]:
+            docker.add((job["job_name"], target))
+    k8s = set()
+    for reg in k8s_run().of_type("kubernetes:monitoring.coreos.com/v1:ServiceMonitor"):
+        (endpoint,) = unwrap(reg.inputs)["spec"]["endpoints"]
+        labels = {r["targetLabel"]: r["replacement"] for r in endpoint["relabelings"]}
+        k8s.add((labels["job"], labels["instance"]))
+    assert {job for job, _ in k8s} == {"postgres", "redis", "nginx", "blackbox", "runtime"}
+    assert k8s <= docker, k8s - docker
+
+
 def test_alertmanager_gets_the_same_routes_as_on_docker() -> None:
     from components.render.alertmanager_yml import render_alertmanager_yml
 

@@ -113,7 +113,7 @@ def test_the_pack_type_checks_against_the_real_sdk() -> None:
     python = _pack_venv()
     # the SDK must be there, or the project's ignore_missing_imports would make this vacuous
     subprocess.run([str(python), "-c", "import pulumi_policy"], check=True, timeout=60)
-    files = [str(PACK / "pack.py"), str(PACK / "rules.py")]
+    files = [str(PACK / "pack.py"), str(PACK / "rules")]
     result = subprocess.run(
         [sys.executable, "-m", "mypy", "--python-executable", str(python), *files],
         cwd=ROOT,

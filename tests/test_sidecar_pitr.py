@@ -34,8 +34,8 @@ def primary() -> Iterator[ArchivingPrimary]:
 
 
 def app_config(primary: ArchivingPrimary, full: str, diff: str) -> dict[str, Any]:
-    """The `pitr` section the stack exports (components/stack.py `_pitr`), pointed at the test
-    primary's files."""
+    """The `pitr` section the stack exports (components/stack.py `pitr_section`), pointed at
+    the test primary's files."""
     return {
         "stack": "test",
         "pitr": {

@@ -19,13 +19,12 @@ from typing import Literal
 
 import yaml
 
+from components.monitoring.promtool import RUNBOOK_URL, promtool_test_files, runbook_link
 from components.render.alloy_config import ERROR_LINES_METRIC
 
 Severity = Literal["critical", "warning", "none"]
 Platform = Literal["docker", "kubernetes"]
 EVERYWHERE: frozenset[Platform] = frozenset({"docker", "kubernetes"})
-# The default of the runbookUrl setting; each alert links to `{runbook_url}#{alertname}`.
-RUNBOOK_URL = "https://github.com/data-platform/data-platform/blob/main/docs/runbooks.md"
 RULES_FILE = "platform-alerts.yml"
 # Filesystems that are not real disks.
 _VIRTUAL_FS = 'fstype!~"tmpfs|ramfs|overlay|squashfs|nsfs|devtmpfs"'
@@ -93,7 +92,10 @@ class Alert:
         return Template(self.expr).substitute(asdict(thresholds))
 
     def annotations(self, runbook_url: str = RUNBOOK_URL) -> dict[str, str]:
-        return {"summary": self.summary, "runbook_url": f"{runbook_url}#{self.name.lower()}"}
+        return {
+            "summary": self.summary,
+            "runbook_url": runbook_link(runbook_url, self.name.lower()),
+        }
 
 
 PG = {"job": "postgres", "instance": "postgres-exporter:9187"}
@@ -911,26 +913,12 @@ def promtool_tests_yaml(
     return promtool_test_files("tests", rules_path, tests)
 
 
-def promtool_test_files(
-    prefix: str, rules_path: str, tests: Mapping[str, Sequence[dict[str, object]]]
-) -> dict[str, str]:
-    """One promtool test file per evaluation interval: `{prefix}-{interval}.yml`."""
-    return {
-        f"{prefix}-{interval}.yml": yaml.safe_dump(
-            {"rule_files": [rules_path], "evaluation_interval": interval, "tests": list(group)},
-            sort_keys=False,
-            width=120,
-        )
-        for interval, group in tests.items()
-    }
-
-
 def runbooks_markdown(alerts: Sequence[Alert] = ALERTS) -> str:
     lines = [
         "# Runbooks",
         "",
         "Generated from `components/monitoring/alerts.py` (`python -m "
-        "components.monitoring.alerts`); every alert's `runbook_url` points here.",
+        "components.monitoring.runbooks`); every alert's `runbook_url` points here.",
         "",
         "A `$name` in an expression is a threshold the stack's settings decide:",
         "",
@@ -952,10 +940,3 @@ def runbooks_markdown(alerts: Sequence[Alert] = ALERTS) -> str:
             f"- **First action:** {a.action}",
         ]
     return "\n".join(lines) + "\n"
-
-
-if __name__ == "__main__":
-    # docs/runbooks.md: these alerts, then the SLO burn-rate alerts (slo.py imports this module)
-    from components.monitoring import slo
-
-    print(runbooks_markdown() + slo.runbooks_markdown(), end="")

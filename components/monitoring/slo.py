@@ -20,7 +20,7 @@ from typing import Literal
 
 import yaml
 
-from components.monitoring.alerts import RUNBOOK_URL, promtool_test_files
+from components.monitoring.promtool import RUNBOOK_URL, promtool_test_files, runbook_link
 
 RULES_FILE = "platform-slos.yml"
 PERIOD = "30d"  # the window each objective and its error budget are defined over
@@ -149,7 +149,7 @@ class Slo:
 
     def annotations(self, policy: BurnPolicy, runbook_url: str) -> dict[str, str]:
         anchor = self.alert_name(policy).lower()
-        return {"summary": self.summary(policy), "runbook_url": f"{runbook_url}#{anchor}"}
+        return {"summary": self.summary(policy), "runbook_url": runbook_link(runbook_url, anchor)}
 
 
 def slos(

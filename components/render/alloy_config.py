@@ -5,7 +5,7 @@ read-only), not through the Docker socket: a socket mount, even read-only, lets 
 drive the Docker API (start a privileged container: root on the host), while the log files
 only let it read what containers printed. Each line carries the container's
 `org.opencontainers.image.title` label (the platform's `labels` log option, see
-docker_platform.py), which becomes the `service` label in Loki.
+docker/platform.py), which becomes the `service` label in Loki.
 
 The configuration is a small tree of `Block`s rendered to Alloy's syntax, so tests can walk
 every component, attribute and block name and compare them with Alloy's reference.
