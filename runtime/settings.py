@@ -911,8 +911,8 @@ class PitrSettings:
             "PITR_DRILL_MARGIN",
             Int(1, 86400),
             doc=(
-                "the drill restores to now minus this (longer than PostgreSQL's "
-                "`archive_timeout`, so the WAL up to the target is archived)"
+                "the longest a drill waits for the archive to hold its target (the moment it "
+                "starts); longer than PostgreSQL's `archive_timeout`"
             ),
         ),
     )

@@ -11,13 +11,19 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
+from runtime.pitr.drill import DrillResult
+from runtime.pitr.drill_metrics import DrillCollector, DrillState
+from runtime.pitr.drill_schedule import RestoreDrills
 from runtime.pitr.heartbeat import Heartbeat
 from runtime.settings import load_settings
 from tests.pitr_harness import REPO_ROOT, ArchivingCluster, Result, TickWriter
@@ -93,6 +99,13 @@ def dc() -> Iterator[DrillCluster]:
         yield made
     finally:
         made.close()
+
+
+def _samples(state: DrillState) -> dict[str, float]:
+    registry = CollectorRegistry()
+    registry.register(DrillCollector(state))
+    text = generate_latest(registry).decode()
+    return {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
 
 
 def _commits_between(writer: TickWriter, start: float, end: float) -> int:
@@ -171,6 +184,16 @@ def test_a_drill_against_a_corrupted_backup_file_fails_naming_pgbackrest_error(
     assert result["success"] is False and result["rto_seconds"] is None
     assert dc.leftovers() == []
     assert dc.batch_count() == 500
+    # the sidecar's drill records it: the series RestoreDrillFailed fires on
+    drills = RestoreDrills(dc.settings, DrillState())
+    outcome = drills.run()
+    assert outcome is not None and outcome.error is not None
+    assert "pgbackrest restore failed" in outcome.error
+    samples = _samples(drills.state)
+    assert samples["runtime_pitr_drill_last_success"] == 0
+    assert samples["runtime_pitr_drill_failures_total"] == 1
+    assert "runtime_pitr_drill_rpo_seconds" not in samples
+    assert dc.leftovers() == []
 
 
 def test_sigterm_mid_restore_leaves_no_scratch_data_and_no_server_and_the_next_drill_passes(
@@ -192,6 +215,25 @@ def test_sigterm_mid_restore_leaves_no_scratch_data_and_no_server_and_the_next_d
     done, result = dc.drill()
     assert done.returncode == 0, done.stderr
     assert result["success"] is True
+
+
+def test_stopping_the_sidecars_drills_mid_restore_cancels_and_cleans_up(
+    dc: DrillCluster,
+) -> None:
+    drills = RestoreDrills(dc.settings, DrillState())  # what Sidecar.stop() stops
+    outcome: list[DrillResult | None] = []
+    runner = threading.Thread(target=lambda: outcome.append(drills.run()))
+    runner.start()
+    deadline = time.monotonic() + 60
+    while not any(dc.scratch.glob("drill-*/*")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    drills.stop()
+    runner.join(60)
+    assert outcome and outcome[0] is not None and outcome[0].cancelled, outcome
+    assert dc.leftovers() == []
+    samples = _samples(drills.state)
+    assert samples["runtime_pitr_drill_failures_total"] == 0  # a cancel is no failure
+    assert "runtime_pitr_drill_last_success" not in samples
 
 
 def test_a_drill_without_room_for_the_copy_is_refused_before_writing_naming_the_sizes(
