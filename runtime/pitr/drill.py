@@ -23,6 +23,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -283,20 +284,24 @@ class Drill:
         tool = Pgbackrest(self.settings)
         options = restore_options(self.settings, directory, target, delta=False, force=False)
         argv = [*LOW_PRIORITY, *tool.argv("restore", *options)]
-        process = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/",
-            start_new_session=True,
-        )  # fmt: skip
-        try:
-            while process.poll() is None:
-                if self._cancelled.is_set() or time.monotonic() > deadline:
-                    break
-                time.sleep(0.1)
-        finally:
-            if process.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-            stdout, stderr = process.communicate()
+        # files, not pipes: nobody reads a pipe while we poll, and a full one would block it
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            process = subprocess.Popen(
+                argv, stdout=out, stderr=err, text=True, cwd="/", start_new_session=True
+            )
+            try:
+                while process.poll() is None:
+                    if self._cancelled.is_set() or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.1)
+            finally:
+                if process.poll() is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+            out.seek(0)
+            err.seek(0)
+            stdout, stderr = out.read(), err.read()
         self._check_cancelled()
         if process.returncode is None or time.monotonic() > deadline:
             raise PitrError(
