@@ -6,10 +6,14 @@ schedule (`pitr.drill.schedule`, a `BackupScheduler` like the backups).
   delayed by a drill (pgBackRest's restore takes no stanza lock), and a drill restores the
   newest backup that has finished.
 - `stop()` cancels a drill in progress: its copy is stopped and its directory deleted.
+- Without PostgreSQL's server binaries (`pg_ctl`; the sidecar image has only the client) the
+  drills stay off, with a warning in the log: they would fail every week for that reason alone.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -18,8 +22,11 @@ from runtime.backup.schedule import BackupScheduler
 from runtime.pitr.drill import Drill, DrillResult
 from runtime.pitr.drill_metrics import DrillState
 from runtime.pitr.heartbeat import Heartbeat
+from runtime.pitr.pgbackrest import PitrError
+from runtime.pitr.restore import pg_ctl
 from runtime.settings import PitrSettings
 
+log = logging.getLogger("runtime.pitr.drill")
 STATE_FILE = "last-drill.json"  # beside the drills' `drill-*` directories
 
 
@@ -53,9 +60,19 @@ class RestoreDrills:
         self.state.record(result)
         return result
 
-    def start(self) -> None:
+    def start(self) -> bool:
+        """Start the heartbeat and the schedule; False (and a warning) when this host has no
+        PostgreSQL server binaries to start a copy with (the Docker sidecar image today)."""
+        try:
+            binary = pg_ctl(self.settings)
+            if not os.access(binary, os.X_OK):
+                raise PitrError(f"{binary} is not an executable pg_ctl (pitr.pg_bin)")
+        except PitrError as exc:
+            log.warning("restore drills are off: %s", exc)
+            return False
         self.heartbeat.start()
         self.scheduler.start()
+        return True
 
     def stop(self, timeout: float = 60.0) -> None:
         self._stopping.set()
