@@ -189,6 +189,8 @@ def _add_pitr(commands: Commands) -> None:
     )
     restore.add_argument("--port", type=_port, help="port to start the restored server on")
     restore.add_argument("--timeout", type=float, default=600.0, help="seconds to wait")
+    drill = add("drill", "restore into a scratch copy now, check it, measure RTO and RPO")
+    drill.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def _pitr(args: argparse.Namespace) -> int:
@@ -209,6 +211,10 @@ def _pitr(args: argparse.Namespace) -> int:
         return commands.run_backup(settings, args.type)
     if args.action == "info":
         return commands.run_info(settings, args.json)
+    if args.action == "drill":
+        from runtime.pitr.drill_command import run_drill
+
+        return run_drill(settings, args.json)
     target = None if args.latest else parse_target_time(args.target_time)
     return commands.run_restore(
         settings,

@@ -884,6 +884,87 @@ class PitrSettings:
             doc="daily differential backup",
         ),
     )
+    # -- restore drills (runtime/pitr/drill.py, docs/runtime-pitr-drill.md) --------------
+    drill_schedule: str = field(
+        default="0 4 * * 3",
+        metadata=tag(
+            "pitr.drill.schedule",
+            "PITR_DRILL_SCHEDULE",
+            Cron("0 4 * * 3"),
+            doc="weekly restore drill (the sidecar's scheduler), away from the backup hour",
+        ),
+    )
+    drill_scratch: Path = field(
+        default=Path("/var/lib/pgbackrest-drill"),
+        metadata=tag(
+            "pitr.drill.scratch_path",
+            "PITR_DRILL_SCRATCH",
+            AbsPath(),
+            doc="where a drill restores its throwaway copy (never `pg_data`); emptied after each",
+        ),
+    )
+    drill_margin_seconds: int = field(
+        default=120,
+        metadata=tag(
+            "pitr.drill.margin_seconds",
+            "PITR_DRILL_MARGIN",
+            Int(1, 86400),
+            doc=(
+                "the longest a drill waits for the archive to hold its target (the moment it "
+                "starts); longer than PostgreSQL's `archive_timeout`"
+            ),
+        ),
+    )
+    drill_port: int = field(
+        default=54329,
+        metadata=tag(
+            "pitr.drill.port",
+            "PITR_DRILL_PORT",
+            Int(1, 65535),
+            doc="the private port of the restored copy (socket only, no TCP listener)",
+        ),
+    )
+    drill_timeout_seconds: int = field(
+        default=3600,
+        metadata=tag(
+            "pitr.drill.timeout_seconds",
+            "PITR_DRILL_TIMEOUT",
+            Int(1, 86400),
+            doc="a drill that has not finished by then is stopped, cleaned up and failed",
+        ),
+    )
+    drill_tables: str | None = field(
+        default=None,
+        metadata=tag(
+            "pitr.drill.tables",
+            "PITR_DRILL_TABLES",
+            Text(
+                optional=True,
+                pattern=r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?"
+                r"(,[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?)*",
+                wording="comma-separated table names (schema.table or table)",
+            ),
+            doc="tables whose row counts the drill compares with the primary's at the target",
+        ),
+    )
+    drill_database: str = field(
+        default="postgres",
+        metadata=tag(
+            "pitr.drill.database",
+            "PITR_DRILL_DATABASE",
+            Text(pattern=r"[A-Za-z_][A-Za-z0-9_$-]{0,62}", wording="a database name"),
+            doc="the database `pitr.drill.tables` are in",
+        ),
+    )
+    heartbeat_interval_seconds: int = field(
+        default=5,
+        metadata=tag(
+            "pitr.drill.heartbeat_interval_seconds",
+            "PITR_HEARTBEAT_INTERVAL",
+            Int(1, 3600),
+            doc="how often the sidecar writes the heartbeat row a drill measures its RPO by",
+        ),
+    )
 
     @property
     def secrets(self) -> tuple[str, ...]:

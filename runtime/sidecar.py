@@ -44,6 +44,8 @@ from runtime.monitoring.alerting import (
 from runtime.monitoring.exposition import PoolStatsSource
 from runtime.monitoring.service import MonitoringService
 from runtime.monitoring.status import PostgresProbe, Probe, RedisProbe, probe_for_url
+from runtime.pitr.drill_metrics import DrillCollector
+from runtime.pitr.drill_schedule import RestoreDrills
 from runtime.pitr.metrics import PitrCollector, PitrState
 from runtime.pitr.schedule import PhysicalBackups
 from runtime.settings import Settings
@@ -223,6 +225,9 @@ class Sidecar:
         )
         if self.physical_backups is not None:
             self.monitoring.registry.register(PitrCollector(self.pitr_state))
+        self.drills = RestoreDrills(settings.pitr) if settings.pitr is not None else None
+        if self.drills is not None:
+            self.monitoring.registry.register(DrillCollector(self.drills.state))
         self._loops = [
             _Loop("monitoring-loop", mon.interval_seconds, self._collect),
             _Loop(
@@ -273,6 +278,8 @@ class Sidecar:
             self.scheduler.start()
         if self.physical_backups is not None:
             self.physical_backups.start()
+        if self.drills is not None:
+            self.drills.start()
         log.info("runtime sidecar listening on %s:%d", *self.server.server_address[:2])
 
     def stop(self) -> None:
@@ -284,6 +291,8 @@ class Sidecar:
             loop.stop(self.settings.monitoring.health_check_timeout_seconds + 5)
         if self.scheduler is not None:
             self.scheduler.stop()
+        if self.drills is not None:
+            self.drills.stop()  # a drill in progress is cancelled and cleaned up
         if self.physical_backups is not None:
             self.physical_backups.stop()
         self.alerts.wait_delivered(5)

@@ -32,6 +32,7 @@ EXPECTED = {
     "ContainerRestarting", "BackupMissing", "BackupFailed", "PrometheusConfigReloadFailed",
     "PrometheusRuleEvaluationFailures", "PrometheusAlertmanagerMissing", "WalArchivingFailing",
     "PhysicalFullBackupMissing", "PhysicalBackupMissing", "PhysicalBackupFailed",
+    "RestoreDrillMissing", "RestoreDrillFailed", "RestoreDrillRpoHigh",
     "ReplicaNotStreaming", "ReplicationLagHigh", "ReplicationSlotRetainingWal",
     "BaseBackupMissing", "BaseBackupFailed",
     "LogsTracesComponentDown", "LogIngestionStopped", "ErrorLogRateHigh",

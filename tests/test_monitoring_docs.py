@@ -21,6 +21,7 @@ from runtime.monitoring import (
     WebhookNotifier,
 )
 from runtime.pitr import BackupRun
+from runtime.pitr.drill import DrillResult
 from runtime.settings import load_settings
 from runtime.sidecar import Sidecar
 from tests.http_receiver import Receiver
@@ -73,6 +74,19 @@ def _sidecar_pitr_exposition() -> str:
     try:
         sidecar.pitr_state.record(BackupRun("full", True, 1.0, 2.0, "20261127-010000F"))
         sidecar.pitr_state.record(BackupRun("diff", False, 3.0, 1.0, None, "failed"))
+        assert sidecar.drills is not None
+        sidecar.drills.state.file = None  # keep no file on this machine
+        sidecar.drills.state.record(
+            DrillResult(
+                True,
+                4.0,
+                9.0,
+                rto_seconds=8.0,
+                rpo_seconds=1.0,
+                restored_bytes=1,
+                restore_seconds=2.0,
+            )
+        )
         text = generate_latest(sidecar.monitoring.registry).decode()
     finally:
         sidecar.server.server_close()

@@ -91,6 +91,12 @@ def app_config(pg: PostgresServer, rd: RedisServer, tmp: Path, s3: str) -> dict[
             "pg_bin": "/usr/lib/postgresql/15/bin", "os_user": "nobody",
             "pg_user": "all_fields_role",
             "full_schedule": "5 2 * * 6", "diff_schedule": "5 2 * * 0-5",
+            "drill": {
+                "schedule": "7 3 * * 2", "scratch_path": str(tmp / "drill"),
+                "margin_seconds": 33, "port": 54400, "timeout_seconds": 999,
+                "tables": "public.orders", "database": "all_fields_db",
+                "heartbeat_interval_seconds": 7,
+            },
         },
         "endpoints": {"public_url": "https://localhost:8443"},
     }  # fmt: skip
@@ -155,6 +161,9 @@ TELEMETRY = (
     "tracing.configure): tests/test_runtime_serve.py (log level, JSON lines) and "
     "tests/test_telemetry.py (endpoint, sampling ratio, service name)"
 )
+DRILL = "used by each restore drill as it runs: tests/test_pitr_drill.py"
+DRILL_FIELDS = ("drill_margin_seconds", "drill_port", "drill_timeout_seconds", "drill_tables",
+                "drill_database")  # fmt: skip
 OPERATOR = "used by the operator's `pitr info` / `pitr restore`, not by scheduled backups"
 
 # field -> (what the sidecar did with it, what it should equal), or a reason it is not its
@@ -197,6 +206,14 @@ USES: dict[str, Callable[[Sidecar], object] | str] = {
     "pitr.pg_port": OPERATOR,
     "pitr.pg_socket": OPERATOR,
     "pitr.pg_bin": OPERATOR,
+    "pitr.drill_schedule": lambda sc: sc.drills.scheduler.schedule if sc.drills else None,
+    "pitr.drill_scratch": lambda sc: (
+        str(sc.drills.state.file.parent) if sc.drills and sc.drills.state.file else None
+    ),
+    "pitr.heartbeat_interval_seconds": lambda sc: (
+        sc.drills.heartbeat.interval if sc.drills else None
+    ),
+    **{f"pitr.{name}": DRILL for name in DRILL_FIELDS},
     "cache.default_ttl_seconds": APP_SIDE,
     "monitoring.interval_seconds": lambda sc: sc._loops[0].interval,
     "monitoring.health_check_timeout_seconds": lambda sc: sc.monitoring.prober.timeout,
@@ -230,9 +247,13 @@ def expected(field: str, config: dict[str, Any], settings: Settings) -> object:
     if section == "pitr":
         pitr = config["pitr"]
         repo = pitr["repository"]
+        drill = pitr["drill"]
         return {
             "config_provided": True,
             "s3": (repo["s3_access_key"], repo["s3_secret_key"]),
+            "drill_schedule": drill["schedule"],
+            "drill_scratch": drill["scratch_path"],
+            "heartbeat_interval_seconds": drill["heartbeat_interval_seconds"],
         }.get(name, pitr.get(name))
     raw = config[section][name]
     if field == "redis.url":

@@ -48,6 +48,11 @@ class Thresholds:
     # Kubernetes: the longest gap of backupSchedule (CloudNativePG's base backups), plus the margin
     base_backup_max_age_seconds: int = 86400 + BACKUP_MARGIN_SECONDS
     error_log_lines_per_minute: int = 10  # errorLogLinesPerMinute
+    # the longest gap of the restore drill schedule (weekly by default), plus the margin
+    drill_max_age_seconds: int = 7 * 86400 + BACKUP_MARGIN_SECONDS
+    # a drill's measured RPO may exceed PostgreSQL's archive_timeout by this much (the heartbeat
+    # interval, 5 s by default, and the time a segment takes to be pushed)
+    drill_rpo_margin_seconds: int = 30
 
 
 THRESHOLDS = Thresholds()
@@ -59,6 +64,8 @@ THRESHOLD_SETTINGS = {
     "full_backup_max_age_seconds": "pitrFullSchedule's longest gap + 4 h",
     "physical_backup_max_age_seconds": "pitrFullSchedule and pitrDiffSchedule's longest gap + 4 h",
     "base_backup_max_age_seconds": "backupSchedule's longest gap + 4 h (Kubernetes)",
+    "drill_max_age_seconds": "the restore drill schedule's longest gap + 4 h",
+    "drill_rpo_margin_seconds": "fixed: the heartbeat interval + the push of one segment",
 }
 
 
@@ -600,6 +607,87 @@ ALERTS: tuple[Alert, ...] = (
         ),
         quiet=Case(
             series={_s("runtime_pitr_last_backup_success", RT): "1x10"},
+            eval_time="5m",
+        ),
+        platforms=frozenset({"docker"}),
+    ),
+    Alert(
+        name="RestoreDrillMissing",
+        group="pitr",
+        expr=(
+            "time() - max by (instance, job) (runtime_pitr_drill_last_success_timestamp_seconds) "
+            "> $drill_max_age_seconds"
+        ),
+        severity="warning",
+        summary="No successful restore drill within its schedule and a margin.",
+        action=(
+            "Run `python -m runtime pitr drill` in the sidecar and read its error; the sidecar's "
+            "log has why the scheduled drills failed or did not run (docs/runtime-pitr-drill.md)."
+        ),
+        fires=Case(
+            series={_s("runtime_pitr_drill_last_success_timestamp_seconds", RT): "0x200"},
+            eval_time="180h",
+            labels=RT,
+            interval="1h",
+        ),
+        quiet=Case(
+            series={_s("runtime_pitr_drill_last_success_timestamp_seconds", RT): "0x200"},
+            eval_time="160h",
+            interval="1h",
+        ),
+        platforms=frozenset({"docker"}),
+    ),
+    Alert(
+        name="RestoreDrillFailed",
+        group="pitr",
+        expr="runtime_pitr_drill_last_success == 0",
+        severity="critical",
+        summary=(
+            "The last restore drill failed: the physical backups or the WAL archive may not "
+            "restore."
+        ),
+        action=(
+            "The sidecar's log has the drill's reason (a missing WAL segment, a corrupt backup "
+            "file, not enough disk); `python -m runtime pitr drill` repeats it. Take a new full "
+            "backup if the repository is damaged."
+        ),
+        fires=Case(
+            series={_s("runtime_pitr_drill_last_success", RT): "0x10"},
+            eval_time="5m",
+            labels=RT,
+        ),
+        quiet=Case(series={_s("runtime_pitr_drill_last_success", RT): "1x10"}, eval_time="5m"),
+        platforms=frozenset({"docker"}),
+    ),
+    Alert(
+        name="RestoreDrillRpoHigh",
+        group="pitr",
+        expr=(
+            "runtime_pitr_drill_rpo_seconds > scalar(max(pg_settings_archive_timeout_seconds)) "
+            "+ $drill_rpo_margin_seconds"
+        ),
+        severity="warning",
+        summary=(
+            "The last good restore drill lost more time than the archive timeout allows: a "
+            "lost volume would lose that much."
+        ),
+        action=(
+            "Check that the sidecar's heartbeat is written (its log) and that WAL archiving "
+            "keeps up (`pg_stat_archiver`); see docs/runtime-pitr-drill.md."
+        ),
+        fires=Case(
+            series={
+                _s("runtime_pitr_drill_rpo_seconds", RT): "120x10",
+                _s("pg_settings_archive_timeout_seconds", PG): "60x10",
+            },
+            eval_time="5m",
+            labels=RT,
+        ),
+        quiet=Case(
+            series={
+                _s("runtime_pitr_drill_rpo_seconds", RT): "62x10",
+                _s("pg_settings_archive_timeout_seconds", PG): "60x10",
+            },
             eval_time="5m",
         ),
         platforms=frozenset({"docker"}),

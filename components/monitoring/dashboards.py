@@ -202,6 +202,22 @@ BOARDS: tuple[Board, ...] = (
             Chart("Last physical backup succeeded",
                   _q("min(runtime_pitr_last_backup_success)"), stat=True, width=12),
         )),
+        # alerts RestoreDrillMissing, RestoreDrillFailed, RestoreDrillRpoHigh
+        # (docs/runtime-pitr-drill.md)
+        ("Restore drills", (
+            Chart("Days since the last good drill", _q(
+                "(time() - max(runtime_pitr_drill_last_success_timestamp_seconds)) / 86400"),
+                  "d", True, 6),
+            Chart("Last drill passed", _q("min(runtime_pitr_drill_last_success)"), stat=True,
+                  width=6),
+            Chart("Measured RTO", _q("max(runtime_pitr_drill_rto_seconds)"), "s", True, 6),
+            Chart("Measured RPO", _q("max(runtime_pitr_drill_rpo_seconds)"), "s", True, 6),
+            Chart("Drill restore throughput",
+                  _q("max(runtime_pitr_drill_restore_throughput_bytes_per_second)"), "Bps",
+                  width=12),
+            Chart("Drill copy size", _q("max(runtime_pitr_drill_restored_bytes)"), "bytes",
+                  width=12),
+        )),
     )),
 )  # fmt: skip
 

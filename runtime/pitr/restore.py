@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -211,8 +212,11 @@ def start_and_wait(
     *,
     port: int | None = None,
     timeout: float = 600.0,
+    wrapper: Sequence[str] = (),
+    server_options: str = "",
 ) -> int:
     """Start the restored server and wait until it has left recovery; returns its port.
+    `wrapper` goes before the command (e.g. `nice`), `server_options` into `pg_ctl -o`.
 
     Raises `PitrError` with the server's FATAL lines if it stops during recovery (e.g. a
     missing WAL segment before the target: "recovery ended before configured recovery target
@@ -223,10 +227,11 @@ def start_and_wait(
     if not log_file.exists():
         log_file.touch()
     chown_to(settings, log_file)
-    options = ["-o", f"-p {port}"] if port else []
+    options = ["-o", f"-p {port} {server_options}".strip()] if port else []
     port = port or settings.pg_port
     started = subprocess.run(
         [
+            *wrapper,
             *prefix,
             pg_ctl(settings),
             "-D",
