@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -351,6 +351,14 @@ class Drill:
         directory = settings.drill_scratch / f"{PREFIX}{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
         try:
             mark = self.mark()
+            if newest is not None:
+                # pgBackRest picks the backup set by whole seconds: a target within the second
+                # its newest backup stopped finds none ("[075] unable to find backup set with
+                # stop time less than ..."), so the target comes at least a second later.
+                while mark.at < newest.stopped_at + timedelta(seconds=1):
+                    self._check_cancelled()
+                    time.sleep(0.2)
+                    mark = self.mark()
             values["target"] = mark.at
             values["archive_wait_seconds"] = self.wait_archived(mark, deadline)
             settings.drill_scratch.mkdir(parents=True, exist_ok=True, mode=0o700)
