@@ -97,7 +97,7 @@ def _backup(args: argparse.Namespace) -> int:
     backup = settings.backup
     dump = None
     if args.action == "create" and settings.database and not backup.count_rows and backup.jobs == 1:
-        # pg_dump starts first; the slower imports below (psycopg ~0.1 s) happen while it runs
+        # pg_dump starts first; the imports below happen while it runs
         from runtime.backup.dump import PgTools, start_dump
 
         tools = PgTools.find(backup.pg_bindir)
@@ -109,9 +109,14 @@ def _backup(args: argparse.Namespace) -> int:
             dump.kill()  # already finished unless something failed before it was read
 
 
-def _backup_run(args: argparse.Namespace, settings: Settings, dump: ToolProcess | None) -> int:
-    import psycopg
+def _client_errors() -> tuple[type[BaseException], ...]:
+    """OSError, and psycopg's errors once psycopg is loaded (`backup create` never loads it,
+    and what was never imported cannot have raised)."""
+    psycopg = sys.modules.get("psycopg")
+    return (OSError, psycopg.Error) if psycopg is not None else (OSError,)
 
+
+def _backup_run(args: argparse.Namespace, settings: Settings, dump: ToolProcess | None) -> int:
     from runtime.backup import commands
     from runtime.backup.manager import BackupManager
     from runtime.backup.redaction import redact
@@ -144,7 +149,7 @@ def _backup_run(args: argparse.Namespace, settings: Settings, dump: ToolProcess 
         if args.action == "prune":
             return commands.prune(manager, dry_run=args.dry_run, as_json=args.json)
         return commands.schedule(manager)
-    except (OSError, psycopg.Error) as exc:  # unexpected, but still one redacted line
+    except _client_errors() as exc:  # unexpected, but still one redacted line
         error(redact(f"{type(exc).__name__}: {exc}", manager.database_url))
         return EXIT_FAILED
     finally:

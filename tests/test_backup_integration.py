@@ -555,3 +555,24 @@ def test_prune_applies_retention_and_keeps_newest_verified(pgbench_db: str, tmp_
     manager.prune()
     assert [b.backup_id for b in manager.list_backups()] == [made[3].backup_id, made[1].backup_id]
     assert sorted(storage.names())[0].startswith(made[1].backup_id)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [{}, {"count_rows": True}, {"jobs": 2}],
+    ids=["archive-header", "snapshot-connection", "directory-format"],
+)
+def test_the_manifest_names_the_server_and_pg_dump_as_they_report_themselves(
+    pgbench_db: str, tmp_path: Path, kw: dict[str, Any]
+) -> None:
+    """The custom format's versions come from the archive header (no connection, no
+    `pg_dump --version`); they must read exactly as the server and pg_dump say them."""
+    manager = manager_for(pgbench_db, LocalStorage(tmp_path / "backups"), **kw)
+    result = manager.create_backup()
+    assert result.status == "success", result.reason
+    manifest = manager.load_manifest(result.backup_id)
+    with psycopg.connect(pgbench_db) as conn:
+        row = conn.execute("SELECT current_setting('server_version')").fetchone()
+    assert row is not None
+    assert manifest.server_version == row[0]
+    assert manifest.tool_version == manager.tools.version()

@@ -25,12 +25,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psycopg
 from opentelemetry import trace
 from opentelemetry.trace import StatusCode
-from psycopg import sql
 
 from runtime.backup import crypto
+from runtime.backup.archive_header import HEAD_BYTES, read_versions
 from runtime.backup.dump import (
     PgTools,
     ToolProcess,
@@ -244,27 +243,37 @@ class BackupManager:
                 conn, snapshot, version = stack.enter_context(exported_snapshot(self.database_url))
             pool = stack.enter_context(ThreadPoolExecutor(2))
             stack.enter_context(start_span(_TRACER, "backup.dump"))
-            tool_version = pool.submit(tools.version)
+            # A custom-format archive names both versions in its header (read below); only the
+            # directory format needs pg_dump asked, and the server's version comes from the
+            # snapshot's connection when there is one.
+            tool_version = pool.submit(tools.version) if parallel else None
+            counted = None
+            server = None
             if shared_snapshot:
                 server = pool.submit(str, version)
                 counted = pool.submit(count_rows, conn) if settings.count_rows else None
-            else:
-                server = pool.submit(server_version, self.database_url)
-                counted = None
             writer = self.storage.writer(data_name)
             sealer = Sealer(writer, key, progress)
             try:
                 if parallel:
                     self._dump_directory(snapshot, sealer)
+                    versions = None
                 else:
                     if dump is None:
                         dump = start_dump(
                             tools, self.database_url, settings.compress_level, snapshot
                         )
-                    self._dump_custom(dump, sealer)
+                    versions = read_versions(self._dump_custom(dump, sealer))
                 sealer.finish()
                 table_rows = counted.result() if counted else {}
-                server_version_text = server.result()
+                if versions is not None:
+                    server_version_text = versions.server_version
+                    tool_version_text = versions.tool_version
+                else:  # the directory format, or a header this code does not know
+                    server_version_text = (
+                        server.result() if server else server_version(self.database_url)
+                    )
+                    tool_version_text = tool_version.result() if tool_version else tools.version()
                 writer.commit()
             except BaseException:
                 writer.abort()
@@ -274,7 +283,7 @@ class BackupManager:
             data_object=data_name,
             database=dbname,
             server_version=server_version_text,
-            tool_version=tool_version.result(),
+            tool_version=tool_version_text,
             created_at=started_at,
             duration_seconds=round(time.monotonic() - began, 3),
             size_bytes=writer.bytes_written,
@@ -295,10 +304,14 @@ class BackupManager:
             raise
         return manifest
 
-    def _dump_custom(self, proc: ToolProcess, sealer: Sealer) -> None:
-        """One running pg_dump -Fc, its stdout streamed straight into storage."""
+    def _dump_custom(self, proc: ToolProcess, sealer: Sealer) -> bytes:
+        """One running pg_dump -Fc, its stdout streamed straight into storage; returns the
+        archive's first bytes (its header names the server's and pg_dump's versions)."""
+        head = b""
         try:
             while chunk := proc.stdout.read(CHUNK):
+                if len(head) < HEAD_BYTES:
+                    head += chunk[: HEAD_BYTES - len(head)]
                 sealer.write(chunk)
         except BaseException:
             proc.kill()
@@ -306,6 +319,7 @@ class BackupManager:
         code, err = proc.finish()
         if code != 0:
             raise BackupError(f"pg_dump exited with {code}: {err}")
+        return head
 
     def _dump_directory(self, snapshot: str | None, sealer: Sealer) -> None:
         """pg_dump -Fd --jobs=N (tables dumped in parallel) into a temporary directory, then
@@ -422,6 +436,9 @@ class BackupManager:
             raise ConfigError(
                 "DATABASE_URL (database.dsn)", None, "a server (deep verification restores into it)"
             )
+        import psycopg  # deep verify and restore only: `create` never loads the client
+        from psycopg import sql
+
         scratch = f"backup_verify_{secrets.token_hex(6)}"
         admin = self.database_url
         with tempfile.TemporaryDirectory(prefix="backup-verify-") as tmp:
@@ -466,6 +483,9 @@ class BackupManager:
         """Drop the scratch database. A plain DROP first: it stops autovacuum workers that a
         fresh restore attracts (FORCE would need the right to signal them); then FORCE for a
         client that lingers. A database left behind is logged, not a failed verification."""
+        import psycopg
+        from psycopg import sql
+
         plain = sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(scratch))
         force = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch))
         failure = ""
@@ -511,6 +531,8 @@ class BackupManager:
         began = time.monotonic()
         if not target:
             raise BackupError("target: got ''; allowed: a DSN of the database to restore into")
+        import psycopg
+
         try:
             psycopg.connect(target, connect_timeout=10).close()
         except psycopg.Error as exc:
