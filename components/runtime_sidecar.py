@@ -42,6 +42,7 @@ REPOSITORY = Path(__file__).resolve().parent.parent
 DOCKERFILE = "runtime/Dockerfile"
 APP_CONFIG_FILE = "/run/secrets/app_config.json"
 BACKUP_DIR = "/backups"
+MIGRATION_ENV = "PLATFORM_MIGRATION"  # the migration step it started after (its identity)
 
 
 def source_hash(root: Path = REPOSITORY) -> str:
@@ -76,6 +77,9 @@ class RuntimeSidecarArgs:
     health_check_timeout_seconds: int
     depends_on: Sequence[pulumi.Resource] = ()
     physical_backups: PhysicalBackupAccess | None = None
+    # the migration step's `done`: resolves only after it succeeded, so a failed migration
+    # leaves the running sidecar as it is (components/migration.py)
+    migration_done: pulumi.Output[str] | None = None
 
 
 def _physical_backup_mounts(
@@ -127,7 +131,11 @@ def runtime_sidecar_spec(args: RuntimeSidecarArgs) -> ServiceSpec:
         port=PORT,
         command=["serve", "--port", str(PORT)],
         # The same settings applications read: the stack's app_config, as a secret file.
-        env={"APP_CONFIG_FILE": APP_CONFIG_FILE, "BACKUP_DIR": BACKUP_DIR},
+        env={
+            "APP_CONFIG_FILE": APP_CONFIG_FILE,
+            "BACKUP_DIR": BACKUP_DIR,
+            **({MIGRATION_ENV: args.migration_done} if args.migration_done is not None else {}),
+        },
         files=[
             ConfigFile(
                 APP_CONFIG_FILE,

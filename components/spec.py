@@ -142,6 +142,29 @@ class ServiceSpec:
 
 
 @dataclass(frozen=True)
+class TaskSpec:
+    """A one-shot command (the application's migrations): it runs to completion once per
+    change of its inputs, before what `depends_on` it; a non-zero exit fails the deploy.
+
+    `entrypoint` replaces the image's own; `identity` names what decides a re-run (image
+    and command), for the dependents that must follow it. `secrets`: values to mask in the
+    output shown when it fails."""
+
+    name: str
+    image: str
+    entrypoint: Sequence[str]
+    command: Sequence[str]
+    memory_mb: int
+    timeout_seconds: int
+    identity: str
+    env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    files: Sequence[ConfigFile] = ()
+    networks: Sequence[Network] = ("backend",)
+    depends_on: Sequence[pulumi.Resource] = ()
+    secrets: Sequence[pulumi.Input[str]] = ()
+
+
+@dataclass(frozen=True)
 class RuntimePolicy:
     """How every service is kept running; the same for all services of a stack."""
 
@@ -159,7 +182,21 @@ class DeployedService(Protocol):
     def workload(self) -> pulumi.Resource: ...
 
 
+class CompletedTask(Protocol):
+    """What a platform hands back for a `TaskSpec`: the resource that ran it, and `done`,
+    which resolves (to the task's identity) only once it succeeded: an input of the
+    dependents, so none of them is created or replaced after a failure."""
+
+    @property
+    def workload(self) -> pulumi.Resource: ...
+    @property
+    def done(self) -> pulumi.Output[str]: ...
+
+
 class Platform(Protocol):
-    """Where services run. `deploy` creates the service's resources as children of `parent`."""
+    """Where services run. `deploy` creates the service's resources as children of `parent`;
+    `run_once` a one-shot task's."""
 
     def deploy(self, spec: ServiceSpec, parent: pulumi.ComponentResource) -> DeployedService: ...
+
+    def run_once(self, task: TaskSpec, parent: pulumi.ComponentResource) -> CompletedTask: ...

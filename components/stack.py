@@ -39,6 +39,7 @@ from components.grafana import PORT as GRAFANA_PORT
 from components.grafana import Grafana, GrafanaArgs
 from components.logs_traces import LogsTraces
 from components.logs_traces import logs_traces_tier as logs_traces_tier
+from components.migration import Migration, MigrationArgs
 from components.monitoring.alerts import (
     BACKUP_MARGIN_SECONDS,
     RULES_FILE,
@@ -85,6 +86,7 @@ __all__ = [
     "endpoints",
     "exporters",
     "logs_traces_tier",
+    "migration",
     "nginx",
     "objectives",
     "observability_tier",
@@ -398,6 +400,34 @@ def endpoints(
     }
 
 
+def migration(
+    name: str,
+    c: StackConfig,
+    app_config: pulumi.Output[dict[str, Any]],
+    postgres: pulumi.Resource,
+    secrets: Sequence[pulumi.Input[str]],
+    platform: Platform,
+    opts: pulumi.ResourceOptions,
+) -> Migration | None:
+    """The application's migration step, after PostgreSQL is healthy (None when not set)."""
+    if not c.migration_image:
+        return None
+    return Migration(
+        f"{name}-migrate",
+        MigrationArgs(
+            image=c.migration_image,
+            command=c.migration_command,
+            app_config=app_config,
+            memory_mb=c.migration_memory_mb,
+            timeout_seconds=c.migration_timeout_seconds,
+            depends_on=[postgres],
+            secrets=secrets,
+        ),
+        platform,
+        opts=opts,
+    )
+
+
 def runtime_sidecar(
     name: str,
     c: StackConfig,
@@ -406,16 +436,19 @@ def runtime_sidecar(
     platform: Platform,
     opts: pulumi.ResourceOptions,
     physical_backups: PhysicalBackupAccess | None = None,
+    after: Migration | None = None,
 ) -> RuntimeSidecar:
-    """The runtime sidecar (backups, health, metrics) reading the stack's app_config."""
+    """The runtime sidecar (backups, health, metrics) reading the stack's app_config; with a
+    migration step, only after it succeeded (it uses the schema)."""
     return RuntimeSidecar(
         f"{name}-runtime",
         RuntimeSidecarArgs(
             memory_mb=c.runtime_memory_mb,
             app_config=app_config,
             health_check_timeout_seconds=c.health_check_timeout,
-            depends_on=depends_on,
+            depends_on=[*depends_on, *([after.workload] if after else [])],
             physical_backups=physical_backups,
+            migration_done=after.done if after else None,
         ),
         platform,
         opts=opts,

@@ -15,6 +15,10 @@ front of a database needs when Redis misbehaves (measured: docs/runtime-pool-cac
   prober before the breaker closes, so this client never reads a value older than its last
   completed write. Too many queued invalidations bump the key generation (`<ns>:gen`), which
   makes every old entry unreachable at once;
+- schema revisions: with `schema_revision`, keys live under `<ns>:<gen>@<revision>:`, so a
+  release never reads entries written by code expecting another schema; writes and
+  invalidations also reach the other revisions still live (a rolling deploy), found in the
+  `<ns>:revisions` registry (docs/cache-generations.md);
 - one loader call per key at a time (no stampede) and counters for metrics.
 """
 
@@ -24,6 +28,7 @@ import builtins
 import contextlib
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -39,7 +44,15 @@ from redis.retry import Retry
 
 from runtime.errors import CacheError, redact
 from runtime.near_cache import NearCache
-from runtime.settings import CacheSettings, RedisSettings, Settings, mask_url
+from runtime.schema_revision import expected_revision
+from runtime.settings import (
+    SCHEMA_REVISION,
+    SCHEMA_REVISION_RULE,
+    CacheSettings,
+    RedisSettings,
+    Settings,
+    mask_url,
+)
 from runtime.statelog import StateLog
 from runtime.telemetry.spans import TRACING, would_record
 
@@ -121,6 +134,7 @@ class CacheClient:
         max_pending: int = 10_000,
         near_cache: NearCache | None = None,
         secrets: tuple[str, ...] = (),
+        schema_revision: str | None = None,
     ) -> None:
         if not namespace or ":" in namespace:
             raise ValueError(f"namespace: got {namespace!r}; allowed: non-empty, without ':'")
@@ -128,6 +142,10 @@ class CacheClient:
             raise ValueError(f"default_ttl: got {default_ttl!r}; allowed: an int >= 1 (seconds)")
         if probe_interval <= 0:
             raise ValueError(f"probe_interval: got {probe_interval!r}; allowed: > 0 seconds")
+        if schema_revision is not None and not re.fullmatch(SCHEMA_REVISION, schema_revision):
+            raise ValueError(
+                f"schema_revision: got {schema_revision!r}; allowed: {SCHEMA_REVISION_RULE}"
+            )
         self._redis = client
         self._get = client.get
         self.namespace = namespace
@@ -140,7 +158,14 @@ class CacheClient:
         self._near = near_cache
         self._stats = CacheStats()
         self._gen_key = f"{namespace}:gen"
-        self._prefix = f"{namespace}:0:"
+        self.schema_revision = schema_revision
+        # Registry of live revisions: member = revision ("" for none), score = when its last
+        # entry expires at the latest. Read with the generation, once per probe interval.
+        self._revisions_key = f"{namespace}:revisions"
+        self._longest_ttl = default_ttl
+        self._gen = 0
+        self._others: tuple[str, ...] = ()  # the other live revisions
+        self._prefix = self._prefix_of(schema_revision or "")
         self._gen_due = 0.0
         # Breaker: `_closed` is read on every call without a lock (a bool read is atomic).
         self._closed = True
@@ -295,6 +320,9 @@ class CacheClient:
     def _write(self, key: str, data: bytes, ttl: int | None) -> bool:
         """SET under the stripe lock; on failure make sure no old value survives."""
         full = self._prefix + key
+        if ttl is not None and ttl > self._longest_ttl:
+            self._longest_ttl = ttl  # entries live longer: say so in the registry now
+            self._gen_due = 0.0
         try:
             self._redis.set(full, data, ex=ttl or self.default_ttl)
         except OutOfMemoryError:
@@ -317,6 +345,7 @@ class CacheClient:
             _check_ttl(ttl)
         data = self._encode(key, value)
         stripe = hash(key) % _STRIPES
+        self._revisions_due()
         with self._stripe_locks[stripe]:
             self._epochs[stripe] += 1
             self._forget_near(key)
@@ -325,7 +354,11 @@ class CacheClient:
                     self._stats.writes_skipped += 1
                     self._delete_or_queue(key)
                     return False
-                return self._write(key, data, ttl)
+                if not self._write(key, data, ttl):
+                    return False
+                if self._others:  # other revisions' copies are now stale: delete them
+                    self._delete_or_queue(key, own=False)
+                return True
             finally:
                 self._forget_near(key)
 
@@ -333,6 +366,7 @@ class CacheClient:
         """Forget `key` (call after the database write). Never lost: if Redis cannot be
         reached the deletion is replayed before this client reads from Redis again."""
         stripe = hash(key) % _STRIPES
+        self._revisions_due()
         with self._stripe_locks[stripe]:
             self._epochs[stripe] += 1
             self._forget_near(key)
@@ -349,6 +383,7 @@ class CacheClient:
 
     def invalidate_prefix(self, prefix: str) -> None:
         """Forget every key starting with `prefix` (SCAN + UNLINK: O(keys in Redis))."""
+        self._revisions_due()
         for lock in self._stripe_locks:
             lock.acquire()
         try:
@@ -361,7 +396,8 @@ class CacheClient:
                     self._queue_invalidation(prefix=prefix)
                     return
             try:
-                self._unlink_prefix(self._prefix + prefix)
+                for revision_prefix in self._all_prefixes():
+                    self._unlink_prefix(revision_prefix + prefix)
             except RedisError as exc:
                 self._queue_invalidation(prefix=prefix)
                 self._trip(exc)
@@ -371,13 +407,15 @@ class CacheClient:
             for lock in self._stripe_locks:
                 lock.release()
 
-    def _delete_or_queue(self, key: str) -> None:
+    def _delete_or_queue(self, key: str, *, own: bool = True) -> None:
+        """Delete `key` under every live revision (`own=False`: all but ours) or queue it."""
         with self._breaker_lock:
             if not self._closed:
                 self._queue_invalidation(key=key)
                 return
+        prefixes = self._all_prefixes() if own else self._all_prefixes()[1:]
         try:
-            self._redis.delete(self._prefix + key)
+            self._redis.delete(*(p + key for p in prefixes))
         except RedisError as exc:
             self._queue_invalidation(key=key)
             self._trip(exc)
@@ -467,29 +505,76 @@ class CacheClient:
             return None
 
     def _replay(self, keys: builtins.set[str], prefixes: builtins.set[str], overflow: bool) -> None:
+        self._refresh_generation()  # the revisions live now
+        revision_prefixes = self._all_prefixes()
         if overflow:
             try:
                 self._redis.incr(self._gen_key)
             except OutOfMemoryError:  # cannot bump it: delete the generation's keys instead
-                self._unlink_prefix(self._prefix)
+                for revision_prefix in revision_prefixes:
+                    self._unlink_prefix(revision_prefix)
             self._refresh_generation()
             return
-        ordered = list(keys)
+        ordered = [p + k for k in keys for p in revision_prefixes]
         for start in range(0, len(ordered), 500):
-            self._redis.delete(*(self._prefix + k for k in ordered[start : start + 500]))
+            self._redis.delete(*ordered[start : start + 500])
         for prefix in prefixes:
-            self._unlink_prefix(self._prefix + prefix)
+            for revision_prefix in revision_prefixes:
+                self._unlink_prefix(revision_prefix + prefix)
 
     def _refresh_generation(self) -> None:
         """Read the key generation; a Redis that lost its data gets a new one (time-based),
-        so entries restored from an old snapshot cannot be mistaken for current ones."""
-        gen = self._redis.get(self._gen_key)
+        so entries restored from an old snapshot cannot be mistaken for current ones.
+
+        In the same round trip, say that this revision is live (until its longest-lived
+        entry may expire) and read which other revisions are."""
+        now = time.time()
+        own = self.schema_revision or ""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.get(self._gen_key)
+        if own:  # a client without a revision only reads the registry, as before it wrote none
+            pipe.zadd(self._revisions_key, {own: now + self._live_for()}, gt=True)  # GT adds too
+            pipe.zremrangebyscore(self._revisions_key, "-inf", now)
+        pipe.zrangebyscore(self._revisions_key, now, "+inf")
+        gen, *registered, live = pipe.execute(raise_on_error=False)
+        for result in (gen, live):
+            if isinstance(result, Exception):
+                raise result
+        for result in registered:
+            # Out of memory refuses the ZADD only: the registry keeps the older score.
+            if isinstance(result, Exception) and not isinstance(result, OutOfMemoryError):
+                raise result
         if gen is None:
             with contextlib.suppress(OutOfMemoryError):  # then generation 0 it is
                 self._redis.set(self._gen_key, time.time_ns(), nx=True)
             gen = self._redis.get(self._gen_key)
-        self._prefix = f"{self.namespace}:{int(gen or 0)}:"
+        self._gen = int(gen or 0)
+        members = {m.decode() if isinstance(m, bytes) else str(m) for m in live}
+        if own:  # keys of clients without a revision (e.g. the release before the first one
+            members.add("")  # that set it) are invalidated too
+        self._others = tuple(sorted(members - {own}))
+        self._prefix = self._prefix_of(own)
         self._gen_due = time.monotonic() + self.probe_interval
+
+    def _live_for(self) -> float:
+        """How long this revision's entries may outlive this refresh: its longest TTL, plus
+        the time to the next refresh (and one more interval for clocks a little apart)."""
+        return self._longest_ttl + 2 * self.probe_interval
+
+    def _prefix_of(self, revision: str) -> str:
+        """Keys' prefix for `revision` ("" = the keys of a client without a revision)."""
+        if not revision:
+            return f"{self.namespace}:{self._gen}:"
+        return f"{self.namespace}:{self._gen}@{revision}:"
+
+    def _all_prefixes(self) -> list[str]:
+        """Ours first, then the other live revisions'."""
+        return [self._prefix, *(self._prefix_of(r) for r in self._others)]
+
+    def _revisions_due(self) -> None:
+        """Before a write or an invalidation: re-read the live revisions if they are due."""
+        if self._closed and time.monotonic() >= self._gen_due:
+            self._maybe_refresh_generation()
 
     def _maybe_refresh_generation(self) -> None:
         try:
@@ -524,7 +609,10 @@ class CacheClient:
         self._redis.close()
 
     def __repr__(self) -> str:
-        return f"CacheClient(namespace={self.namespace!r}, breaker={self.breaker_state})"
+        return (
+            f"CacheClient(namespace={self.namespace!r}, revision={self.schema_revision!r}, "
+            f"breaker={self.breaker_state})"
+        )
 
 
 class RedisManager:
@@ -543,6 +631,7 @@ class RedisManager:
         near_cache_size: int = 0,
         max_pending: int = 10_000,
         name: str = "runtime-cache",
+        schema_revision: str | None = None,
     ) -> None:
         if isinstance(redis_settings, Settings):
             cache = cache or redis_settings.cache
@@ -561,6 +650,9 @@ class RedisManager:
         self.near_cache_size = near_cache_size
         self.max_pending = max_pending
         self.name = name
+        # The revision this release's code expects (never the database's): the argument, else
+        # CACHE_SCHEMA_REVISION, else the head of CACHE_ALEMBIC_SCRIPT_DIR.
+        self.schema_revision = schema_revision or expected_revision(self.cache_settings)
         self._client: CacheClient | None = None
         self._lock = threading.Lock()
 
@@ -599,6 +691,7 @@ class RedisManager:
                     max_pending=self.max_pending,
                     near_cache=near,
                     secrets=self.secrets,
+                    schema_revision=self.schema_revision,
                 )
             return self._client
 

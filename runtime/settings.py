@@ -119,6 +119,8 @@ def keys(section: type) -> Iterator[tuple[dataclasses.Field[Any], Key]]:
             yield f, f.metadata["key"]
 
 
+SCHEMA_REVISION = r"[A-Za-z0-9_.+-]{1,64}"
+SCHEMA_REVISION_RULE = "1-64 characters of A-Z a-z 0-9 _ . + - (e.g. Alembic's head revision)"
 _KEY_ID_RULE = "1-64 characters of A-Z a-z 0-9 . _ : -"
 _STANZA_RULE = "letters, digits, '_', '.', '-' (1-64)"
 
@@ -295,6 +297,28 @@ class CacheSettings:
             "CACHE_DEFAULT_TTL",
             Int(1),
             doc="seconds a cached value lives",
+        ),
+    )
+    # The revision the process's *code* expects, never the database's current one: after a
+    # migration, processes still running the old code must keep writing under the old
+    # namespace (docs/cache-generations.md).
+    schema_revision: str | None = field(
+        default=None,
+        metadata=tag(
+            "cache.schema_revision",
+            "CACHE_SCHEMA_REVISION",
+            Text(optional=True, pattern=SCHEMA_REVISION, wording=SCHEMA_REVISION_RULE),
+            doc="the schema revision this release's code expects; part of every cache key",
+        ),
+    )
+    alembic_script_dir: Path | None = field(
+        default=None,
+        metadata=tag(
+            "cache.alembic_script_dir",
+            "CACHE_ALEMBIC_SCRIPT_DIR",
+            Text(optional=True, then=Path),
+            doc="an Alembic script directory whose head is the schema revision (when "
+            "`CACHE_SCHEMA_REVISION` is unset)",
         ),
     )
 

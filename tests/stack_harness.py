@@ -122,9 +122,10 @@ def mock_name(typ: str, name: str) -> str:
 class PlatformMocks(pulumi_mocks.Mocks):
     """Return what the providers would: image ids, names, passwords, a real key and cert."""
 
-    def __init__(self) -> None:
+    def __init__(self, one_shot: tuple[int, str] = (0, "")) -> None:
         self.generated_secrets: list[str] = []
         self._keys: dict[str, ec.EllipticCurvePrivateKey] = {}
+        self.one_shot = one_shot  # (exitCode, containerLogs) of attached one-shot containers
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         outputs = dict(args.inputs)
@@ -135,6 +136,9 @@ class PlatformMocks(pulumi_mocks.Mocks):
         elif args.typ == "docker:index/image:Image" and not args.inputs.get("skipPush"):
             # pushed: the registry's manifest digest (repository@sha256:...)
             outputs["repoDigest"] = f"{args.inputs['imageName'].rsplit(':', 1)[0]}@sha256:{digest}"
+        elif args.typ == "docker:index/container:Container" and args.inputs.get("attach"):
+            # the provider waits for it to exit and records these (docs/migrations-stack.md)
+            outputs["exitCode"], outputs["containerLogs"] = self.one_shot
         elif args.typ in ("docker:index/volume:Volume", "docker:index/network:Network"):
             outputs["name"] = mock_name(args.typ, args.name)
         elif args.typ == "random:index/randomPassword:RandomPassword":
@@ -234,13 +238,15 @@ def run_stack(
     stack: str,
     overrides: Mapping[str, Any] | None = None,
     registered: list[Registration] | None = None,
+    one_shot: tuple[int, str] = (0, ""),
 ) -> StackRun:
     """Run __main__.py for `stack` under mocks; raises what the program raises.
 
     `registered`, when given, receives every registration as it happens, so a test can see
-    what a failing program created before it failed.
+    what a failing program created before it failed. `one_shot`: the exit code and output
+    of one-shot containers (the migration step).
     """
-    mocks = PlatformMocks()
+    mocks = PlatformMocks(one_shot)
     monitor = RecordingMonitor(mocks)
     if registered is not None:
         monitor.registrations = registered
@@ -298,7 +304,8 @@ K8S_CONFIG = {
 DIGEST = "@sha256:" + "ab" * 32
 # every pulled image: RemoteImages, and postgresImage, the base of the locally built
 # PostgreSQL image (the runtime's base is pinned in runtime/Dockerfile)
-IMAGE_KEYS = tuple(s.key for s in SETTINGS if s.key.endswith("Image"))
+# (optional images, empty by default, like migrationImage, are not pulled unless set)
+IMAGE_KEYS = tuple(s.key for s in SETTINGS if s.key.endswith("Image") and s.default)
 
 
 @functools.cache

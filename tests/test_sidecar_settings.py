@@ -215,6 +215,8 @@ USES: dict[str, Callable[[Sidecar], object] | str] = {
     ),
     **{f"pitr.{name}": DRILL for name in DRILL_FIELDS},
     "cache.default_ttl_seconds": APP_SIDE,
+    "cache.schema_revision": APP_SIDE,  # the cache keys of applications: their revision
+    "cache.alembic_script_dir": APP_SIDE,
     "monitoring.interval_seconds": lambda sc: sc._loops[0].interval,
     "monitoring.health_check_timeout_seconds": lambda sc: sc.monitoring.prober.timeout,
     "monitoring.sidecar_host": lambda sc: sc.server.server_address[0],

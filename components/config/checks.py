@@ -60,6 +60,12 @@ def cross_field_problems(v: Mapping[str, Any]) -> list[str]:
             f"{PROJECT}:nginxHttpsPort: got {v['nginx_https_port']}; allowed: a port "
             "different from nginxHttpPort"
         )
+    if bool(v["migration_image"]) != bool(v["migration_command"]):
+        problems.append(
+            f"{PROJECT}:migrationImage/migrationCommand: got {v['migration_image']!r} and "
+            f"{list(v['migration_command'])!r}; allowed: both set (the migration step) or "
+            "both empty (none)"
+        )
     if v["platform"] == "kubernetes":
         problems.extend(kubernetes_problems(v))
     return problems

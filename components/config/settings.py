@@ -22,6 +22,7 @@ from components.config.validators import (
     _between,
     _bucket,
     _cidrs,
+    _command,
     _cron,
     _dns_label,
     _domain,
@@ -33,6 +34,7 @@ from components.config.validators import (
     _one_of,
     _optional_cidrs,
     _optional_host,
+    _optional_pinned_image,
     _optional_url,
     _pem,
     _percent,
@@ -569,6 +571,38 @@ SETTINGS: tuple[Setting, ...] = (
         "integer",
         256,
         "Runtime sidecar container memory limit (MB).",
+        _at_least(64),
+    ),
+    # The application's migration step (docs/migrations-stack.md)
+    Setting(
+        "migrationImage",
+        "string",
+        "",
+        "The application's image (pinned) its migrations run from, once per change of image "
+        "or command, after PostgreSQL is healthy and before the runtime sidecar; it must "
+        "contain the runtime package. Empty: no migration step.",
+        _optional_pinned_image,
+    ),
+    Setting(
+        "migrationCommand",
+        "array",
+        [],
+        "The application's migration command, run as `python -m runtime migrate -- COMMAND` "
+        '(e.g. ["alembic", "upgrade", "head"]); required with migrationImage.',
+        _command,
+    ),
+    Setting(
+        "migrationTimeoutSeconds",
+        "integer",
+        900,
+        "How long the migration step may run before `pulumi up` fails.",
+        _between(30, 86400),
+    ),
+    Setting(
+        "migrationMemoryMb",
+        "integer",
+        256,
+        "Migration step container memory limit (MB).",
         _at_least(64),
     ),
     Setting(

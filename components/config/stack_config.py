@@ -114,6 +114,10 @@ class StackConfig:
     alertmanager_memory_mb: int
     grafana_memory_mb: int
     runtime_memory_mb: int
+    migration_image: str
+    migration_command: tuple[str, ...]
+    migration_timeout_seconds: int
+    migration_memory_mb: int
     loki_memory_mb: int
     tempo_memory_mb: int
     alloy_memory_mb: int

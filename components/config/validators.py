@@ -80,6 +80,15 @@ def _pinned_image(v: str) -> str | None:
     return None
 
 
+def _optional_pinned_image(v: str) -> str | None:
+    return None if v == "" else _pinned_image(v)
+
+
+def _command(v: list[str]) -> str | None:
+    ok = all(item.strip() and "\0" not in item for item in v) and len(v) <= 64
+    return None if ok else 'a JSON list of non-empty strings like ["alembic", "upgrade", "head"]'
+
+
 def _host_port(v: str) -> str | None:
     match = _HOST_PORT.match(v)
     ok = match is not None and 1 <= int(match.group(2)) <= 65535

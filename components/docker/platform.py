@@ -13,12 +13,48 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.spec import ConfigFile, RuntimePolicy, ServiceSpec
+from components.spec import ConfigFile, RuntimePolicy, ServiceSpec, TaskSpec
 
 # Docker's json-file driver grows without bound unless told otherwise. `labels` copies the
 # service's title label into every log line's `attrs`, which Alloy turns into Loki's
 # `service` label (components/render/alloy_config.py).
 LOG_OPTIONS = {"max-size": "10m", "max-file": "5", "labels": "org.opencontainers.image.title"}
+
+
+# How much of a failed task's output the error shows (its tail: where the error is).
+FAILED_OUTPUT_CHARS = 4000
+
+
+class TaskFailed(pulumi.RunError):
+    """A one-shot task exited non-zero: `pulumi up` stops before its dependents."""
+
+
+def task_result(task: TaskSpec, exit_code: int | None, logs: str | None, secrets: list[str]) -> str:
+    """The task's identity if it exited 0; else TaskFailed with its output's tail, every
+    secret masked (the provider records the exit code but does not fail on it)."""
+    if exit_code == 0:
+        return task.identity
+    output = logs or ""
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        output = output.replace(secret, "***")
+    tail = output[-FAILED_OUTPUT_CHARS:]
+    raise TaskFailed(
+        f"{task.name}: {' '.join([*task.entrypoint, *task.command])} exited with "
+        f"{exit_code}; nothing that depends on it was created or replaced. Its output "
+        f"(last {len(tail)} characters):\n{tail}"
+    )
+
+
+@dataclass(frozen=True)
+class DockerTask:
+    """The one-shot container of a task, and `done` (see `components.spec.CompletedTask`)."""
+
+    container: docker.Container
+    done: pulumi.Output[str]
+
+    @property
+    def workload(self) -> pulumi.Resource:
+        return self.container
 
 
 @dataclass(frozen=True)
@@ -176,6 +212,63 @@ class DockerPlatform(pulumi.ComponentResource):
             opts=child.merge(pulumi.ResourceOptions(depends_on=list(spec.depends_on))),
         )
         return DockerService(container=container, image=image, volumes=volumes)
+
+    def run_once(self, task: TaskSpec, parent: pulumi.ComponentResource) -> DockerTask:
+        """A container that runs the task to its end during `pulumi up` (attach) and stays,
+        exited, so the next `up` sees no change and does not run it again; a changed image or
+        command replaces it, which runs it once more.
+
+        pulumi-docker 5.2 (the Terraform provider's create path) waits for an attached
+        container to stop and records `exit_code` and `container_logs`, but a non-zero exit
+        does not fail the resource: `done` raises instead (docs/migrations-stack.md)."""
+        prefix = f"{self.name}-{task.name}"
+        child = pulumi.ResourceOptions(parent=parent)
+        image = docker.RemoteImage(
+            f"{prefix}-image", name=task.image, keep_locally=True, opts=child
+        )
+        container = docker.Container(
+            prefix,
+            image=image.image_id,
+            entrypoints=list(task.entrypoint),
+            command=list(task.command),
+            envs=[pulumi.Output.concat(k, "=", v) for k, v in task.env.items()] or None,
+            networks_advanced=[
+                docker.ContainerNetworksAdvancedArgs(
+                    name=(self.backend if n == "backend" else self.edge).name,
+                    aliases=[task.name],
+                )
+                for n in sorted(set(task.networks))
+            ],
+            uploads=[_upload(f) for f in task.files] or None,
+            must_run=False,  # it exits when done
+            attach=True,  # `pulumi up` waits for it to end
+            logs=True,  # and keeps its output, shown if it fails
+            rm=False,  # kept (exited): gone, the next `up` would create and run it again
+            restart="no",  # a failed migration is not retried on its own
+            memory=task.memory_mb,
+            memory_swap=task.memory_mb,
+            log_driver="json-file",
+            log_opts=LOG_OPTIONS,
+            security_opts=["no-new-privileges:true"],
+            capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"]),
+            labels=[
+                docker.ContainerLabelArgs(label="org.opencontainers.image.title", value=task.name),
+                docker.ContainerLabelArgs(label="platform.stack", value=pulumi.get_stack()),
+                docker.ContainerLabelArgs(label="platform.health", value="one-shot"),
+            ],
+            opts=child.merge(
+                pulumi.ResourceOptions(
+                    depends_on=list(task.depends_on),
+                    custom_timeouts=pulumi.CustomTimeouts(create=f"{task.timeout_seconds}s"),
+                )
+            ),
+        )
+        secrets = pulumi.Output.all(*task.secrets)
+        done = pulumi.Output.all(container.exit_code, container.container_logs, secrets).apply(
+            lambda v: task_result(task, v[0], v[1], [str(s) for s in v[2]])
+        )
+        # only the identity comes out: not secret, whatever the masked values were
+        return DockerTask(container=container, done=pulumi.Output.unsecret(done))
 
     def _shared(self, user: str, service: str, name: str) -> docker.Volume:
         try:

@@ -85,6 +85,15 @@ class DataPlatform(pulumi.ComponentResource):
             otlp_endpoint=logs.alloy.otlp_endpoint if logs else "",
             backup_key=generated_key(f"{name}-backup-encryption-key", self),
         )
+        migration = stack.migration(
+            name,
+            c,
+            self.app_config,
+            postgres,
+            [postgres.password, redis.password],
+            platform,
+            child,
+        )
         stack.runtime_sidecar(
             name,
             c,
@@ -96,6 +105,7 @@ class DataPlatform(pulumi.ComponentResource):
                 pgbackrest_conf=postgres.pgbackrest_conf,
                 posix_repository=c.pitr_repo_type == "posix",
             ),
+            after=migration,
         )
         self.postgres_host = postgres.host
         self.redis_host = redis.host

@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from components.spec import ServiceSpec
+from components.spec import ServiceSpec, TaskSpec
 
 Obj = dict[str, Any]
 
@@ -298,6 +298,84 @@ def workload(spec: ServiceSpec, cluster: ClusterSettings, checksum: str) -> Obj:
                 "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
             },
             "template": template,
+        },
+    }
+
+
+def task_secret(task: TaskSpec, namespace: str, contents: Mapping[str, str]) -> Obj:
+    """A task's files, all in one Secret (a task's files are its app_config)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": metadata(task.name, namespace),
+        "stringData": {file_key(path): text for path, text in sorted(contents.items())},
+    }
+
+
+def job(task: TaskSpec, cluster: ClusterSettings, pull_secret: str = "") -> Obj:
+    """A `batch/v1` Job running the task once: no retry (`backoffLimit: 0`; a failed
+    migration must fail the deploy, not run again with a new restore point), bounded by the
+    task's timeout, under the same restricted pod security as every service."""
+    uid = cluster.users.get(task.name, NOBODY)
+    volumes: list[Obj] = [{"name": SCRATCH_VOLUME.format(0), "emptyDir": {}}]
+    mounts: list[Obj] = [{"name": SCRATCH_VOLUME.format(0), "mountPath": "/tmp"}]  # noqa: S108
+    if task.files:
+        volumes.append(
+            {"name": SECRET_VOLUME, "secret": {"secretName": task.name, "defaultMode": 0o440}}
+        )
+        mounts += [
+            {
+                "name": SECRET_VOLUME,
+                "mountPath": f.path,
+                "subPath": file_key(f.path),
+                "readOnly": True,
+            }
+            for f in task.files
+        ]
+    container: Obj = {
+        "name": task.name,
+        "image": task.image,
+        "command": list(task.entrypoint),
+        "args": list(task.command),
+        "resources": {
+            "requests": {"cpu": "50m", "memory": f"{task.memory_mb}Mi"},
+            "limits": {"memory": f"{task.memory_mb}Mi"},
+        },
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": mounts,
+    }
+    if task.env:
+        container["env"] = [{"name": k, "value": str(v)} for k, v in task.env.items()]
+    pod: Obj = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": uid,
+            "runAsGroup": uid,
+            "fsGroup": uid,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [container],
+        "volumes": volumes,
+    }
+    if pull_secret:
+        pod["imagePullSecrets"] = [{"name": pull_secret}]
+    networks = {NETWORK_LABEL.format(n): "true" for n in sorted(set(task.networks))}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": metadata(task.name, cluster.namespace, {"platform/task": task.identity}),
+        "spec": {
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": task.timeout_seconds,
+            "template": {"metadata": {"labels": {**labels(task.name), **networks}}, "spec": pod},
         },
     }
 

@@ -22,7 +22,7 @@ import pulumi_kubernetes as k8s
 
 from components.kubernetes import objects
 from components.kubernetes.objects import ClusterSettings
-from components.spec import ImageBuild, ServiceSpec
+from components.spec import ImageBuild, ServiceSpec, TaskSpec
 
 PULL_SECRET = "registry-credentials"  # noqa: S105 - a Secret's name
 
@@ -32,6 +32,14 @@ class KubernetesService:
     """The workload dependents wait on (the provider waits for its rollout to be ready)."""
 
     workload: pulumi.Resource
+
+
+@dataclass(frozen=True)
+class KubernetesTask:
+    """A task's Job; `done` resolves once the provider saw it complete (see `run_once`)."""
+
+    workload: pulumi.Resource
+    done: pulumi.Output[str]
 
 
 @dataclass(frozen=True)
@@ -266,3 +274,58 @@ class KubernetesPlatform(pulumi.ComponentResource):
             f"{prefix}-pdb", metadata=pdb["metadata"], spec=pdb["spec"], opts=self.child(parent)
         )
         return KubernetesService(workload=workload)
+
+    def run_once(self, task: TaskSpec, parent: pulumi.ComponentResource) -> KubernetesTask:
+        """The task as a `batch/v1` Job (CloudNativePG's advice for migrations).
+
+        pulumi-kubernetes 4.x awaits a Job: its create succeeds once the Job's `Complete`
+        condition is true and fails as soon as `Failed` is (the provider's Job docs), so a
+        failed migration fails the resource and the engine never reaches its dependents.
+        Its pod template is immutable: a changed image or command replaces the Job."""
+        prefix = f"{self.name}-{task.name}"
+        ns = self.cluster.namespace
+        paths = [f.path for f in task.files]
+        contents = pulumi.Output.all(*(f.content for f in task.files)).apply(
+            lambda texts: {p: str(t) for p, t in zip(paths, texts, strict=True)}
+        )
+        secret = k8s.core.v1.Secret(
+            f"{prefix}-secret",
+            metadata=_meta(task.name, ns),
+            type="Opaque",
+            string_data=secret_data(
+                contents.apply(lambda c: objects.task_secret(task, ns, c)["stringData"])
+            ),
+            opts=self.child(parent),
+        )
+        body = objects.job(task, self.cluster, self.cluster.pull_secret)
+        env = dict(task.env)
+        if env:  # Pulumi inputs among the values: resolved into the container's env
+            body_out: Any = pulumi.Output.all(*env.values()).apply(
+                lambda values: _with_env(body, dict(zip(env, values, strict=True)))
+            )
+        else:
+            body_out = body
+        job = k8s.batch.v1.Job(
+            f"{prefix}-job",
+            metadata=body["metadata"],
+            spec=pulumi.Output.from_input(body_out).apply(lambda b: b["spec"]),
+            opts=self.child(
+                parent, depends_on=[secret, *self._pull_secrets, *task.depends_on]
+            ).merge(
+                pulumi.ResourceOptions(
+                    custom_timeouts=pulumi.CustomTimeouts(
+                        create=f"{task.timeout_seconds + 60}s",
+                        update=f"{task.timeout_seconds + 60}s",
+                    )
+                )
+            ),
+        )
+        done = job.metadata.apply(lambda _: task.identity)
+        return KubernetesTask(workload=job, done=done)
+
+
+def _with_env(body: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
+    """The Job with its container's env set to resolved values."""
+    container = body["spec"]["template"]["spec"]["containers"][0]
+    container["env"] = [{"name": k, "value": str(v)} for k, v in env.items()]
+    return body

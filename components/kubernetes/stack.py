@@ -162,7 +162,18 @@ class KubernetesDataPlatform(pulumi.ComponentResource):
             self.endpoints,
             backup_key=generated_key(f"{name}-backup-encryption-key", self),
         )
-        stack.runtime_sidecar(name, c, self.app_config, [postgres, redis], platform, child)
+        migration = stack.migration(
+            name,
+            c,
+            self.app_config,
+            postgres,
+            [postgres.password, redis.password],
+            platform,
+            child,
+        )
+        stack.runtime_sidecar(
+            name, c, self.app_config, [postgres, redis], platform, child, after=migration
+        )
         self.postgres_host = postgres.host
         self.redis_host = redis.host
         self.register_outputs({"app_config": self.app_config, **self.endpoints})

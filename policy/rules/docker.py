@@ -51,9 +51,15 @@ def service_of(resource: Resource) -> str:
     return aliases.pop() if len(aliases) == 1 else resource.name
 
 
+def is_one_shot(resource: Resource) -> bool:
+    """A container `pulumi up` runs to its end (attach, must_run false): the migration step.
+    It is not a service: nothing waits for it to be healthy, and it must not restart."""
+    return get(resource.props, "attach") is True and get(resource.props, "mustRun") is False
+
+
 def check_healthcheck(resource: Resource, stack: str) -> list[str]:
     tests = items(get(get(resource.props, "healthcheck"), "tests"))
-    if not tests and service_of(resource) in NO_HEALTHCHECK:
+    if not tests and (service_of(resource) in NO_HEALTHCHECK or is_one_shot(resource)):
         return []
     if not tests or tests[0] == "NONE":
         return [
@@ -65,7 +71,7 @@ def check_healthcheck(resource: Resource, stack: str) -> list[str]:
 
 def check_restart(resource: Resource, stack: str) -> list[str]:
     restart = get(resource.props, "restart")
-    if restart not in RESTART_POLICIES:
+    if restart not in RESTART_POLICIES and not is_one_shot(resource):
         allowed = ", ".join(sorted(RESTART_POLICIES))
         return [
             f"container '{service_of(resource)}' has restart policy {restart or 'no'!r}; "
