@@ -8,13 +8,13 @@ docs/migrations.md tells operators.
 
 from __future__ import annotations
 
-import os
+import re
 import shutil
-import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,71 +22,28 @@ import psycopg
 import pytest
 from psycopg import pq
 
-from runtime.migrate.session import LIBPQ_ENV
-from runtime.settings import load_settings
+from runtime.errors import ConfigError
+from runtime.migrate.session import LIBPQ_ENV, session_options
+from runtime.pitr.info import BackupSet, RepoInfo
+from runtime.pitr.pgbackrest import PitrError
+from runtime.pitr.restore import (
+    backup_before_name,
+    parse_target_name,
+    recovery_outcome,
+    restore_point_name,
+    restore_point_time,
+)
+from runtime.settings import MigrateSettings, load_settings
+from tests.migrate_harness import (
+    ALEMBIC,
+    GRANT,
+    REVISIONS,
+    SAMPLE,
+    Migrator,
+    add_revision,
+    waiting_on_a_lock,
+)
 from tests.servers import PostgresServer
-
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = ROOT / "examples" / "alembic"
-REVISIONS = ("0001", "0002", "0003")
-ALEMBIC = (sys.executable, "-m", "alembic")
-GRANT = "GRANT EXECUTE ON FUNCTION pg_create_restore_point(text), pg_switch_wal() TO {user}"
-
-
-class Migrator:
-    """One database and a copy of the sample project; runs `python -m runtime migrate`."""
-
-    def __init__(self, server: PostgresServer, dsn: str, project: Path) -> None:
-        self.server = server
-        self.dsn = dsn
-        self.database = dsn.rsplit("/", 1)[1]
-        self.project = project
-        self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("PG", "MIGRATE_"))},
-            "DATABASE_URL": dsn,
-            "PYTHONPATH": str(ROOT),
-        }
-
-    def start(self, *command: str, **env: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "runtime", "migrate", *command],
-            cwd=self.project,
-            env={**self.env, **env},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-
-    def run(self, *command: str, **env: str) -> subprocess.CompletedProcess[str]:
-        child = self.start(*command, **env)
-        out, err = child.communicate(timeout=120)
-        assert PostgresServer.password not in out + err  # never in the runtime's lines
-        return subprocess.CompletedProcess(child.args, child.returncode, out, err)
-
-    def alembic(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-        return self.run("--", *ALEMBIC, *args, **env)
-
-    def ok(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-        done = self.alembic(*args, **env)
-        assert done.returncode == 0, done.stderr
-        return done
-
-    def connect(self) -> psycopg.Connection[tuple[Any, ...]]:
-        return psycopg.connect(self.dsn, autocommit=True)
-
-    def revision(self) -> tuple[str, ...] | None:
-        from runtime.migrate import migration_status
-
-        settings = load_settings(env={"DATABASE_URL": self.dsn}, require=("database",))
-        return migration_status(settings).revisions
-
-    def columns(self, table: str = "items") -> set[str]:
-        with self.connect() as conn:
-            rows = conn.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = %s",
-                (table,),
-            ).fetchall()
-        return {str(r[0]) for r in rows}
 
 
 @pytest.fixture
@@ -96,34 +53,6 @@ def migrator(postgres_server: PostgresServer, empty_db: str, tmp_path: Path) -> 
     project = tmp_path / "alembic"
     shutil.copytree(SAMPLE, project)
     yield Migrator(postgres_server, empty_db, project)
-
-
-def add_revision(project: Path, name: str, body: str, down: str = "0003") -> None:
-    """A revision of the test's own after the sample's head."""
-    (project / "versions" / f"{name}.py").write_text(
-        f'"""test revision {name}"""\n'
-        "from alembic import op\n\n"
-        f"revision = {name!r}\ndown_revision = {down!r}\n"
-        "branch_labels = None\ndepends_on = None\n\n\n"
-        f"def upgrade() -> None:\n{body}\n\n\n"
-        "def downgrade() -> None:\n    pass\n"
-    )
-
-
-def waiting_on_a_lock(m: Migrator, timeout: float = 30) -> None:
-    """Until a session of the migration command waits for a table lock."""
-    deadline = time.monotonic() + timeout
-    with m.connect() as conn:
-        while time.monotonic() < deadline:
-            row = conn.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s"
-                " AND application_name = 'runtime-migrate' AND wait_event_type = 'Lock'",
-                (m.database,),
-            ).fetchone()
-            if row and row[0]:
-                return
-            time.sleep(0.05)
-    raise TimeoutError("the migration never waited for a lock")
 
 
 # -- one at a time ---------------------------------------------------------------------------
@@ -344,3 +273,81 @@ def test_the_commands_exit_code_and_output_pass_through(migrator: Migrator) -> N
     assert done.stdout == "to stdout\n"
     assert "to stderr\n" in done.stderr
     assert done.stderr.splitlines()[-1].startswith("error: the migration command exited with 7")
+
+
+def test_with_a_pitr_section_an_unarchived_restore_point_stops_the_migration(
+    migrator: Migrator, tmp_path: Path
+) -> None:
+    """The shared server does not archive: the restore point never reaches a repository."""
+    marker = tmp_path / "ran"
+    done = migrator.run(
+        "--", sys.executable, "-c", f"open({str(marker)!r}, 'w')",
+        PITR_STANZA="main", MIGRATE_ARCHIVE_WAIT="1",
+    )  # fmt: skip
+    assert done.returncode == 1
+    last = done.stderr.splitlines()[-1]
+    assert re.fullmatch(
+        r"error: restore point migrate-\d{8}T\d{6}Z: WAL segment \w{24} was not archived within "
+        r"1 s \(MIGRATE_ARCHIVE_WAIT\); the migration was not run: fix archiving .*",
+        last,
+    ), last
+    assert not marker.exists()
+
+
+def test_the_migrate_settings_come_from_app_config_too() -> None:
+    config = {
+        "database": {"dsn": "postgresql://app@db:5432/app"},
+        "migrate": {
+            "lock_wait_seconds": 30, "lock_timeout_seconds": 0.25,
+            "statement_timeout_seconds": 0, "restore_point": False,
+            "archive_wait_seconds": 5, "version_table": "ops.schema_version",
+        },
+    }  # fmt: skip
+    got = load_settings(config, env={}, require=("database",)).migrate
+    assert got == MigrateSettings(30.0, 0.25, 0.0, False, 5.0, "ops.schema_version")
+    assert session_options(got) == "-c lock_timeout=250 -c statement_timeout=0"
+    tiny = MigrateSettings(lock_timeout_seconds=0.0001)
+    assert session_options(tiny).startswith("-c lock_timeout=1 ")  # 0 would mean "off"
+    config["migrate"] = {"version_table": "x; DROP TABLE items"}
+    with pytest.raises(ConfigError, match=r"^migrate.version_table: got 'x; DROP TABLE items'"):
+        load_settings(config, env={}, require=("database",))
+
+
+# -- pitr restore --target-name, without a server ----------------------------------------------
+
+
+def _info(*stops: datetime) -> RepoInfo:
+    sets = tuple(
+        BackupSet(f"b{i}", "full", s, s, 1, 1, "", "", error=False) for i, s in enumerate(stops)
+    )
+    return RepoInfo("main", "0 ok", "none", sets, None, None)
+
+
+def test_the_backup_for_a_named_point_is_the_newest_that_ended_in_an_earlier_second() -> None:
+    point = datetime(2026, 12, 5, 1, 0, 0, tzinfo=UTC)
+    name = restore_point_name(point + timedelta(microseconds=900_000))
+    assert name == "migrate-20261205T010000Z" and restore_point_time(name) == point
+    second = timedelta(seconds=1)
+    info = _info(point - 2 * second, point - second, point, point + second)
+    assert backup_before_name(info, name) == "b1"  # b2 ended in the same second: maybe after
+    assert backup_before_name(info, "before-the-upgrade") is None  # pgBackRest's choice
+    with pytest.raises(PitrError, match="no backup in the repository ended before"):
+        backup_before_name(_info(point), name)
+
+
+def test_recovery_to_a_name_must_stop_at_that_name() -> None:
+    name = "migrate-20261205T010000Z"
+    log = f'LOG:  recovery stopping at restore point "{name}", time 2026-12-05 01:00:00.1+00\n'
+    assert recovery_outcome(log, None, None, 16 << 20, target_name=name).exact
+    other = recovery_outcome(log, None, None, 16 << 20, target_name="migrate-20261205T020000Z")
+    assert not other.exact and "without reaching the restore point" in other.detail
+    redo = "LOG:  redo done at 0/3000060\n"
+    ended = recovery_outcome(redo, None, None, 16 << 20, target_name=name)
+    assert not ended.exact
+
+
+@pytest.mark.parametrize("name", ["", "a'b", 'a"b', "a\\b", "a\nb", "x" * 64])
+def test_a_restore_point_name_postgresql_could_not_hold_is_refused(name: str) -> None:
+    with pytest.raises(ConfigError, match=r"^--target-name: got .*; allowed: a restore point"):
+        parse_target_name(name)
+    assert parse_target_name("x" * 63) == "x" * 63

@@ -63,7 +63,8 @@ APPLICATION_NAME = "runtime-migrate"
 
 
 def _ms(seconds: float) -> int:
-    return round(seconds * 1000)
+    """Milliseconds for a `-c` option; a positive value never rounds to 0, which means off."""
+    return max(1, round(seconds * 1000)) if seconds > 0 else 0
 
 
 def session_options(settings: MigrateSettings) -> str:
