@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -23,6 +24,7 @@ import pytest
 from psycopg import pq
 
 from runtime.errors import ConfigError
+from runtime.migrate.lock import LOCK_KEY
 from runtime.migrate.session import LIBPQ_ENV, session_options
 from runtime.pitr.info import BackupSet, RepoInfo
 from runtime.pitr.pgbackrest import PitrError
@@ -351,3 +353,34 @@ def test_a_restore_point_name_postgresql_could_not_hold_is_refused(name: str) ->
     with pytest.raises(ConfigError, match=r"^--target-name: got .*; allowed: a restore point"):
         parse_target_name(name)
     assert parse_target_name("x" * 63) == "x" * 63
+
+
+def test_sigterm_reaches_the_command_and_the_lock_goes_with_the_runner(migrator: Migrator) -> None:
+    m = migrator
+    child = (
+        "import signal, sys, time\n"
+        "def stop(*_):\n    print('the command got SIGTERM', flush=True); sys.exit(143)\n"
+        "signal.signal(signal.SIGTERM, stop)\nprint('started', flush=True)\ntime.sleep(60)\n"
+    )
+    run = m.start("--", sys.executable, "-c", child)
+    assert run.stdout is not None and run.stdout.readline() == "started\n"
+    run.send_signal(signal.SIGTERM)
+    out, _ = run.communicate(timeout=60)
+    assert run.returncode == 143 and out == "the command got SIGTERM\n"
+    assert "migration running: no" in m.run("status").stdout
+
+
+def test_the_python_api_runs_under_the_same_guarantees(migrator: Migrator) -> None:
+    from runtime.migrate import LockBusy, migrate
+
+    settings = load_settings(
+        env={"DATABASE_URL": migrator.dsn, "MIGRATE_LOCK_WAIT": "0.3"}, require=("database",)
+    )
+    probe = "import os; assert 'lock_timeout' in os.environ['PGOPTIONS']"
+    run = migrate([sys.executable, "-c", probe], settings)
+    assert run.returncode == 0 and run.restore_point is not None
+    assert run.restore_point.name.startswith("migrate-") and run.restore_point.archived is None
+    with migrator.connect() as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+        with pytest.raises(LockBusy, match="another migration holds the lock"):
+            migrate(["true"], settings)
