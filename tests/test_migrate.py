@@ -45,7 +45,7 @@ from tests.migrate_harness import (
     add_revision,
     waiting_on_a_lock,
 )
-from tests.servers import PostgresServer
+from tests.servers import PostgresServer, StandbyServer
 
 
 @pytest.fixture
@@ -384,3 +384,17 @@ def test_the_python_api_runs_under_the_same_guarantees(migrator: Migrator) -> No
         holder.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
         with pytest.raises(LockBusy, match="another migration holds the lock"):
             migrate(["true"], settings)
+
+
+def test_a_standby_is_refused_before_anything_runs(
+    migrator: Migrator, standby: StandbyServer, tmp_path: Path
+) -> None:
+    marker = tmp_path / "ran"
+    command = ("--", sys.executable, "-c", f"open({str(marker)!r}, 'w')")
+    done = migrator.run(*command, DATABASE_URL=standby.dsn, MIGRATE_RESTORE_POINT="false")
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"error: 127.0.0.1:{standby.port} is a standby (pg_is_in_recovery): migrations run on "
+        "the primary; DATABASE_URL (database.dsn) must name it\n"
+    )
+    assert not marker.exists()

@@ -134,6 +134,12 @@ def run_migration(
     options = settings.migrate
     conn = _connect(settings)
     try:
+        standby = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+        if standby and standby[0]:
+            raise PlatformError(
+                f"{database.host}:{database.port} is a standby (pg_is_in_recovery): migrations "
+                "run on the primary; DATABASE_URL (database.dsn) must name it"
+            )
         busy = lock.acquire(conn, options.lock_wait_seconds)
         if busy is not None:
             since = f", since {busy.since:%Y-%m-%d %H:%M:%S%z}" if busy.since else ""
