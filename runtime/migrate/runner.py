@@ -15,10 +15,10 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import FrameType
-from typing import IO, Any
+from typing import IO
 
 import psycopg
 from psycopg import sql
@@ -77,38 +77,47 @@ def _note(message: str) -> None:
 _TIMEOUTS = ("lock timeout", "statement timeout")
 
 
-def _relay(source: IO[bytes], sink: IO[bytes], seen: list[str]) -> None:
-    """Copy the command's stderr through, noting whether a session bound cut it short."""
+def _relay(source: IO[bytes], seen: list[str]) -> None:
+    """Copy the command's stderr to ours, noting whether a session bound cut it short."""
+    sink = getattr(sys.stderr, "buffer", None)  # an application's stderr may be text-only
     for line in iter(source.readline, b""):
-        sink.write(line)
-        sink.flush()
+        if sink is not None:
+            sink.write(line)
+            sink.flush()
+        else:
+            sys.stderr.write(line.decode(errors="replace"))
         lowered = line.decode(errors="replace").lower()
         seen.extend(t for t in _TIMEOUTS if f"due to {t}" in lowered and t not in seen)
 
 
-def _forward_sigterm(child: subprocess.Popen[bytes]) -> Any:
-    """Pass SIGTERM on to the command (a stopped Job or container); returns the old handler."""
+def _forward_sigterm(child: subprocess.Popen[bytes]) -> Callable[[], None]:
+    """Pass SIGTERM on to the command (a stopped Job or container); returns what undoes it.
+    Only the main thread may set a handler: elsewhere the caller's own handling stays."""
     if threading.current_thread() is not threading.main_thread():
-        return None
+        return lambda: None
 
     def forward(signum: int, frame: FrameType | None) -> None:
         child.send_signal(signum)
 
-    return signal.signal(signal.SIGTERM, forward)
+    previous = signal.signal(signal.SIGTERM, forward)
+
+    def undo() -> None:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+    return undo
 
 
 def _run_child(command: Sequence[str], env: Mapping[str, str]) -> tuple[int, str | None]:
     child = subprocess.Popen(list(command), env=dict(env), stderr=subprocess.PIPE)
     assert child.stderr is not None
     seen: list[str] = []
-    relay = threading.Thread(target=_relay, args=(child.stderr, sys.stderr.buffer, seen))
+    relay = threading.Thread(target=_relay, args=(child.stderr, seen))
     relay.start()
-    previous = _forward_sigterm(child)
+    undo = _forward_sigterm(child)
     try:
         returncode = child.wait()
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        undo()
         relay.join()
     return returncode, (seen[0] if seen else None)
 
