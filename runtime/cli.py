@@ -185,6 +185,10 @@ def _add_pitr(commands: Commands) -> None:
     target = restore.add_mutually_exclusive_group(required=True)
     target.add_argument("--target-time", help="ISO 8601 with offset, e.g. 2026-11-27T10:15:00Z")
     target.add_argument("--latest", action="store_true", help="replay all archived WAL")
+    target.add_argument("--target-name", help="a restore point's name, e.g. one `migrate` printed")
+    restore.add_argument(
+        "--set", dest="backup_set", help="the backup to start from (default: pgBackRest's choice)"
+    )
     restore.add_argument("--pg-data", help="data directory to restore into (default PITR_PG_DATA)")
     overwrite = restore.add_mutually_exclusive_group()
     overwrite.add_argument("--delta", action="store_true", help="reuse matching files in place")
@@ -202,7 +206,7 @@ def _pitr(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from runtime.pitr import commands
-    from runtime.pitr.restore import parse_target_time
+    from runtime.pitr.restore import parse_target_name, parse_target_time
     from runtime.settings import load_settings
 
     settings = load_settings(require=()).pitr
@@ -220,17 +224,58 @@ def _pitr(args: argparse.Namespace) -> int:
         from runtime.pitr.drill_command import run_drill
 
         return run_drill(settings, args.json)
-    target = None if args.latest else parse_target_time(args.target_time)
+    target = parse_target_time(args.target_time) if args.target_time else None
     return commands.run_restore(
         settings,
         Path(args.pg_data) if args.pg_data else settings.pg_data,
         target,
+        target_name=parse_target_name(args.target_name) if args.target_name else None,
+        backup_set=args.backup_set,
         delta=args.delta,
         force=args.force,
         start=args.start,
         port=args.port,
         timeout=args.timeout,
     )
+
+
+# -- migrate -------------------------------------------------------------------------------
+def _add_migrate(commands: Commands) -> None:
+    parser = commands.add_parser(
+        "migrate",
+        help="run a schema migration command under a lock, after a restore point; or `status`",
+        description=(
+            f"{SETTINGS_HELP} (database, migrate): see docs/migrations.md. "
+            "`migrate -- COMMAND...` runs COMMAND; `migrate status [--json]` reports the schema "
+            "revision and whether a migration runs."
+        ),
+        usage="python -m runtime migrate (-- COMMAND... | status [--json])",
+    )
+    parser.add_argument("command", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    parser.set_defaults(run=_migrate)
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from runtime.settings import load_settings
+
+    words: list[str] = list(args.command)
+    if words[:1] == ["--"]:
+        run_words = words[1:]
+    elif words[:1] == ["status"] and words[1:] in ([], ["--json"]):
+        from runtime.migrate.command import run_status
+
+        return run_status(load_settings(require=("database",)), as_json=words[1:] == ["--json"])
+    else:
+        raise ConfigError(
+            "migrate",
+            " ".join(words),
+            "`-- COMMAND...` (e.g. -- alembic upgrade head) or `status [--json]`",
+        )
+    from runtime.migrate.command import run_migrate
+    from runtime.migrate.runner import check_command
+
+    check_command(run_words)  # before the settings: a typo is named first
+    return run_migrate(load_settings(require=("database",)), run_words)
 
 
 # -- serve (the sidecar) -------------------------------------------------------------------
@@ -275,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     _add_backup(commands)
     _add_pitr(commands)
+    _add_migrate(commands)
     _add_serve(commands)
     return parser
 

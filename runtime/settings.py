@@ -69,6 +69,7 @@ __all__ = [  # the names applications and the runtime's modules import from here
     "CacheSettings",
     "ConfigError",
     "DatabaseSettings",
+    "MigrateSettings",
     "MonitoringSettings",
     "PitrSettings",
     "PoolSettings",
@@ -654,6 +655,73 @@ class TelemetrySettings:
     )
 
 
+_TABLE_RULE = "a table name, optionally schema-qualified (letters, digits, '_'; 1-63 each)"
+
+
+@dataclass(frozen=True)
+class MigrateSettings:
+    """`python -m runtime migrate` (docs/migrations.md): how long a second runner waits for the
+    advisory lock, and the bounds put on the migration command's own sessions."""
+
+    lock_wait_seconds: float = field(
+        default=600.0,
+        metadata=tag(
+            "migrate.lock_wait_seconds",
+            "MIGRATE_LOCK_WAIT",
+            SECONDS,
+            doc="how long a runner waits for another one's migration lock, then changes nothing",
+        ),
+    )
+    lock_timeout_seconds: float = field(
+        default=5.0,
+        metadata=tag(
+            "migrate.lock_timeout_seconds",
+            "MIGRATE_LOCK_TIMEOUT",
+            SECONDS,
+            doc="the command's `lock_timeout`: a statement waiting longer for a table lock fails",
+        ),
+    )
+    statement_timeout_seconds: float = field(
+        default=300.0,
+        metadata=tag(
+            "migrate.statement_timeout_seconds",
+            "MIGRATE_STATEMENT_TIMEOUT",
+            Number(0.0, message="a number of seconds >= 0 (0: off)"),
+            doc="the command's `statement_timeout` (0: off)",
+        ),
+    )
+    restore_point: bool = field(
+        default=True,
+        metadata=tag(
+            "migrate.restore_point",
+            "MIGRATE_RESTORE_POINT",
+            Flag(),
+            doc="create a named restore point before the command (refuse to run without one)",
+        ),
+    )
+    archive_wait_seconds: float = field(
+        default=60.0,
+        metadata=tag(
+            "migrate.archive_wait_seconds",
+            "MIGRATE_ARCHIVE_WAIT",
+            SECONDS,
+            doc="with a pitr section: how long to wait for the restore point's WAL to be archived",
+        ),
+    )
+    version_table: str = field(
+        default="alembic_version",
+        metadata=tag(
+            "migrate.version_table",
+            "MIGRATE_VERSION_TABLE",
+            Text(
+                pattern=r"([A-Za-z_][A-Za-z0-9_]{0,62}\.)?[A-Za-z_][A-Za-z0-9_]{0,62}",
+                wording=_TABLE_RULE,
+            ),
+            doc="the table `migrate status` reads the revision from (Alembic's by default)",
+        ),
+    )
+
+
 @dataclass(frozen=True)
 class S3Repo:
     """An S3 (or S3-compatible) bucket for pgBackRest's repository. pgBackRest 2.45 talks
@@ -1013,6 +1081,7 @@ class Settings:
     alerting: AlertingSettings = field(default_factory=AlertingSettings)
     pitr: PitrSettings | None = None  # None: no `pitr` section and no PITR_* variable
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
+    migrate: MigrateSettings = field(default_factory=MigrateSettings)
     endpoints: Mapping[str, str] = field(
         default_factory=dict, metadata=tag("endpoints", None, Mapped())
     )
@@ -1039,6 +1108,7 @@ SECTIONS: tuple[type, ...] = (
     MonitoringSettings,
     AlertingSettings,
     TelemetrySettings,
+    MigrateSettings,
     PitrSettings,
     S3Repo,
     Settings,
@@ -1378,6 +1448,7 @@ def load_settings(
         alerting=read_section(AlertingSettings, src),
         pitr=_pitr(src) if _has_pitr(src) else None,
         telemetry=read_section(TelemetrySettings, src),
+        migrate=read_section(MigrateSettings, src),
         stack=str(stack) if stack is not None else None,
     )
 

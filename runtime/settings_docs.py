@@ -51,6 +51,7 @@ DOC_TABLES = {
     "docs/runtime-monitoring.md": "monitoring.,alerting.",
     "docs/runtime-pitr.md": "pitr.",
     "docs/logs-traces.md": "telemetry.",
+    "docs/migrations.md": "migrate.",
 }
 
 

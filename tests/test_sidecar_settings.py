@@ -20,7 +20,13 @@ from psycopg.conninfo import conninfo_to_dict
 
 from runtime.backup.storage import S3Storage
 from runtime.pitr.pgbackrest import Pgbackrest, prepare_config
-from runtime.settings import BackupSettings, PitrSettings, Settings, load_settings
+from runtime.settings import (
+    BackupSettings,
+    MigrateSettings,
+    PitrSettings,
+    Settings,
+    load_settings,
+)
 from runtime.sidecar import Sidecar
 from tests.servers import PostgresServer, RedisServer, free_port
 
@@ -165,6 +171,9 @@ DRILL = "used by each restore drill as it runs: tests/test_pitr_drill.py"
 DRILL_FIELDS = ("drill_margin_seconds", "drill_port", "drill_timeout_seconds", "drill_tables",
                 "drill_database")  # fmt: skip
 OPERATOR = "used by the operator's `pitr info` / `pitr restore`, not by scheduled backups"
+MIGRATE = (
+    "used by `python -m runtime migrate` (a deploy step), not the sidecar: tests/test_migrate.py"
+)
 
 # field -> (what the sidecar did with it, what it should equal), or a reason it is not its
 USES: dict[str, Callable[[Sidecar], object] | str] = {
@@ -238,6 +247,7 @@ USES: dict[str, Callable[[Sidecar], object] | str] = {
     "telemetry.service_name": TELEMETRY,
     "endpoints": "links for people and applications (Grafana, the public URL)",
     "stack": "names the stack in logs and dashboards; nothing to run",
+    **{f"migrate.{f.name}": MIGRATE for f in dataclasses.fields(MigrateSettings)},
     **{f"backup.{f.name}": _backup(f.name) for f in dataclasses.fields(BackupSettings)},
     "backup.schedule": lambda sc: sc.scheduler.schedule if sc.scheduler else None,
 }

@@ -25,6 +25,7 @@ from runtime.pitr.metrics import PitrState
 from runtime.pitr.pgbackrest import BackupType, Pgbackrest, PitrError, prepare_config
 from runtime.pitr.restore import (
     RestoreRefused,
+    backup_before_name,
     prepare_target,
     recovery_outcome,
     restore_options,
@@ -150,19 +151,24 @@ def run_restore(
     data_dir: Path,
     target_time: datetime | None,
     *,
+    target_name: str | None = None,
+    backup_set: str | None = None,
     delta: bool = False,
     force: bool = False,
     start: bool = False,
     port: int | None = None,
     timeout: float = 600.0,
 ) -> int:
-    """Restore into `data_dir` to `target_time` (None: the end of the archive); with `start`,
-    start the server, wait until it has left recovery and check where recovery stopped."""
+    """Restore into `data_dir` to `target_time`, or to the restore point `target_name` (neither:
+    the end of the archive), from `backup_set` if given; with `start`, start the server, wait
+    until it has left recovery and check where recovery stopped."""
     try:
         prepare_target(settings, data_dir, delta=delta, force=force)
         prepare_config(settings)
         tool = Pgbackrest(settings)
         info = repo_info(settings, tool)
+        if target_name is not None and backup_set is None:
+            backup_set = backup_before_name(info, target_name)
     except RestoreRefused as exc:
         error(str(exc))
         return EXIT_USAGE
@@ -170,9 +176,10 @@ def run_restore(
         error(str(exc))
         return EXIT_FAILED
     try:
-        tool.check(
-            "restore", *restore_options(settings, data_dir, target_time, delta=delta, force=force)
+        options = restore_options(
+            settings, data_dir, target_time, delta=delta, force=force, target_name=target_name
         )
+        tool.check("restore", *options, *([f"--set={backup_set}"] if backup_set else []))
     except PitrError as exc:
         found = verify_findings(tool)
         error(
@@ -180,7 +187,13 @@ def run_restore(
             + (f"; pgbackrest verify found: {'; '.join(found)}" if found else "")
         )
         return EXIT_FAILED
-    where = target_time.isoformat() if target_time else "the end of the archive"
+    where = (
+        f"restore point {target_name!r}"
+        if target_name
+        else target_time.isoformat()
+        if target_time
+        else "the end of the archive"
+    )
     if not start:
         print(
             f"restored into {data_dir} (recovery to {where} happens on start: start the server "
@@ -197,7 +210,7 @@ def run_restore(
         return EXIT_FAILED
     with log_file.open(errors="replace") as handle:
         handle.seek(offset)
-        outcome = recovery_outcome(handle.read(), target_time, info, seg)
+        outcome = recovery_outcome(handle.read(), target_time, info, seg, target_name=target_name)
     if not outcome.exact:
         error(f"restored into {data_dir}, but not to {where}: {outcome.detail}")
         return EXIT_DEGRADED

@@ -16,7 +16,7 @@ import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -41,6 +41,50 @@ def parse_target_time(raw: str) -> datetime:
             "an ISO 8601 time with a UTC offset, e.g. 2026-11-27T10:15:00+00:00",
         )
     return value
+
+
+# The restore points `python -m runtime migrate` creates carry the server's UTC time to the
+# second: recovery to a name needs a backup that ended before it (pgBackRest picks one by
+# time only for --type=time/lsn; for a name it takes the newest unless --set is given).
+RESTORE_POINT_FORMAT = "migrate-%Y%m%dT%H%M%SZ"
+_POINT_NAME = re.compile(r"migrate-\d{8}T\d{6}Z")
+_NAME_RULE = "a restore point's name: 1-63 characters, no quote, backslash or control character"
+
+
+def restore_point_name(created: datetime) -> str:
+    return created.astimezone(UTC).strftime(RESTORE_POINT_FORMAT)
+
+
+def restore_point_time(name: str) -> datetime | None:
+    """The time a `migrate-...Z` name carries (UTC, whole seconds), or None for another name."""
+    if _POINT_NAME.fullmatch(name) is None:
+        return None
+    return datetime.strptime(name, RESTORE_POINT_FORMAT).replace(tzinfo=UTC)
+
+
+def parse_target_name(raw: str) -> str:
+    """`--target-name`: what PostgreSQL accepts as a restore point name (63 bytes at most) and
+    recovery.conf quoting survives."""
+    ok = 0 < len(raw.encode()) <= 63 and not re.search(r"['\"\\\x00-\x1f\x7f]", raw)
+    if not ok:
+        raise ConfigError("--target-name", raw, _NAME_RULE)
+    return raw
+
+
+def backup_before_name(info: RepoInfo, name: str) -> str | None:
+    """The newest good backup that ended before the restore point `name` was created, for
+    names that carry their time; None (pgBackRest's choice: the newest) for other names."""
+    created = restore_point_time(name)
+    if created is None:
+        return None
+    # both times are whole seconds, truncated: stopped_at < created means it ended before
+    good = [b for b in info.backups if not b.error and b.stopped_at < created]
+    if not good:
+        raise PitrError(
+            f"no backup in the repository ended before restore point {name} "
+            f"({created:%Y-%m-%d %H:%M:%S}Z): recovery cannot reach it"
+        )
+    return good[-1].label
 
 
 class RestoreRefused(PitrError):
@@ -101,11 +145,15 @@ def restore_options(
     *,
     delta: bool,
     force: bool,
+    target_name: str | None = None,
 ) -> list[str]:
     """pgBackRest restore options. Archiving stays off in a copy restored elsewhere, so a test
-    restore never pushes its new timeline into the repository the primary archives to."""
+    restore never pushes its new timeline into the repository the primary archives to.
+    A `target_name` becomes `recovery_target_name` (pgBackRest's `--type=name`)."""
     options = [f"--pg1-path={data_dir}"]
-    if target_time is not None:
+    if target_name is not None:
+        options += ["--type=name", f"--target={target_name}", "--target-action=promote"]
+    elif target_time is not None:
         stamp = target_time.isoformat(sep=" ")
         options += ["--type=time", f"--target={stamp}", "--target-action=promote"]
     if data_dir.resolve() != settings.pg_data.resolve():
@@ -151,7 +199,7 @@ def _next_position(position: tuple[int, int], segment_size: int) -> tuple[int, i
     return (log + 1, 0) if seg + 1 == 0x100000000 // segment_size else (log, seg + 1)
 
 
-_STOP = re.compile(r"recovery stopping (before|after) .*")
+_STOP = re.compile(r"recovery stopping (before|after|at restore point) .*")
 _REDO_DONE = re.compile(r"redo done at ([0-9A-F]+/[0-9A-F]+)")
 _RESTORED = re.compile(r'restored log file "([0-9A-F]{24})" from archive')
 
@@ -164,13 +212,27 @@ def _replay_timeline(log_text: str, archived_max: str) -> int:
 
 
 def recovery_outcome(
-    log_text: str, target_time: datetime | None, info: RepoInfo | None, segment_size: int
+    log_text: str,
+    target_time: datetime | None,
+    info: RepoInfo | None,
+    segment_size: int,
+    *,
+    target_name: str | None = None,
 ) -> RecoveryOutcome:
     """Compare the server log's end of recovery with the target (or the archive's end)."""
     stop = _STOP.search(log_text)
     redo = _REDO_DONE.findall(log_text)
     redo_lsn = redo[-1] if redo else None
     stop_line = stop.group(0) if stop else None
+    if target_name is not None:
+        if stop_line is None or f'restore point "{target_name}"' not in stop_line:
+            return RecoveryOutcome(
+                False,
+                f"recovery ended without reaching the restore point {target_name!r}",
+                stop_line,
+                redo_lsn,
+            )
+        return RecoveryOutcome(True, stop_line, stop_line, redo_lsn)
     if target_time is not None:
         if stop_line is None:
             return RecoveryOutcome(
