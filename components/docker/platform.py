@@ -209,6 +209,6 @@ def _upload(file: ConfigFile) -> docker.ContainerUploadArgs:
         content=content,
         source_hash=pulumi.Output.secret(digest) if file.secret else digest,
         owner=file.owner,
-        group=file.owner,
+        group=file.group or file.owner,
         permissions=file.mode,
     )
