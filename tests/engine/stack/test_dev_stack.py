@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -167,6 +168,14 @@ def test_each_secret_file_belongs_to_its_reader_and_the_service_works(
         assert (header.uid, header.gid) == (owner, group), f"{where}: {header.uid}:{header.gid}"
         assert header.mode & 0o7777 == int(upload["permissions"], 8), f"{where}: {header.mode:o}"
         assert header.mode & 0o037 == 0, f"{where}: mode {header.mode & 0o7777:o} is open"
+        # the declared owner is the uid the service's process runs as (pid 1: the server
+        # itself, after its entrypoint dropped root), its group too unless the mode gives
+        # the group nothing
+        _, status = exec_in(client, name, ["cat", "/proc/1/status"])
+        ids = dict(re.findall(r"^(Uid|Gid):\s+(\d+)", status, re.MULTILINE))
+        runs_as = int(ids["Uid"]), int(ids["Gid"])
+        assert owner == runs_as[0], f"{where}: owned by {owner}, the service runs as {runs_as}"
+        assert group == runs_as[1] or header.mode & 0o070 == 0, f"{where}: group {group}"
         code, out = exec_in(client, name, ["cat", path], user=f"{owner}:{group}")
         same = hashlib.sha256(out.encode()).digest() == hashlib.sha256(content).digest()
         assert code == 0 and same, f"{where}: its reader {owner}:{group} cannot read it"
