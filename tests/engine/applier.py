@@ -34,6 +34,11 @@ IMAGE = "docker:index/image:Image"
 MB = 1024 * 1024
 # Labels the applier adds, so that what it created can be found and removed again.
 OWNER_LABEL = "platform.engine-test"
+# The provider's `wait` inspects the container, then sleeps a second, until it is healthy
+# (terraform-provider-docker, resource_docker_container_funcs.go: `time.Sleep(time.Second)`):
+# a waited-on service is seen healthy up to a second after it is, and its dependents are
+# created no sooner. The applier polls the same way, so start times are the provider's.
+WAIT_POLL_SECONDS = 1.0
 
 
 class ApplyError(RuntimeError):
@@ -301,7 +306,7 @@ class Applier:
                     f"{service}: {health} after {timeout:.0f}s (wait_timeout); last probe: "
                     f"{probes[-1].get('Output', '')!r}; last log lines:\n{logs}"
                 )
-            time.sleep(0.1)
+            time.sleep(WAIT_POLL_SECONDS)
 
     def container_config(
         self, inputs: Mapping[str, Any]
