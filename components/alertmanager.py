@@ -14,6 +14,8 @@ from components.render.alertmanager_yml import render_alertmanager_yml
 from components.spec import ConfigFile, DataVolume, HealthProbe, Platform, ScrapeTarget, ServiceSpec
 
 PORT = 9093
+# prom/alertmanager:v0.27.0 runs as `nobody`: uid 65534, gid 65534 (docs/secret-files.md).
+ALERTMANAGER_UID = "65534"
 CONFIG_FILE = "/etc/alertmanager/alertmanager.yml"
 
 
@@ -47,7 +49,15 @@ def alertmanager_spec(args: AlertmanagerArgs) -> ServiceSpec:
             "--web.route-prefix=/",
         ],
         # The URLs carry tokens: the whole file is a secret when either is set.
-        files=[ConfigFile(CONFIG_FILE, config, secret=not isinstance(config, str))],
+        files=[
+            ConfigFile(
+                CONFIG_FILE,
+                config,
+                secret=not isinstance(config, str),
+                owner=ALERTMANAGER_UID,
+                mode="0400",
+            )
+        ],
         volumes=[DataVolume("data", "/alertmanager")],
         health=HealthProbe(["wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{PORT}/-/ready"]),
         memory_mb=args.memory_mb,

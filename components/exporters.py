@@ -28,6 +28,10 @@ POSTGRES_EXPORTER_PORT = 9187
 REDIS_EXPORTER_PORT = 9121
 NGINX_EXPORTER_PORT = 9113
 NODE_EXPORTER_PORT = 9100
+# The uid:gid each exporter that reads a secret runs as in its image (docs/secret-files.md):
+# postgres-exporter v0.16.0 `USER nobody` (busybox), redis_exporter v1.67.0 `USER 59000:59000`.
+POSTGRES_EXPORTER_UID = "65534"
+REDIS_EXPORTER_UID = "59000"
 CADVISOR_PORT = 8080
 BLACKBOX_PORT = 9115
 
@@ -76,7 +80,7 @@ def postgres_exporter_spec(
             "DATA_SOURCE_PASS_FILE": credential,
         },
         files=[
-            ConfigFile(credential, password, secret=True),
+            ConfigFile(credential, password, secret=True, owner=POSTGRES_EXPORTER_UID, mode="0400"),
             ConfigFile(queries, POSTGRES_EXPORTER_QUERIES),
         ],
         health=_http_probe(POSTGRES_EXPORTER_PORT),
@@ -95,7 +99,15 @@ def redis_exporter_spec(
         image=image,
         port=REDIS_EXPORTER_PORT,
         command=[f"--redis.addr={address}", f"--redis.password-file={credential}"],
-        files=[ConfigFile(credential, password.apply(lambda pw: json.dumps({address: pw})), True)],
+        files=[
+            ConfigFile(
+                credential,
+                password.apply(lambda pw: json.dumps({address: pw})),
+                secret=True,
+                owner=REDIS_EXPORTER_UID,
+                mode="0400",
+            )
+        ],
         health=_http_probe(REDIS_EXPORTER_PORT),
         memory_mb=64,
         depends_on=[target],

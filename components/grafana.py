@@ -16,6 +16,8 @@ from components.render.grafana_provisioning import (
 from components.spec import ConfigFile, DataVolume, HealthProbe, Platform, ServiceSpec
 
 PORT = 3000
+# grafana/grafana:11.3.1 runs as uid 472, gid 0 (docs/secret-files.md).
+GRAFANA_UID, GRAFANA_GID = "472", "0"
 CREDENTIAL_FILE = "/run/secrets/grafana-admin-password"
 PROVISIONING = "/etc/grafana/provisioning"
 
@@ -57,7 +59,14 @@ def grafana_spec(args: GrafanaArgs, admin_password: pulumi.Input[str]) -> Servic
             "GF_NEWS_NEWS_FEED_ENABLED": "false",
         },
         files=[
-            ConfigFile(CREDENTIAL_FILE, admin_password, secret=True),
+            ConfigFile(
+                CREDENTIAL_FILE,
+                admin_password,
+                secret=True,
+                owner=GRAFANA_UID,
+                group=GRAFANA_GID,
+                mode="0400",
+            ),
             ConfigFile(
                 f"{PROVISIONING}/datasources/prometheus.yml",
                 render_datasources(

@@ -182,7 +182,8 @@ def postgres_spec(
             "PGDATA": PGDATA,
         },
         files=[
-            ConfigFile(CREDENTIAL_FILE, password, secret=True),
+            # read by the entrypoint (as root with DAC_OVERRIDE, or as postgres)
+            ConfigFile(CREDENTIAL_FILE, password, secret=True, owner=POSTGRES_UID, mode="0400"),
             ConfigFile(
                 REPLICATION_PASSWORD_FILE,
                 replication_password,

@@ -18,6 +18,8 @@ from components.spec import (
 )
 
 PORT = 6379
+# redis-server runs as `redis` in redis:7.4.2-alpine: uid 999, gid 1000 (docs/secret-files.md).
+REDIS_UID, REDIS_GID = "999", "1000"
 CONF_FILE = "/usr/local/etc/redis/redis.conf"
 CREDENTIAL_FILE = "/run/secrets/redis-password"
 
@@ -39,8 +41,17 @@ def redis_spec(args: RedisArgs, password: pulumi.Output[str]) -> ServiceSpec:
         port=PORT,
         command=["redis-server", CONF_FILE],
         files=[
-            ConfigFile(CONF_FILE, conf, secret=True),
-            ConfigFile(CREDENTIAL_FILE, password, secret=True),
+            # The health check reads the password file as root (DAC_OVERRIDE); the server, as
+            # redis, reads redis.conf (its requirepass).
+            ConfigFile(CONF_FILE, conf, secret=True, owner=REDIS_UID, group=REDIS_GID, mode="0400"),
+            ConfigFile(
+                CREDENTIAL_FILE,
+                password,
+                secret=True,
+                owner=REDIS_UID,
+                group=REDIS_GID,
+                mode="0400",
+            ),
         ],
         volumes=[DataVolume("data", "/data")],
         health=HealthProbe(

@@ -141,6 +141,8 @@ def runtime_sidecar_spec(args: RuntimeSidecarArgs) -> ServiceSpec:
                 APP_CONFIG_FILE,
                 args.app_config.apply(lambda c: json.dumps(c, indent=2, sort_keys=True)),
                 secret=True,
+                owner=POSTGRES_UID,  # runtime/Dockerfile's user shares postgres's uid 999
+                mode="0400",
             ),
             *pitr_files,
         ],

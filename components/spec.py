@@ -45,10 +45,13 @@ class ConfigFile:
     path: str
     content: pulumi.Input[str]
     secret: bool = False
-    # Numeric owner (uid) and octal mode, for files a program checks: libpq ignores a
-    # password file others can read, and pgBackRest's secrets belong to `postgres` alone.
+    # Numeric owner (uid), group (gid; default: the owner's number) and octal mode. A secret
+    # belongs to the uid its reader runs as in the image, readable by nobody else (0400, or
+    # 0440 with the reader's gid): docs/secret-files.md lists each reader and where that is
+    # read. libpq also ignores a password file others can read.
     owner: str | None = None
     mode: str | None = None
+    group: str | None = None
 
 
 @dataclass(frozen=True)

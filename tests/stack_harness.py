@@ -180,6 +180,8 @@ class StackRun:
     outputs: dict[str, Any]
     secret_outputs: set[str]
     generated_secrets: list[str]
+    # the values of settings marked `secret` that this run was given (PROD_CONFIG's, ...)
+    secret_config: list[str] = field(default_factory=list)
     by_urn: dict[str, Registration] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -268,7 +270,8 @@ def run_stack(
     secret = {
         k for k, v in exported.items() if _sync_await(pulumi.Output.from_input(v).is_secret())
     }
-    return StackRun(stack, monitor.registrations, outputs, secret, mocks.generated_secrets)
+    given = [v for k, v in config.items() if k in secret_keys]
+    return StackRun(stack, monitor.registrations, outputs, secret, mocks.generated_secrets, given)
 
 
 # -- the runs most tests read ----------------------------------------------------------------
@@ -333,3 +336,16 @@ def uploads(run: StackRun, service: str) -> dict[str, str]:
     """The files uploaded into a service's container: path -> content (secrets unwrapped)."""
     container = run.containers()[service]
     return {u["file"]: u["content"] for u in unwrap(container.inputs)["uploads"]}
+
+
+def secret_uploads(run: StackRun) -> list[tuple[str, dict[str, Any]]]:
+    """(service, upload) for every uploaded file whose content holds a secret: a generated
+    password or key, or a secret setting's value. Found by content, not by Pulumi's secret
+    marker: the provider marks a whole `uploads` list secret when one file in it is."""
+    secrets = [s for s in (*run.generated_secrets, *run.secret_config) if len(s) >= 8]
+    found = []
+    for service, container in run.containers().items():
+        for upload in unwrap(container.inputs).get("uploads", []):
+            if any(s.strip() in str(upload["content"]) for s in secrets):
+                found.append((service, upload))
+    return found

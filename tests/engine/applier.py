@@ -34,6 +34,11 @@ IMAGE = "docker:index/image:Image"
 MB = 1024 * 1024
 # Labels the applier adds, so that what it created can be found and removed again.
 OWNER_LABEL = "platform.engine-test"
+# The provider's `wait` inspects the container, then sleeps a second, until it is healthy
+# (terraform-provider-docker, resource_docker_container_funcs.go: `time.Sleep(time.Second)`):
+# a waited-on service is seen healthy up to a second after it is, and its dependents are
+# created no sooner. The applier polls the same way, so start times are the provider's.
+WAIT_POLL_SECONDS = 1.0
 
 
 class ApplyError(RuntimeError):
@@ -243,18 +248,12 @@ class Applier:
     def create(self, service: str) -> str:
         """Create, upload into, start and (where `wait`) wait for one service's container,
         as the provider's Create does; returns the container id."""
-        record = self.plan.containers[service]
-        inputs = unwrap(record.inputs)
+        inputs = unwrap(self.plan.containers[service].inputs)
         timing = ServiceTiming()
         with self._lock:
             self.timings[service] = timing
-        config, networks = self.container_config(inputs)
         timing.created = time.monotonic()
-        cid = self._create_container(self.container(service), config, inputs.get("healthcheck"))
-        for net_name, aliases in networks[1:]:
-            self.api.connect_container_to_network(cid, net_name, aliases=aliases)
-        if inputs.get("uploads"):
-            self.api.put_archive(cid, "/", upload_tar(inputs["uploads"]))
+        cid = self.prepare(service)
         self.api.start(cid)
         timing.started = time.monotonic()
         self.log(f"{service}: started")
@@ -262,6 +261,18 @@ class Applier:
             self.wait_healthy(service, float(inputs.get("waitTimeout", 60)))
             timing.healthy = time.monotonic()
             self.log(f"{service}: healthy after {timing.healthy - timing.created:.2f}s")
+        return cid
+
+    def prepare(self, service: str, overrides: Mapping[str, Any] | None = None) -> str:
+        """Create a service's container from its record (`overrides` replacing inputs),
+        connect its other networks and write its uploads, not started; its id."""
+        inputs = {**unwrap(self.plan.containers[service].inputs), **(overrides or {})}
+        config, networks = self.container_config(inputs)
+        cid = self._create_container(self.container(service), config, inputs.get("healthcheck"))
+        for net_name, aliases in networks[1:]:
+            self.api.connect_container_to_network(cid, net_name, aliases=aliases)
+        if inputs.get("uploads"):
+            self.api.put_archive(cid, "/", upload_tar(inputs["uploads"]))
         return cid
 
     def _create_container(
@@ -295,7 +306,7 @@ class Applier:
                     f"{service}: {health} after {timeout:.0f}s (wait_timeout); last probe: "
                     f"{probes[-1].get('Output', '')!r}; last log lines:\n{logs}"
                 )
-            time.sleep(0.1)
+            time.sleep(WAIT_POLL_SECONDS)
 
     def container_config(
         self, inputs: Mapping[str, Any]

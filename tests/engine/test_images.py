@@ -3,31 +3,26 @@ the PostgreSQL image run with the dev stack's own recorded container inputs.
 
 The builds take the `docker:index/image:Image` registrations of the dev stack under Pulumi's
 mocks (context, Dockerfile, build args, image name), so the test follows the stack. The
-containers here are created from the recorded `docker:index/container:Container` inputs by a
-deliberately small applier (`create_recorded`: image, command, env, user, health check with
-start_interval, networks and aliases, volumes, uploads with owner and mode, restart, memory,
-capabilities, security options, log options); the whole stack's start order and behaviour are
-the subject of the stack-level engine tests.
+containers here are created from the recorded `docker:index/container:Container` inputs by the
+tier's one applier (tests/engine/applier.py), the PostgreSQL record alone and then the sidecar's
+with `pitr check` as its command; the whole stack's start order and behaviour are the subject of
+the stack-level engine tests.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import re
 import shutil
-import tarfile
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.engine.applier import Applier
 from tests.engine.daemon import Engine
 from tests.engine.images import BuildFailed, build, recorded_builds
-from tests.stack_harness import Registration, StackRun, stack_run, unwrap
+from tests.stack_harness import stack_run
 
 pytestmark = pytest.mark.timeout(1800)
 
@@ -50,7 +45,7 @@ def test_both_images_build_from_a_clean_checkout_and_run_as_uid_999(
     ids = engine.docker("run", "--rm", "--entrypoint", "id", postgres, "postgres").stdout
     assert ids.startswith("uid=999(postgres) gid=999(postgres)"), ids
     ids = engine.docker("run", "--rm", "--entrypoint", "id", runtime).stdout
-    assert ids.startswith("uid=999(runtime)"), ids
+    assert ids.startswith("uid=999(runtime) gid=999(runtime)"), ids  # docs/secret-files.md
     versions = engine.docker(
         "run",
         "--rm",
@@ -78,137 +73,31 @@ def test_the_postgres_image_does_not_build_with_the_old_dockerignore(
         build(engine, broken, spec["dockerfile"], "broken-context:1", spec.get("args"))
 
 
-# -- a small applier of recorded container inputs -----------------------------------------
-
-
-def _duration_ns(value: str) -> int:
-    match = re.fullmatch(r"(\d+)(ms|s|m|h)", value)
-    assert match, value
-    scale = {"ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}[match.group(2)]
-    return int(match.group(1)) * scale
-
-
-def network_names(run: StackRun) -> dict[str, bool]:
-    """Docker network name as the containers reference it -> internal (the mocks name a
-    network `<resource name>-<7 hex of sha256(type/name)>`, tests/stack_harness.py)."""
-    found = {}
-    for reg in run.of_type("docker:index/network:Network"):
-        digest = hashlib.sha256(f"{reg.type}/{reg.name}".encode()).hexdigest()
-        found[f"{reg.name}-{digest[:7]}"] = bool(unwrap(reg.inputs).get("internal"))
-    return found
-
-
-def uploads_tar(uploads: list[Mapping[str, Any]]) -> bytes:
-    """What pulumi-docker's `uploads` sends: a tar extracted at `/`, one entry per file with
-    its full path, owner and mode (default root, 0644)."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for upload in uploads:
-            data = upload["content"].encode()
-            info = tarfile.TarInfo(upload["file"].lstrip("/"))
-            info.size = len(data)
-            info.mode = int(upload.get("permissions") or "0644", 8)
-            info.uid = info.gid = int(upload.get("owner") or 0)
-            info.mtime = int(time.time())
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
-def create_recorded(
-    engine: Engine, reg: Registration, *, name: str, overrides: Mapping[str, Any] | None = None
-) -> str:
-    """Create (not start) a container from a Container registration's inputs; its id."""
-    i = {**unwrap(reg.inputs), **(overrides or {})}
-    networks = [n["name"] for n in i.get("networksAdvanced", [])]
-    mib = 1024 * 1024
-    host: dict[str, Any] = {
-        "Mounts": [
-            {
-                "Type": "volume",
-                "Source": v["volumeName"],
-                "Target": v["containerPath"],
-                "ReadOnly": bool(v.get("readOnly")),
-            }
-            for v in i.get("volumes", [])
-        ],
-        "RestartPolicy": {"Name": i.get("restart", "no")},
-        "CapAdd": i.get("capabilities", {}).get("adds"),
-        "CapDrop": i.get("capabilities", {}).get("drops"),
-        "SecurityOpt": i.get("securityOpts"),
-        "LogConfig": {"Type": i.get("logDriver", "json-file"), "Config": i.get("logOpts", {})},
-        "NetworkMode": networks[0] if networks else "none",
-    }
-    if "memory" in i:
-        host["Memory"] = int(i["memory"]) * mib
-        host["MemorySwap"] = int(i.get("memorySwap", i["memory"])) * mib
-    config: dict[str, Any] = {
-        "Image": i["image"],
-        "Env": i.get("envs", []),
-        "Labels": {x["label"]: x["value"] for x in i.get("labels", [])},
-        "HostConfig": host,
-        "NetworkingConfig": {
-            "EndpointsConfig": {
-                n["name"]: {"Aliases": n.get("aliases", [])} for n in i.get("networksAdvanced", [])
-            }
-        },
-    }
-    if "command" in i:
-        config["Cmd"] = i["command"]
-    if i.get("user"):
-        config["User"] = i["user"]
-    if "stopTimeout" in i:
-        config["StopTimeout"] = int(i["stopTimeout"])
-    if "healthcheck" in i:
-        hc = i["healthcheck"]
-        config["Healthcheck"] = {
-            "Test": hc["tests"],
-            "Interval": _duration_ns(hc.get("interval", "30s")),
-            "Timeout": _duration_ns(hc.get("timeout", "30s")),
-            "Retries": int(hc.get("retries", 3)),
-            "StartPeriod": _duration_ns(hc.get("startPeriod", "0s")),
-            "StartInterval": _duration_ns(hc.get("startInterval", "5s")),
-        }
-    api = engine.client().api
-    # The raw Engine API: the SDK's create_container drops StartInterval.
-    response = api.post(
-        f"{api.base_url}/v{api.api_version}/containers/create", params={"name": name}, json=config
-    )
-    assert response.status_code == 201, response.text
-    created = response.json()
-    container_id: str = created["Id"]
-    for extra in networks[1:]:
-        aliases = next(n["aliases"] for n in i["networksAdvanced"] if n["name"] == extra)
-        api.connect_container_to_network(container_id, extra, aliases=aliases)
-    if i.get("uploads"):
-        api.put_archive(container_id, "/", uploads_tar(i["uploads"]))
-    return container_id
-
-
-def wait_healthy(engine: Engine, container: str, timeout: float = 180) -> float:
-    """Seconds until the container's health check reports healthy (fails on exit/timeout)."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        state = json.loads(engine.docker("inspect", container).stdout)[0]["State"]
-        if state.get("Health", {}).get("Status") == "healthy":
-            return time.monotonic() - start
-        assert state["Status"] in ("created", "running", "restarting"), state
-        time.sleep(0.5)
-    logs = engine.docker("logs", "--tail", "50", container, check=False)
-    raise AssertionError(f"{container} not healthy in {timeout:.0f} s:\n{logs.stdout}{logs.stderr}")
+# -- the recorded PostgreSQL and sidecar containers, applied --------------------------------
 
 
 @pytest.fixture(scope="module")
-def primary(engine: Engine, project_images: dict[str, str]) -> Iterator[str]:
-    """The dev stack's PostgreSQL container, as recorded, started and healthy."""
+def recorded(engine: Engine, project_images: dict[str, str]) -> Iterator[Applier]:
+    """The dev records' networks and volumes, and its PostgreSQL container started and
+    healthy by its recorded `wait`, through the stack tests' applier (prefixed names, so it
+    never meets a stack test's objects); removed with the volumes at the module's end."""
     run = stack_run("dev")
-    for name, internal in network_names(run).items():
-        args = ["network", "create", "--driver", "bridge", *(["--internal"] if internal else [])]
-        engine.docker(*args, name)
-    container = create_recorded(engine, run.containers()["postgres"], name="image-test-postgres")
-    engine.docker("start", container)
-    wait_healthy(engine, container)
-    yield container
-    engine.docker("rm", "-f", "-v", container, check=False)
+    others = set(run.containers()) - {"postgres", "runtime"}
+    applier = Applier(engine.client(), run, omit=others, prefix="image-test-")
+    applier.down()  # leftovers of an interrupted run
+    try:
+        applier.create_networks()
+        applier.create_volumes()
+        applier.create("postgres")
+        yield applier
+    finally:
+        applier.down(grace=5)
+
+
+@pytest.fixture(scope="module")
+def primary(recorded: Applier) -> str:
+    """The dev stack's PostgreSQL container, as recorded, started and healthy: its name."""
+    return recorded.container("postgres")
 
 
 def psql(engine: Engine, container: str, sql: str) -> str:
@@ -268,15 +157,9 @@ def test_uploads_land_with_the_recorded_owner_and_mode(engine: Engine, primary: 
 
 
 def test_pitr_check_passes_in_the_sidecar_sharing_the_recorded_volumes(
-    engine: Engine, primary: str
+    engine: Engine, recorded: Applier
 ) -> None:
-    run = stack_run("dev")
-    sidecar = create_recorded(
-        engine,
-        run.containers()["runtime"],
-        name="image-test-pitr-check",
-        overrides={"command": ["pitr", "check"], "restart": "no"},
-    )
+    sidecar = recorded.prepare("runtime", {"command": ["pitr", "check"], "restart": "no"})
     try:
         engine.docker("start", "--attach", sidecar, timeout=300, check=False)
         state = json.loads(engine.docker("inspect", sidecar).stdout)[0]["State"]
