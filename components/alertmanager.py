@@ -11,10 +11,19 @@ from dataclasses import dataclass
 import pulumi
 
 from components.render.alertmanager_yml import render_alertmanager_yml
-from components.spec import ConfigFile, DataVolume, HealthProbe, Platform, ScrapeTarget, ServiceSpec
+from components.spec import (
+    ConfigFile,
+    ConfigReload,
+    DataVolume,
+    HealthProbe,
+    Platform,
+    ScrapeTarget,
+    ServiceSpec,
+)
 
 PORT = 9093
-CONFIG_FILE = "/etc/alertmanager/alertmanager.yml"
+CONFIG_DIR = "/etc/alertmanager"
+CONFIG_FILE = f"{CONFIG_DIR}/alertmanager.yml"
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,12 @@ def alertmanager_spec(args: AlertmanagerArgs) -> ServiceSpec:
         memory_mb=args.memory_mb,
         # edge: egress to the webhook receivers; nothing is published.
         networks=("backend", "edge"),
+        # SIGHUP re-reads the routes; silences and notification state stay.
+        reload=ConfigReload(
+            directory=CONFIG_DIR,
+            check=("amtool", "check-config", CONFIG_FILE),
+            process="alertmanager",
+        ),
     )
 
 

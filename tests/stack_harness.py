@@ -32,6 +32,7 @@ from pulumi.runtime.stack import wait_for_rpcs
 from pulumi.runtime.sync_await import _sync_await
 
 from components.config import SETTINGS
+from components.docker.platform import ONE_SHOT_LABEL, TITLE_LABEL
 from tests.certs import key_pem, new_key, self_signed
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -151,6 +152,12 @@ class PlatformMocks(pulumi_mocks.Mocks):
             self.generated_secrets.append(pem)
         elif args.typ == "tls:index/selfSignedCert:SelfSignedCert":
             outputs["certPem"] = self._self_signed(args.inputs)
+        elif args.typ == "docker:index/container:Container":
+            # the provider's auto-name; the real-engine applier names containers the same way
+            outputs["name"] = args.name
+            if args.inputs.get("attach"):  # a one-shot container that ran and succeeded
+                outputs["exitCode"] = 0
+                outputs["containerLogs"] = ""
         return f"{args.name}-id", outputs
 
     def _self_signed(self, wrapped: Mapping[str, Any]) -> str:
@@ -185,20 +192,37 @@ class StackRun:
         return [r for r in self.registrations if r.type == type_]
 
     def containers(self) -> dict[str, Registration]:
-        """Containers by service name (the network alias a service is known by)."""
+        """Containers by service name (the network alias a service is known by); one-shot
+        containers (`one_shots`) are not services and are left out."""
         found = {}
         for r in self.of_type("docker:index/container:Container"):
+            if r.inputs.get("attach"):
+                continue
             aliases = {a for n in r.inputs["networksAdvanced"] for a in n["aliases"]}
             (service,) = aliases
             found[service] = r
         return found
 
+    def one_shots(self) -> dict[str, Registration]:
+        """Containers that run once to the end (`attach`), as `<service>-<kind>` from their
+        labels: nginx-config-apply, nginx-config-reload, ..."""
+        found = {}
+        for r in self.of_type("docker:index/container:Container"):
+            if r.inputs.get("attach"):
+                labels = {lb["label"]: lb["value"] for lb in unwrap(r.inputs)["labels"]}
+                found[f"{labels[TITLE_LABEL]}-{labels[ONE_SHOT_LABEL]}"] = r
+        return found
+
+    def workloads(self) -> dict[str, Registration]:
+        """Every container: the services' and the one-shots'."""
+        return {**self.containers(), **self.one_shots()}
+
     def component_of(self, reg: Registration) -> str:
         return self.by_urn[reg.parent].type if reg.parent in self.by_urn else ""
 
     def container_dependencies(self, service: str) -> set[str]:
-        """Services whose containers this service's container directly waits on."""
-        containers = self.containers()
+        """Workloads (`workloads`) whose containers this one's container directly waits on."""
+        containers = self.workloads()
         urn_to_service = {r.urn: s for s, r in containers.items()}
         deps = containers[service].dependencies
         return {urn_to_service[d] for d in deps if d in urn_to_service}
@@ -323,6 +347,8 @@ def policy_baseline(stack: str) -> StackRun:
 
 
 def uploads(run: StackRun, service: str) -> dict[str, str]:
-    """The files uploaded into a service's container: path -> content (secrets unwrapped)."""
-    container = run.containers()[service]
+    """The files a service's program reads: path -> content (secrets unwrapped). Uploaded
+    into its container, or, for a reloaded service, into its config-apply container, which
+    writes them into the volume the service reads (components/docker/platform.py)."""
+    container = run.workloads().get(f"{service}-config-apply") or run.containers()[service]
     return {u["file"]: u["content"] for u in unwrap(container.inputs)["uploads"]}

@@ -36,6 +36,10 @@ NO_HEALTHCHECK: Mapping[str, str] = {
 RESTART_POLICIES = frozenset({"always", "unless-stopped", "on-failure"})
 WEAK_TLS_PROTOCOLS = ("SSLv2", "SSLv3", "TLSv1", "TLSv1.1")
 TITLE_LABEL = "org.opencontainers.image.title"
+# A container that runs once to the end (a configuration check and copy, a reload signal):
+# not a service, so no health check or restart policy (components/docker/platform.py).
+ONE_SHOT_LABEL = "platform.one-shot"
+NGINX_CONFIG_DIR = "/etc/nginx"
 
 
 def service_of(resource: Resource) -> str:
@@ -51,7 +55,17 @@ def service_of(resource: Resource) -> str:
     return aliases.pop() if len(aliases) == 1 else resource.name
 
 
+def one_shot(resource: Resource) -> str | None:
+    """The kind of a one-shot container (`config-apply`, `config-reload`), else None."""
+    for label in items(get(resource.props, "labels")):
+        if get(label, "label") == ONE_SHOT_LABEL:
+            return str(get(label, "value"))
+    return None
+
+
 def check_healthcheck(resource: Resource, stack: str) -> list[str]:
+    if one_shot(resource):
+        return []
     tests = items(get(get(resource.props, "healthcheck"), "tests"))
     if not tests and service_of(resource) in NO_HEALTHCHECK:
         return []
@@ -64,6 +78,8 @@ def check_healthcheck(resource: Resource, stack: str) -> list[str]:
 
 
 def check_restart(resource: Resource, stack: str) -> list[str]:
+    if one_shot(resource):
+        return []
     restart = get(resource.props, "restart")
     if restart not in RESTART_POLICIES:
         allowed = ", ".join(sorted(RESTART_POLICIES))
@@ -194,7 +210,13 @@ def check_nginx_tls(resource: Resource, stack: str) -> list[str]:
     service = service_of(resource)
     conf = _nginx_conf(resource)
     if conf is None:
-        if service in EDGE_SERVICES:
+        # nginx reads its files from a volume its config-apply container writes (and checks
+        # there); the reload container carries none. Either way nginx.conf is checked once.
+        mounted = any(
+            get(v, "containerPath") == NGINX_CONFIG_DIR and get(v, "volumeName")
+            for v in items(get(resource.props, "volumes"))
+        )
+        if service in EDGE_SERVICES and not mounted and one_shot(resource) != "config-reload":
             return [f"container '{service}' has no uploaded nginx.conf, so its TLS is unchecked"]
         return []
     text = _COMMENT.sub("", conf)
