@@ -123,7 +123,9 @@ def mock_name(typ: str, name: str) -> str:
 class PlatformMocks(pulumi_mocks.Mocks):
     """Return what the providers would: image ids, names, passwords, a real key and cert."""
 
-    def __init__(self) -> None:
+    def __init__(self, exits: Mapping[str, tuple[int, str]] | None = None) -> None:
+        # resource name -> (exit code, output) of a one-shot container; default (0, "")
+        self.exits = dict(exits or {})
         self.generated_secrets: list[str] = []
         self._keys: dict[str, ec.EllipticCurvePrivateKey] = {}
 
@@ -155,9 +157,10 @@ class PlatformMocks(pulumi_mocks.Mocks):
         elif args.typ == "docker:index/container:Container":
             # the provider's auto-name; the real-engine applier names containers the same way
             outputs["name"] = args.name
-            if args.inputs.get("attach"):  # a one-shot container that ran and succeeded
-                outputs["exitCode"] = 0
-                outputs["containerLogs"] = ""
+            if args.inputs.get("attach"):  # a one-shot container that ran to its end
+                code, logs = self.exits.get(args.name, (0, ""))
+                outputs["exitCode"] = code
+                outputs["containerLogs"] = logs
         return f"{args.name}-id", outputs
 
     def _self_signed(self, wrapped: Mapping[str, Any]) -> str:
@@ -258,13 +261,15 @@ def run_stack(
     stack: str,
     overrides: Mapping[str, Any] | None = None,
     registered: list[Registration] | None = None,
+    exits: Mapping[str, tuple[int, str]] | None = None,
 ) -> StackRun:
     """Run __main__.py for `stack` under mocks; raises what the program raises.
 
     `registered`, when given, receives every registration as it happens, so a test can see
-    what a failing program created before it failed.
+    what a failing program created before it failed. `exits` sets one-shot containers'
+    exit codes and output (resource name -> (code, output)).
     """
-    mocks = PlatformMocks()
+    mocks = PlatformMocks(exits)
     monitor = RecordingMonitor(mocks)
     if registered is not None:
         monitor.registrations = registered

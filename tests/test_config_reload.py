@@ -16,7 +16,14 @@ import pytest
 
 from components.docker.platform import apply_script, reload_script, require_exit_zero
 from components.spec import ConfigReload
-from tests.stack_harness import PROD_CONFIG, StackRun, run_stack, stack_run, unwrap
+from tests.stack_harness import (
+    PROD_CONFIG,
+    Registration,
+    StackRun,
+    run_stack,
+    stack_run,
+    unwrap,
+)
 
 CONTAINER = "docker:index/container:Container"
 CONFIG_DIRS = {
@@ -126,6 +133,21 @@ def test_a_failed_check_fails_the_update_with_the_programs_message() -> None:
         f"previous configuration:\n{message}"
     )
     require_exit_zero("nginx", "the configuration check", 0, "")
+
+
+def test_a_refused_configuration_fails_the_run_and_signals_nothing() -> None:
+    message = 'nginx: [emerg] invalid host in upstream "front end:3000"'
+    registered: list[Registration] = []
+    with pytest.raises(Exception, match="the configuration check failed") as caught:
+        run_stack(
+            "dev",
+            registered=registered,
+            exits={"platform-docker-nginx-config-apply": (1, message)},
+        )
+    assert message in str(caught.value)
+    names = {r.name for r in registered}
+    assert "platform-docker-nginx-config-apply" in names
+    assert "platform-docker-nginx-config-reload" not in names
 
 
 # -- the scripts, run by a real shell ---------------------------------------------------------

@@ -304,7 +304,6 @@ class DockerPlatform(pulumi.ComponentResource):
             volumes=[docker.ContainerVolumeArgs(volume_name=volume.name, container_path=LIVE_DIR)],
             uploads=[_upload(f) for f in spec.files],
         )
-        _fail_unless_zero(spec.name, "the configuration check", apply)
         return ConfigVolume(volume=volume, apply=apply, directory=reload.directory)
 
     def _reload(
@@ -318,14 +317,19 @@ class DockerPlatform(pulumi.ComponentResource):
     ) -> docker.Container:
         """A one-shot container in the service's PID namespace that sends SIGHUP to its
         PID 1. Its label carries the apply container's id, so it is replaced, and runs again,
-        exactly when new files were written."""
+        exactly when new files were written; and only once the check passed: a refused
+        configuration fails `pulumi up` before this container is even declared."""
         prefix = f"{self.name}-{spec.name}"
         reloader = self._one_shot(
             f"{prefix}-config-reload",
             spec,
             "config-reload",
             child,
-            [docker.ContainerLabelArgs(label="platform.config-apply", value=config.apply.id)],
+            [
+                docker.ContainerLabelArgs(
+                    label="platform.config-apply", value=_succeeded(spec.name, config.apply)
+                )
+            ],
             image=image_ref,
             command=[reload_script(spec.name, reload)],
             user=spec.user,  # the program's own user may signal it without CAP_KILL
@@ -430,3 +434,14 @@ def _fail_unless_zero(service: str, step: str, container: docker.Container) -> N
     pulumi.Output.all(container.exit_code, container.container_logs).apply(
         lambda v: require_exit_zero(service, step, v[0], v[1])
     )
+
+
+def _succeeded(service: str, apply: docker.Container) -> pulumi.Output[str]:
+    """The apply container's id, once it exited 0; its check's message (and the end of the
+    update) otherwise."""
+
+    def check(values: list[Any]) -> str:
+        require_exit_zero(service, "the configuration check", values[1], values[2])
+        return str(values[0])
+
+    return pulumi.Output.all(apply.id, apply.exit_code, apply.container_logs).apply(check)
