@@ -417,6 +417,10 @@ class Applier:
         }
         return config, networks
 
+    def one_shot(self, service: str) -> bool:
+        """Whether the record runs once to its end (`attach`): a config apply or reload."""
+        return bool(unwrap(self.plan.containers[service].inputs).get("attach"))
+
     def waits(self, service: str) -> bool:
         """Whether the record asks the provider to wait until the container is healthy."""
         return bool(unwrap(self.plan.containers[service].inputs).get("wait"))
@@ -425,7 +429,7 @@ class Applier:
         """Start the (stopped) containers again in dependency order, waiting where the
         record waits: a host's reboot, or `pulumi up` after a stop, with nothing replaced."""
         for service in self.plan.order():
-            if unwrap(self.plan.containers[service].inputs).get("attach"):
+            if self.one_shot(service):
                 continue  # a one-shot ran once (restart "no"): a reboot does not run it again
             self.api.start(self.container(service))
             if self.waits(service):
@@ -436,6 +440,8 @@ class Applier:
         """Stop every container in reverse dependency order with its record's grace period
         (what a host's shutdown through the stack's order does), keeping them."""
         for service in reversed(self.plan.order()):
+            if self.one_shot(service):
+                continue  # exited already
             inputs = unwrap(self.plan.containers[service].inputs)
             self.api.stop(self.container(service), timeout=int(inputs.get("stopTimeout", 10)))
 
