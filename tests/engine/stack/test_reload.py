@@ -257,7 +257,8 @@ def test_an_alertmanager_route_change_keeps_a_silence(stack: Applier) -> None:
     silence_id = json.loads(fetch(stack, "alertmanager", f"{api}/silences", post=silence))[
         "silenceID"
     ]
-    hook = "http://hc-ping.example.com/reload-test"
+    hook = "https://hc-ping.example.com/reload-test"
+    t0 = time.monotonic()
     replaced = stack.update(changed(watchdogWebhookUrl=hook))
     assert {"alertmanager-config-apply", "alertmanager-config-reload"} <= set(replaced)
     assert only_one_shots(replaced), replaced
@@ -268,6 +269,7 @@ def test_an_alertmanager_route_change_keeps_a_silence(stack: Applier) -> None:
         ),
         timeout=30,
     )
+    print(f"alertmanager: new route in effect {time.monotonic() - t0:.2f}s after the update began")
     assert container_id(stack, "alertmanager") == before
     silences = json.loads(fetch(stack, "alertmanager", f"{api}/silences"))
     assert [s["status"]["state"] for s in silences if s["id"] == silence_id] == ["active"]
