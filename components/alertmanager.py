@@ -11,12 +11,21 @@ from dataclasses import dataclass
 import pulumi
 
 from components.render.alertmanager_yml import render_alertmanager_yml
-from components.spec import ConfigFile, DataVolume, HealthProbe, Platform, ScrapeTarget, ServiceSpec
+from components.spec import (
+    ConfigFile,
+    ConfigReload,
+    DataVolume,
+    HealthProbe,
+    Platform,
+    ScrapeTarget,
+    ServiceSpec,
+)
 
 PORT = 9093
 # prom/alertmanager:v0.27.0 runs as `nobody`: uid 65534, gid 65534 (docs/secret-files.md).
-ALERTMANAGER_UID = "65534"
-CONFIG_FILE = "/etc/alertmanager/alertmanager.yml"
+ALERTMANAGER_UID = ALERTMANAGER_GID = "65534"
+CONFIG_DIR = "/etc/alertmanager"
+CONFIG_FILE = f"{CONFIG_DIR}/alertmanager.yml"
 
 
 @dataclass(frozen=True)
@@ -54,8 +63,12 @@ def alertmanager_spec(args: AlertmanagerArgs) -> ServiceSpec:
                 CONFIG_FILE,
                 config,
                 secret=not isinstance(config, str),
-                owner=ALERTMANAGER_UID,
-                mode="0400",
+                # root-owned, read by Alertmanager's group: the one-shot that checks and writes
+                # it into the config volume runs as root in that group without CAP_CHOWN, so
+                # the file keeps this owner, group and mode in the volume (components/docker)
+                owner="0",
+                group=ALERTMANAGER_GID,
+                mode="0440",
             )
         ],
         volumes=[DataVolume("data", "/alertmanager")],
@@ -63,6 +76,12 @@ def alertmanager_spec(args: AlertmanagerArgs) -> ServiceSpec:
         memory_mb=args.memory_mb,
         # edge: egress to the webhook receivers; nothing is published.
         networks=("backend", "edge"),
+        # SIGHUP re-reads the routes; silences and notification state stay.
+        reload=ConfigReload(
+            directory=CONFIG_DIR,
+            check=("amtool", "check-config", CONFIG_FILE),
+            process="alertmanager",
+        ),
     )
 
 

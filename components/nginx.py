@@ -14,7 +14,14 @@ from components.render.nginx_conf import (
     NginxSettings,
     render_nginx_conf,
 )
-from components.spec import ConfigFile, HealthProbe, Platform, PublishedPort, ServiceSpec
+from components.spec import (
+    ConfigFile,
+    ConfigReload,
+    HealthProbe,
+    Platform,
+    PublishedPort,
+    ServiceSpec,
+)
 
 CONF_DIR = "/etc/nginx"
 
@@ -39,7 +46,14 @@ def nginx_spec(args: NginxArgs) -> ServiceSpec:
         files=[
             ConfigFile(f"{CONF_DIR}/nginx.conf", render_nginx_conf(args.settings)),
             ConfigFile(f"{CONF_DIR}/{TLS_CERT_PATH}", args.certificate_pem),
-            ConfigFile(f"{CONF_DIR}/{TLS_KEY_PATH}", args.private_key_pem, secret=True),
+            # the master (root) reads the key before it starts the workers
+            ConfigFile(
+                f"{CONF_DIR}/{TLS_KEY_PATH}",
+                args.private_key_pem,
+                secret=True,
+                owner="0",  # the master reads it as root before its workers drop privileges
+                mode="0400",
+            ),
         ],
         health=HealthProbe(
             ["wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{STUB_STATUS_PORT}/healthz"]
@@ -53,6 +67,8 @@ def nginx_spec(args: NginxArgs) -> ServiceSpec:
         depends_on=args.depends_on,
         # The master binds 80/443 and chowns its cache as root; workers run as user nginx.
         capabilities=("CHOWN", "NET_BIND_SERVICE", "SETGID", "SETUID"),
+        # The image's entry point ends in `exec nginx`: the master is PID 1; SIGHUP reloads.
+        reload=ConfigReload(directory=CONF_DIR, check=("nginx", "-t", "-q"), process="nginx"),
     )
 
 

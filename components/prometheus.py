@@ -8,10 +8,19 @@ from dataclasses import dataclass, field
 import pulumi
 
 from components.render.prometheus_yml import RULES_DIR, render_prometheus_yml
-from components.spec import ConfigFile, DataVolume, HealthProbe, Platform, ScrapeTarget, ServiceSpec
+from components.spec import (
+    ConfigFile,
+    ConfigReload,
+    DataVolume,
+    HealthProbe,
+    Platform,
+    ScrapeTarget,
+    ServiceSpec,
+)
 
 PORT = 9090
-CONFIG_FILE = "/etc/prometheus/prometheus.yml"
+CONFIG_DIR = "/etc/prometheus"
+CONFIG_FILE = f"{CONFIG_DIR}/prometheus.yml"
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,12 @@ def prometheus_spec(args: PrometheusArgs) -> ServiceSpec:
         health=HealthProbe(["wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{PORT}/-/ready"]),
         memory_mb=args.memory_mb,
         depends_on=args.depends_on,
+        # SIGHUP re-reads prometheus.yml and the rules; the TSDB head stays in memory.
+        reload=ConfigReload(
+            directory=CONFIG_DIR,
+            check=("promtool", "check", "config", CONFIG_FILE),
+            process="prometheus",
+        ),
     )
 
 

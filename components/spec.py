@@ -111,6 +111,20 @@ class ImageBuild:
 
 
 @dataclass(frozen=True)
+class ConfigReload:
+    """How the running program takes new files without a new container.
+
+    Every generated file lives under `directory`. `check` is the program's own checker, run
+    from the service's image against the new files where the program will read them; `process`
+    is the program's name as PID 1 of its container, which re-reads its files on SIGHUP.
+    """
+
+    directory: str
+    check: Sequence[str]
+    process: str
+
+
+@dataclass(frozen=True)
 class ServiceSpec:
     """Everything a platform needs to run one service, and nothing about how."""
 
@@ -137,6 +151,8 @@ class ServiceSpec:
     # Every Linux capability is dropped; these are added back because the image's entrypoint
     # needs them (chown of its data directory, then a switch to an unprivileged user).
     capabilities: Sequence[str] = ()
+    # Set: a change to `files` is checked and reloaded in place (docs/changes.md).
+    reload: ConfigReload | None = None
 
     @property
     def address(self) -> str:

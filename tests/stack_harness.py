@@ -32,6 +32,7 @@ from pulumi.runtime.stack import wait_for_rpcs
 from pulumi.runtime.sync_await import _sync_await
 
 from components.config import SETTINGS
+from components.docker.platform import ONE_SHOT_LABEL, TITLE_LABEL
 from tests.certs import key_pem, new_key, self_signed
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -122,10 +123,11 @@ def mock_name(typ: str, name: str) -> str:
 class PlatformMocks(pulumi_mocks.Mocks):
     """Return what the providers would: image ids, names, passwords, a real key and cert."""
 
-    def __init__(self, one_shot: tuple[int, str] = (0, "")) -> None:
+    def __init__(self, exits: Mapping[str, tuple[int, str]] | None = None) -> None:
+        # resource name -> (exit code, output) of a one-shot container; default (0, "")
+        self.exits = dict(exits or {})
         self.generated_secrets: list[str] = []
         self._keys: dict[str, ec.EllipticCurvePrivateKey] = {}
-        self.one_shot = one_shot  # (exitCode, containerLogs) of attached one-shot containers
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         outputs = dict(args.inputs)
@@ -136,9 +138,6 @@ class PlatformMocks(pulumi_mocks.Mocks):
         elif args.typ == "docker:index/image:Image" and not args.inputs.get("skipPush"):
             # pushed: the registry's manifest digest (repository@sha256:...)
             outputs["repoDigest"] = f"{args.inputs['imageName'].rsplit(':', 1)[0]}@sha256:{digest}"
-        elif args.typ == "docker:index/container:Container" and args.inputs.get("attach"):
-            # the provider waits for it to exit and records these (docs/migrations-stack.md)
-            outputs["exitCode"], outputs["containerLogs"] = self.one_shot
         elif args.typ in ("docker:index/volume:Volume", "docker:index/network:Network"):
             outputs["name"] = mock_name(args.typ, args.name)
         elif args.typ == "random:index/randomPassword:RandomPassword":
@@ -155,6 +154,13 @@ class PlatformMocks(pulumi_mocks.Mocks):
             self.generated_secrets.append(pem)
         elif args.typ == "tls:index/selfSignedCert:SelfSignedCert":
             outputs["certPem"] = self._self_signed(args.inputs)
+        elif args.typ == "docker:index/container:Container":
+            # the provider's auto-name; the real-engine applier names containers the same way
+            outputs["name"] = args.name
+            if args.inputs.get("attach"):  # a one-shot container that ran to its end
+                code, logs = self.exits.get(args.name, (0, ""))
+                outputs["exitCode"] = code
+                outputs["containerLogs"] = logs
         return f"{args.name}-id", outputs
 
     def _self_signed(self, wrapped: Mapping[str, Any]) -> str:
@@ -191,20 +197,37 @@ class StackRun:
         return [r for r in self.registrations if r.type == type_]
 
     def containers(self) -> dict[str, Registration]:
-        """Containers by service name (the network alias a service is known by)."""
+        """Containers by service name (the network alias a service is known by); one-shot
+        containers (`one_shots`) are not services and are left out."""
         found = {}
         for r in self.of_type("docker:index/container:Container"):
+            if r.inputs.get("attach"):
+                continue
             aliases = {a for n in r.inputs["networksAdvanced"] for a in n["aliases"]}
             (service,) = aliases
             found[service] = r
         return found
 
+    def one_shots(self) -> dict[str, Registration]:
+        """Containers that run once to the end (`attach`), as `<service>-<kind>` from their
+        labels: nginx-config-apply, nginx-config-reload, ..."""
+        found = {}
+        for r in self.of_type("docker:index/container:Container"):
+            if r.inputs.get("attach"):
+                labels = {lb["label"]: lb["value"] for lb in unwrap(r.inputs)["labels"]}
+                found[f"{labels[TITLE_LABEL]}-{labels[ONE_SHOT_LABEL]}"] = r
+        return found
+
+    def workloads(self) -> dict[str, Registration]:
+        """Every container: the services' and the one-shots'."""
+        return {**self.containers(), **self.one_shots()}
+
     def component_of(self, reg: Registration) -> str:
         return self.by_urn[reg.parent].type if reg.parent in self.by_urn else ""
 
     def container_dependencies(self, service: str) -> set[str]:
-        """Services whose containers this service's container directly waits on."""
-        containers = self.containers()
+        """Workloads (`workloads`) whose containers this one's container directly waits on."""
+        containers = self.workloads()
         urn_to_service = {r.urn: s for s, r in containers.items()}
         deps = containers[service].dependencies
         return {urn_to_service[d] for d in deps if d in urn_to_service}
@@ -240,15 +263,15 @@ def run_stack(
     stack: str,
     overrides: Mapping[str, Any] | None = None,
     registered: list[Registration] | None = None,
-    one_shot: tuple[int, str] = (0, ""),
+    exits: Mapping[str, tuple[int, str]] | None = None,
 ) -> StackRun:
     """Run __main__.py for `stack` under mocks; raises what the program raises.
 
     `registered`, when given, receives every registration as it happens, so a test can see
-    what a failing program created before it failed. `one_shot`: the exit code and output
-    of one-shot containers (the migration step).
+    what a failing program created before it failed. `exits` sets one-shot containers'
+    exit codes and output (resource name -> (code, output)).
     """
-    mocks = PlatformMocks(one_shot)
+    mocks = PlatformMocks(exits)
     monitor = RecordingMonitor(mocks)
     if registered is not None:
         monitor.registrations = registered
@@ -333,8 +356,10 @@ def policy_baseline(stack: str) -> StackRun:
 
 
 def uploads(run: StackRun, service: str) -> dict[str, str]:
-    """The files uploaded into a service's container: path -> content (secrets unwrapped)."""
-    container = run.containers()[service]
+    """The files a service's program reads: path -> content (secrets unwrapped). Uploaded
+    into its container, or, for a reloaded service, into its config-apply container, which
+    writes them into the volume the service reads (components/docker/platform.py)."""
+    container = run.workloads().get(f"{service}-config-apply") or run.containers()[service]
     return {u["file"]: u["content"] for u in unwrap(container.inputs)["uploads"]}
 
 
@@ -344,7 +369,11 @@ def secret_uploads(run: StackRun) -> list[tuple[str, dict[str, Any]]]:
     marker: the provider marks a whole `uploads` list secret when one file in it is."""
     secrets = [s for s in (*run.generated_secrets, *run.secret_config) if len(s) >= 8]
     found = []
-    for service, container in run.containers().items():
+    workloads = run.containers()
+    for name, one_shot in run.one_shots().items():  # a reloaded service's files are here
+        if name.endswith("-config-apply"):
+            workloads[name.removesuffix("-config-apply")] = one_shot
+    for service, container in workloads.items():
         for upload in unwrap(container.inputs).get("uploads", []):
             if any(s.strip() in str(upload["content"]) for s in secrets):
                 found.append((service, upload))

@@ -52,7 +52,7 @@ def env_of(reg: Registration) -> dict[str, str]:
 
 
 def test_the_step_runs_the_application_image_through_the_runtimes_migrate() -> None:
-    step = unwrap(docker_run().containers()["migrate"].inputs)
+    step = unwrap(docker_run().one_shots()["migrate-task"].inputs)
     (image,) = [
         r
         for r in docker_run().of_type("docker:index/remoteImage:RemoteImage")
@@ -74,33 +74,37 @@ def test_the_step_runs_the_application_image_through_the_runtimes_migrate() -> N
 
 def test_the_step_comes_after_a_healthy_postgres_and_before_the_sidecar() -> None:
     run = docker_run()
-    assert run.container_dependencies("migrate") == {"postgres"}
+    assert run.container_dependencies("migrate-task") == {"postgres"}
     assert unwrap(run.containers()["postgres"].inputs)["wait"] is True  # created once healthy
-    assert "migrate" in run.container_dependencies("runtime")
+    assert "migrate-task" in run.container_dependencies("runtime")
     # and the sidecar takes the step's result as an input: it waits for the exit code check
     assert env_of(run.containers()["runtime"])[MIGRATION_ENV] == identity(IMAGE, COMMAND)
-    assert run.component_of(run.containers()["migrate"]) == "infra:app:Migration"
+    assert run.component_of(run.one_shots()["migrate-task"]) == "infra:app:Migration"
 
 
 def test_without_the_settings_there_is_no_step_and_the_sidecar_is_unchanged() -> None:
     run = stack_run("dev")
-    assert "migrate" not in run.containers()
+    assert "migrate-task" not in run.one_shots()
     assert MIGRATION_ENV not in env_of(run.containers()["runtime"])
     assert not run.of_type("infra:app:Migration")
 
 
 def test_the_step_is_replaced_exactly_when_its_image_or_command_changes() -> None:
-    again = unwrap(run_stack("dev", STEP).containers()["migrate"].inputs)
-    assert again == unwrap(docker_run().containers()["migrate"].inputs)  # no change: no re-run
+    again = unwrap(run_stack("dev", STEP).one_shots()["migrate-task"].inputs)
+    assert again == unwrap(docker_run().one_shots()["migrate-task"].inputs)  # no change: no re-run
     other = run_stack("dev", {**STEP, "migrationCommand": '["alembic", "upgrade", "+1"]'})
-    assert unwrap(other.containers()["migrate"].inputs)["command"] == ["alembic", "upgrade", "+1"]
+    assert unwrap(other.one_shots()["migrate-task"].inputs)["command"] == [
+        "alembic",
+        "upgrade",
+        "+1",
+    ]
     assert env_of(other.containers()["runtime"])[MIGRATION_ENV] != identity(IMAGE, COMMAND)
     assert identity(IMAGE, COMMAND) != identity(IMAGE.replace("1.4.2", "1.4.3"), COMMAND)
 
 
 def test_the_steps_secrets_are_never_in_plain_text() -> None:
     run = docker_run()
-    step = run.containers()["migrate"]
+    step = run.one_shots()["migrate-task"]
     secrets = [s for s in run.generated_secrets if len(s) >= 8]
     assert secrets
     plain = " ".join(plain_strings(step.inputs))
@@ -114,7 +118,7 @@ def test_the_steps_secrets_are_never_in_plain_text() -> None:
 
 def test_a_failed_migration_fails_the_program_before_the_sidecar_with_its_output_masked() -> None:
     password = json.loads(
-        unwrap(docker_run().containers()["migrate"].inputs)["uploads"][0]["content"]
+        unwrap(docker_run().one_shots()["migrate-task"].inputs)["uploads"][0]["content"]
     )["database"]["password"]
     logs = (
         "migrate: restore point before_migration_20261205 recorded\n"
@@ -123,7 +127,7 @@ def test_a_failed_migration_fails_the_program_before_the_sidecar_with_its_output
     )
     registered: list[Registration] = []
     with pytest.raises(TaskFailed) as error:
-        run_stack("dev", STEP, registered=registered, one_shot=(3, logs))
+        run_stack("dev", STEP, registered=registered, exits={"platform-docker-migrate": (3, logs)})
     message = str(error.value)
     assert "migrate: python -m runtime migrate -- alembic upgrade head exited with 3" in message
     assert 'relation "orders" already exists' in message
@@ -133,7 +137,7 @@ def test_a_failed_migration_fails_the_program_before_the_sidecar_with_its_output
         for r in registered
         if r.type == CONTAINER
         for n in r.inputs.get("networksAdvanced", [])
-        for a in n["aliases"]
+        for a in n.get("aliases") or []
     }
     assert "migrate" in containers and "postgres" in containers
     assert "runtime" not in containers  # never created or replaced after the failure
@@ -153,7 +157,7 @@ def test_the_step_passes_every_policy_rule() -> None:
 
 
 def test_the_policy_still_wants_a_healthcheck_and_restart_policy_from_services() -> None:
-    step = docker_run().containers()["migrate"]
+    step = docker_run().one_shots()["migrate-task"]
     as_service = {**step.inputs, "attach": False, "mustRun": True}
     found = rules.violations(rules.Resource(CONTAINER, step.name, as_service), "dev")
     assert set(found) == {"container-healthcheck", "container-restart-policy"}

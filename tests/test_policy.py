@@ -146,7 +146,7 @@ def test_every_rule_has_a_breakage() -> None:
 
 def test_rules_read_values_through_secret_markers() -> None:
     """nginx's whole uploads list is a secret (it holds the private key): read through it."""
-    nginx = _find_raw(stack_run("prod"), "platform-docker-nginx")
+    nginx = _find_raw(stack_run("prod"), "platform-docker-nginx-config-apply")
     assert nginx.props["uploads"][SIG_KEY] == SECRET_SIG
     assert rules.check_nginx_tls(nginx, "prod") == []
     old, new = "ssl_protocols TLSv1.2 TLSv1.3;", "ssl_protocols TLSv1 TLSv1.2;"

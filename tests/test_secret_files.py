@@ -25,9 +25,6 @@ from tests.stack_harness import (
 )
 
 DOC = ROOT / "docs" / "secret-files.md"
-# Declared by the nginx configuration work (branch `reload`), not here; the test fails once it
-# is declared, so that this exception is removed with it.
-PENDING = {("nginx", "/etc/nginx/tls/tls.key")}
 # group: read at most; others: nothing (0400, 0440 and 0600 pass; 0644, 0460, 0604 do not)
 OPEN_BITS = 0o037
 
@@ -36,8 +33,6 @@ def violations(run: StackRun) -> list[str]:
     """One message per secret upload without a declared owner or with too open a mode."""
     found = []
     for service, upload in secret_uploads(run):
-        if (service, upload["file"]) in PENDING:
-            continue
         where = f"{run.stack}: {service}:{upload['file']}"
         if upload.get("owner") is None:
             found.append(f"{where} holds a secret and declares no owner (its reader's uid)")
@@ -53,14 +48,6 @@ def violations(run: StackRun) -> list[str]:
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_every_upload_holding_a_secret_declares_its_reader_and_a_closed_mode(stack: str) -> None:
     assert violations(stack_run(stack)) == []
-
-
-@pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_the_pending_exception_is_still_needed(stack: str) -> None:
-    """Once nginx's key declares its owner, PENDING must lose it (and the docs their note)."""
-    for service, upload in secret_uploads(stack_run(stack)):
-        if (service, upload["file"]) in PENDING:
-            assert upload.get("owner") is None, f"{service}:{upload['file']}: remove from PENDING"
 
 
 def test_the_search_finds_every_kind_of_secret_upload() -> None:
@@ -133,8 +120,6 @@ def test_the_docs_table_gives_each_secret_files_declared_owner_and_mode() -> Non
     for stack in ("dev", "prod"):
         for service, upload in secret_uploads(stack_run(stack)):
             key = (service, upload["file"])
-            if key in PENDING:
-                continue
             assert key in rows, f"docs/secret-files.md has no row for {service}:{upload['file']}"
             declared = f"{upload['owner']}:{upload['group']}", upload["permissions"]
             assert rows[key] == declared, key

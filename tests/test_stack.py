@@ -19,6 +19,7 @@ from tests.stack_harness import (
     run_stack,
     stack_run,
     unwrap,
+    uploads,
 )
 
 STACKS = ("dev", "prod")
@@ -230,18 +231,24 @@ def test_data_lives_in_named_volumes(run: StackRun) -> None:
         mounts = unwrap(reg.inputs)["volumes"]
         assert mounts[0]["containerPath"] == path, service
         if service not in ("postgres", "runtime"):  # those two share volumes (test below)
-            # alloy also reads the host's container logs, read-only
-            assert len([m for m in mounts if not m.get("hostPath")]) == 1, service
+            # alloy also reads the host's container logs, read-only; a reloaded service its
+            # configuration volume, read-only (docs/changes.md)
+            data = [m for m in mounts if not m.get("hostPath") and not m.get("readOnly")]
+            assert len(data) == 1, service
         # the volume is a resource of its own, so replacing the container keeps the data
         assert any(v.parent == reg.parent for v in volumes.values()), service
-    assert "volumes" not in unwrap(run.containers()["nginx"].inputs)
+    # nginx keeps no data: its one volume holds its configuration, mounted read-only
+    (nginx_mount,) = unwrap(run.containers()["nginx"].inputs)["volumes"]
+    assert (nginx_mount["containerPath"], nginx_mount["readOnly"]) == ("/etc/nginx", True)
     for service in EXPORTERS:  # exporters keep no data; host views are read-only
         mounts = unwrap(run.containers()[service].inputs).get("volumes", [])
         assert all(m.get("readOnly") and m.get("hostPath") for m in mounts), service
-    persistent = {v.protect for v in volumes.values() if not v.name.endswith("-socket")}
+    cheap = ("-socket", "-config")
+    persistent = {v.protect for v in volumes.values() if not v.name.endswith(cheap)}
     assert persistent == ({False} if run.stack == "dev" else {True})
-    # the socket directory the sidecar shares is not data: never protected
-    assert {v.protect for v in volumes.values() if v.name.endswith("-socket")} == {False}
+    # the socket directory the sidecar shares and the generated configuration are not data:
+    # never protected
+    assert {v.protect for v in volumes.values() if v.name.endswith(cheap)} == {False}
 
 
 # -- ports and networks ---------------------------------------------------------------------
@@ -425,7 +432,7 @@ def test_the_heartbeat_url_stays_secret_in_inputs_and_outputs() -> None:
     """Even on dev, where nothing else is secret config, the file holding it is a secret."""
     heartbeat = PROD_CONFIG["watchdogWebhookUrl"]
     run = run_stack("dev", {"watchdogWebhookUrl": heartbeat})
-    alertmanager = run.containers()["alertmanager"]
+    alertmanager = run.one_shots()["alertmanager-config-apply"]  # its files: docs/changes.md
     assert heartbeat in json.dumps(unwrap(alertmanager.inputs))  # it is there...
     for reg in run.registrations:  # ...but never in plain text
         assert not any(heartbeat in s for s in plain_strings(reg.inputs)), reg.name
@@ -449,9 +456,7 @@ def test_the_sidecar_runs_this_repositorys_runtime_with_the_app_config(run: Stac
     assert "APP_CONFIG_FILE=/run/secrets/app_config.json" in sidecar["envs"]
     files = {u["file"]: u["content"] for u in sidecar["uploads"]}
     assert json.loads(files["/run/secrets/app_config.json"]) == run.outputs["app_config"]
-    prometheus = {
-        u["file"]: u["content"] for u in unwrap(run.containers()["prometheus"].inputs)["uploads"]
-    }
+    prometheus = uploads(run, "prometheus")
     assert "runtime:9180" in prometheus["/etc/prometheus/prometheus.yml"]
 
 

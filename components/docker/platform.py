@@ -8,17 +8,36 @@ and container are created as children of that service's component (`parent=`), s
 from __future__ import annotations
 
 import hashlib
+import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_docker as docker
 
-from components.spec import ConfigFile, RuntimePolicy, ServiceSpec, TaskSpec
+from components.spec import ConfigFile, ConfigReload, RuntimePolicy, ServiceSpec, TaskSpec
 
 # Docker's json-file driver grows without bound unless told otherwise. `labels` copies the
 # service's title label into every log line's `attrs`, which Alloy turns into Loki's
 # `service` label (components/render/alloy_config.py).
 LOG_OPTIONS = {"max-size": "10m", "max-file": "5", "labels": "org.opencontainers.image.title"}
+# Where a one-shot apply container mounts the service's configuration volume.
+LIVE_DIR = "/run/platform-config"
+# The label that tells a one-shot container (apply, reload) from a service's container.
+ONE_SHOT_LABEL = "platform.one-shot"
+TITLE_LABEL = "org.opencontainers.image.title"
+
+
+@dataclass
+class ConfigVolume:
+    """A reloaded service's files: the volume it reads them from, the one-shot container
+    that checks and writes them, and the one that makes the program reload them."""
+
+    volume: docker.Volume
+    apply: docker.Container
+    directory: str
+    reload: docker.Container | None = None
 
 
 # How much of a failed task's output the error shows (its tail: where the error is).
@@ -64,6 +83,7 @@ class DockerService:
     container: docker.Container
     image: docker.RemoteImage | docker.Image
     volumes: tuple[docker.Volume, ...]
+    config: ConfigVolume | None = None
 
     @property
     def workload(self) -> pulumi.Resource:
@@ -138,6 +158,9 @@ class DockerPlatform(pulumi.ComponentResource):
         if spec.published:
             # Docker publishes no port of a container attached only to internal networks.
             networks.add("edge")
+        config: ConfigVolume | None = None
+        if spec.reload is not None and spec.files:
+            config = self._config_volume(spec, spec.reload, image_ref, sorted(networks), child)
         container = docker.Container(
             prefix,
             image=image_ref,
@@ -177,6 +200,17 @@ class DockerPlatform(pulumi.ComponentResource):
                     )
                     for m in spec.host_mounts
                 ),
+                *(
+                    [
+                        docker.ContainerVolumeArgs(
+                            volume_name=config.volume.name,
+                            container_path=config.directory,
+                            read_only=True,
+                        )
+                    ]
+                    if config
+                    else []
+                ),
             ]
             or None,
             devices=[
@@ -184,7 +218,9 @@ class DockerPlatform(pulumi.ComponentResource):
                 for d in spec.devices
             ]
             or None,
-            uploads=[_upload(f) for f in spec.files] or None,
+            # With a config volume the files reach it through the apply container, so a
+            # changed file is no input of this container and never replaces it.
+            uploads=None if config else [_upload(f) for f in spec.files] or None,
             healthcheck=self._healthcheck(spec),
             wait=spec.health is not None,
             wait_timeout=self.policy.startup_timeout_seconds if spec.health else None,
@@ -209,9 +245,137 @@ class DockerPlatform(pulumi.ComponentResource):
                     label="platform.health", value="docker" if spec.health else "prometheus-up"
                 ),
             ],
-            opts=child.merge(pulumi.ResourceOptions(depends_on=list(spec.depends_on))),
+            opts=child.merge(
+                pulumi.ResourceOptions(
+                    depends_on=[*spec.depends_on, *([config.apply] if config else [])]
+                )
+            ),
         )
-        return DockerService(container=container, image=image, volumes=volumes)
+        if config is not None and spec.reload is not None:
+            config.reload = self._reload(spec, spec.reload, image_ref, container, config, child)
+        return DockerService(container=container, image=image, volumes=volumes, config=config)
+
+    def _one_shot(
+        self,
+        name: str,
+        spec: ServiceSpec,
+        kind: str,
+        opts: pulumi.ResourceOptions,
+        labels: Sequence[docker.ContainerLabelArgs] = (),
+        **inputs: Any,
+    ) -> docker.Container:
+        """A container of the service's image that runs once to the end and is kept: the
+        provider's `attach` waits for its exit (`must_run=False`), `logs` keeps its output
+        in `container_logs`. Same limits and hardening as the service's container."""
+        return docker.Container(
+            name,
+            attach=True,
+            must_run=False,
+            logs=True,
+            restart="no",
+            memory=spec.memory_mb,
+            memory_swap=spec.memory_mb,
+            log_driver="json-file",
+            log_opts=LOG_OPTIONS,
+            security_opts=["no-new-privileges:true"],
+            capabilities=docker.ContainerCapabilitiesArgs(
+                drops=["ALL"], adds=sorted(spec.capabilities) or None
+            ),
+            labels=[
+                docker.ContainerLabelArgs(label="org.opencontainers.image.title", value=spec.name),
+                docker.ContainerLabelArgs(label="platform.stack", value=pulumi.get_stack()),
+                docker.ContainerLabelArgs(label=ONE_SHOT_LABEL, value=kind),
+                *labels,
+            ],
+            entrypoints=["/bin/sh", "-c"],
+            opts=opts,
+            **inputs,
+        )
+
+    def _config_volume(
+        self,
+        spec: ServiceSpec,
+        reload: ConfigReload,
+        image_ref: pulumi.Input[str],
+        networks: Sequence[str],
+        child: pulumi.ResourceOptions,
+    ) -> ConfigVolume:
+        """The volume the service reads its files from, and the one-shot container that
+        checks new files with the program's own checker and writes them into it.
+
+        The apply container runs the service's own image with the files uploaded where the
+        program reads them, so the check sees exactly what the program will; it is replaced
+        (uploads force a new container) whenever a file changes, and runs before the service
+        on the first deployment, so the service starts with its files in place.
+        """
+        prefix = f"{self.name}-{spec.name}"
+        outside = [f.path for f in spec.files if not f.path.startswith(f"{reload.directory}/")]
+        if outside:
+            raise ValueError(
+                f"{spec.name}: files {outside} are outside its config directory "
+                f"{reload.directory!r}; a reloaded service keeps every file there"
+            )
+        volume = docker.Volume(f"{prefix}-config", opts=child)
+        secret = any(f.secret for f in spec.files)
+        apply = self._one_shot(
+            f"{prefix}-config-apply",
+            spec,
+            "config-apply",
+            child.merge(
+                pulumi.ResourceOptions(
+                    depends_on=list(spec.depends_on),
+                    additional_secret_outputs=["containerLogs"] if secret else None,
+                )
+            ),
+            image=image_ref,
+            command=[apply_script(reload)],
+            # root writes the root-owned volume; with no capability beyond the service's, it
+            # keeps a file's group only when it is in that group (no CAP_CHOWN): the readers'
+            user=apply_user(spec.files),
+            networks_advanced=[
+                # the service's networks, so a checker resolves the names the program will
+                docker.ContainerNetworksAdvancedArgs(
+                    name=(self.backend if n == "backend" else self.edge).name
+                )
+                for n in networks
+            ],
+            volumes=[docker.ContainerVolumeArgs(volume_name=volume.name, container_path=LIVE_DIR)],
+            uploads=[_upload(f) for f in spec.files],
+        )
+        return ConfigVolume(volume=volume, apply=apply, directory=reload.directory)
+
+    def _reload(
+        self,
+        spec: ServiceSpec,
+        reload: ConfigReload,
+        image_ref: pulumi.Input[str],
+        container: docker.Container,
+        config: ConfigVolume,
+        child: pulumi.ResourceOptions,
+    ) -> docker.Container:
+        """A one-shot container in the service's PID namespace that sends SIGHUP to its
+        PID 1. Its label carries the apply container's id, so it is replaced, and runs again,
+        exactly when new files were written; and only once the check passed: a refused
+        configuration fails `pulumi up` before this container is even declared."""
+        prefix = f"{self.name}-{spec.name}"
+        reloader = self._one_shot(
+            f"{prefix}-config-reload",
+            spec,
+            "config-reload",
+            child,
+            [
+                docker.ContainerLabelArgs(
+                    label="platform.config-apply", value=_succeeded(spec.name, config.apply)
+                )
+            ],
+            image=image_ref,
+            command=[reload_script(spec.name, reload)],
+            user=spec.user,  # the program's own user may signal it without CAP_KILL
+            pid_mode=container.name.apply(lambda name: f"container:{name}"),
+            network_mode="none",
+        )
+        _fail_unless_zero(spec.name, "the reload", reloader)
+        return reloader
 
     def run_once(self, task: TaskSpec, parent: pulumi.ComponentResource) -> DockerTask:
         """A container that runs the task to its end during `pulumi up` (attach) and stays,
@@ -255,6 +419,7 @@ class DockerPlatform(pulumi.ComponentResource):
                 docker.ContainerLabelArgs(label="org.opencontainers.image.title", value=task.name),
                 docker.ContainerLabelArgs(label="platform.stack", value=pulumi.get_stack()),
                 docker.ContainerLabelArgs(label="platform.health", value="one-shot"),
+                docker.ContainerLabelArgs(label=ONE_SHOT_LABEL, value="task"),
             ],
             opts=child.merge(
                 pulumi.ResourceOptions(
@@ -308,3 +473,83 @@ def _upload(file: ConfigFile) -> docker.ContainerUploadArgs:
         group=file.group or file.owner,
         permissions=file.mode,
     )
+
+
+def apply_user(files: Sequence[ConfigFile]) -> str:
+    """root, in the group its files declare for their reader (see `apply_script`)."""
+    groups = {f.group for f in files if f.group and f.group != "0"}
+    if len(groups) > 1:
+        raise ValueError(f"reloaded files declare several groups {sorted(groups)}; allowed: one")
+    return f"0:{groups.pop()}" if groups else "0"
+
+
+def apply_script(reload: ConfigReload, live: str = LIVE_DIR) -> str:
+    """Check the files where the program reads them, then move each into the volume with a
+    rename (atomic per file; the program reads them only on the SIGHUP that follows).
+
+    The whole directory is copied (the image's own files, such as nginx's mime.types, and
+    ours), and files no longer generated are removed. A failed check exits non-zero before
+    anything is written: the live files stay as they were.
+    """
+    src = reload.directory
+    new = f"{live}/.new"
+    return "\n".join(
+        (
+            "set -eu",
+            shlex.join(reload.check),
+            # -p: each file keeps the owner, group and mode its upload declared
+            f'rm -rf "{new}" && mkdir "{new}" && cp -Rp "{src}/." "{new}/"',
+            f'cd "{new}"',
+            f'find . -mindepth 1 -type d | while read -r d; do mkdir -p "{live}/$d"; done',
+            f'find . ! -type d | while read -r f; do mv -f "$f" "{live}/$f"; done',
+            f'cd "{live}" && rm -rf "{new}"',
+            f"find . ! -type d | while read -r f; do"
+            f' [ -e "{src}/$f" ] || [ -L "{src}/$f" ] || rm -f "$f"; done',
+            f"echo 'checked and written: {src}'",
+        )
+    )
+
+
+def reload_script(service: str, reload: ConfigReload) -> str:
+    """SIGHUP to the program, after making sure PID 1 is the program (an entry point that
+    does not `exec` it would take the signal instead)."""
+    return "\n".join(
+        (
+            "set -eu",
+            "comm=$(cat /proc/1/comm)",
+            f'if [ "$comm" != {shlex.quote(reload.process)} ]; then',
+            f'  echo "PID 1 of {service} is $comm, not {reload.process}: nothing reloaded" >&2',
+            "  exit 1",
+            "fi",
+            "kill -HUP 1",
+            f"echo 'sent SIGHUP to {reload.process} (PID 1)'",
+        )
+    )
+
+
+def require_exit_zero(service: str, step: str, exit_code: int | None, logs: str | None) -> None:
+    """The provider waits for an attached container to exit but does not fail on its exit
+    code; a failed check or reload must fail `pulumi up`, with the program's own message."""
+    if exit_code is None or exit_code == 0:
+        return
+    raise RuntimeError(
+        f"{service}: {step} failed (exit {exit_code}); the running {service} keeps its "
+        f"previous configuration:\n{(logs or '').strip()}"
+    )
+
+
+def _fail_unless_zero(service: str, step: str, container: docker.Container) -> None:
+    pulumi.Output.all(container.exit_code, container.container_logs).apply(
+        lambda v: require_exit_zero(service, step, v[0], v[1])
+    )
+
+
+def _succeeded(service: str, apply: docker.Container) -> pulumi.Output[str]:
+    """The apply container's id, once it exited 0; its check's message (and the end of the
+    update) otherwise."""
+
+    def check(values: list[Any]) -> str:
+        require_exit_zero(service, "the configuration check", values[1], values[2])
+        return str(values[0])
+
+    return pulumi.Output.all(apply.id, apply.exit_code, apply.container_logs).apply(check)

@@ -36,6 +36,10 @@ NO_HEALTHCHECK: Mapping[str, str] = {
 RESTART_POLICIES = frozenset({"always", "unless-stopped", "on-failure"})
 WEAK_TLS_PROTOCOLS = ("SSLv2", "SSLv3", "TLSv1", "TLSv1.1")
 TITLE_LABEL = "org.opencontainers.image.title"
+# A container that runs once to the end (a configuration check and copy, a reload signal):
+# not a service, so no health check or restart policy (components/docker/platform.py).
+ONE_SHOT_LABEL = "platform.one-shot"
+NGINX_CONFIG_DIR = "/etc/nginx"
 
 
 def service_of(resource: Resource) -> str:
@@ -52,9 +56,18 @@ def service_of(resource: Resource) -> str:
 
 
 def is_one_shot(resource: Resource) -> bool:
-    """A container `pulumi up` runs to its end (attach, must_run false): the migration step.
-    It is not a service: nothing waits for it to be healthy, and it must not restart."""
+    """A container `pulumi up` runs to its end (attach, must_run false): the migration step,
+    a configuration's apply and reload. It is not a service: nothing waits for it to be
+    healthy, and it must not restart."""
     return get(resource.props, "attach") is True and get(resource.props, "mustRun") is False
+
+
+def one_shot(resource: Resource) -> str | None:
+    """The kind of a one-shot container (`config-apply`, `config-reload`), else None."""
+    for label in items(get(resource.props, "labels")):
+        if get(label, "label") == ONE_SHOT_LABEL:
+            return str(get(label, "value"))
+    return None
 
 
 def check_healthcheck(resource: Resource, stack: str) -> list[str]:
@@ -200,7 +213,13 @@ def check_nginx_tls(resource: Resource, stack: str) -> list[str]:
     service = service_of(resource)
     conf = _nginx_conf(resource)
     if conf is None:
-        if service in EDGE_SERVICES:
+        # nginx reads its files from a volume its config-apply container writes (and checks
+        # there); the reload container carries none. Either way nginx.conf is checked once.
+        mounted = any(
+            get(v, "containerPath") == NGINX_CONFIG_DIR and get(v, "volumeName")
+            for v in items(get(resource.props, "volumes"))
+        )
+        if service in EDGE_SERVICES and not mounted and one_shot(resource) != "config-reload":
             return [f"container '{service}' has no uploaded nginx.conf, so its TLS is unchecked"]
         return []
     text = _COMMENT.sub("", conf)

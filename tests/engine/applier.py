@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import tarfile
 import threading
 import time
@@ -77,7 +78,8 @@ class Plan:
     deps: dict[str, set[str]] = field(init=False)  # service -> services it depends on
 
     def __post_init__(self) -> None:
-        self.containers = {s: r for s, r in self.run.containers().items() if s not in self.omit}
+        # services and one-shot containers (nginx-config-apply, ...): tests.stack_harness
+        self.containers = {s: r for s, r in self.run.workloads().items() if s not in self.omit}
         self.deps = {s: self.run.container_dependencies(s) - self.omit for s in self.containers}
 
     def order(self) -> list[str]:
@@ -135,6 +137,11 @@ def upload_tar(uploads: Iterable[Mapping[str, Any]]) -> bytes:
     return buf.getvalue()
 
 
+def _inputs(inputs: Mapping[str, Any]) -> str:
+    """A record's inputs, comparable across two stack runs."""
+    return json.dumps(unwrap(inputs), sort_keys=True, default=str)
+
+
 def _device(device: Mapping[str, Any]) -> str:
     host = device["hostPath"]
     return f"{host}:{device.get('containerPath', host)}:{device.get('permissions', 'rwm')}"
@@ -182,6 +189,9 @@ class Applier:
         self.prefix = prefix
         self.log = log
         self.timings: dict[str, ServiceTiming] = {}
+        # one-shot (`attach`) containers: exit code and output, as the provider's
+        # `exit_code` and `container_logs`
+        self.exits: dict[str, tuple[int, str]] = {}
         self.applied_at = 0.0  # wall clock (time.time()) when the last `up` began
         self._lock = threading.Lock()
 
@@ -257,6 +267,8 @@ class Applier:
         self.api.start(cid)
         timing.started = time.monotonic()
         self.log(f"{service}: started")
+        if inputs.get("attach"):
+            self.run_to_end(service, cid, inputs)
         if inputs.get("wait"):
             self.wait_healthy(service, float(inputs.get("waitTimeout", 60)))
             timing.healthy = time.monotonic()
@@ -285,6 +297,43 @@ class Applier:
             body["Healthcheck"] = healthcheck(check)
         created: dict[str, Any] = self.api.create_container_from_config(body, name)
         return str(created["Id"])
+
+    def run_to_end(self, service: str, cid: str, inputs: Mapping[str, Any]) -> None:
+        """The provider's `attach`: wait for the exit and keep the output (`logs`), without
+        failing on the exit code; then what the program does with `exit_code`
+        (components/docker/platform.py `require_exit_zero`): a non-zero exit fails."""
+        code = int(self.api.wait(cid)["StatusCode"])
+        logs = self.api.logs(cid).decode(errors="replace") if inputs.get("logs") else ""
+        self.exits[service] = (code, logs)
+        self.log(f"{service}: exited {code}")
+        if code != 0:
+            raise ApplyError(f"{service}: exited {code}:\n{logs.strip()}")
+
+    def update(self, run: StackRun) -> list[str]:
+        """A `pulumi up` from this stack run to `run`: every container whose recorded inputs
+        changed is replaced the provider's way (stop and remove, then create: its
+        `DeleteBeforeReplace`), in dependency order; the others are left running. A
+        config-reload container is replaced with its config-apply container (its label holds
+        that container's id, new after the replacement). Returns the replaced workloads."""
+        old = self.plan
+        new = Plan(run, old.omit)
+        replaced: list[str] = []
+        for service in new.order():
+            before = old.containers.get(service)
+            changed = before is None or _inputs(before.inputs) != _inputs(
+                new.containers[service].inputs
+            )
+            apply = service.removesuffix("-config-reload") + "-config-apply"
+            if changed or (service.endswith("-config-reload") and apply in replaced):
+                replaced.append(service)
+        self.plan = new
+        self.create_networks()
+        self.create_volumes()
+        for service in new.order():
+            if service in replaced:
+                self.remove(service)
+                self.create(service)
+        return replaced
 
     def wait_healthy(self, service: str, timeout: float) -> None:
         """The provider's `wait`: poll until healthy; fail on unhealthy, exit or timeout."""
@@ -315,7 +364,8 @@ class Applier:
         refs = self.plan.image_refs()
         recorded = refs.get(inputs["image"], inputs["image"])
         networks = [
-            (self.name(n["name"]), list(n.get("aliases", []))) for n in inputs["networksAdvanced"]
+            (self.name(n["name"]), list(n.get("aliases", [])))
+            for n in inputs.get("networksAdvanced", [])
         ]
         ports = [
             (
@@ -348,9 +398,14 @@ class Applier:
                 "Config": inputs.get("logOpts", {}),
             },
             devices=[_device(d) for d in inputs.get("devices", [])] or None,
-            network_mode=networks[0][0],
+            network_mode=networks[0][0] if networks else inputs.get("networkMode"),
+            # `container:<name>`: the applier's names carry its prefix
+            pid_mode=(
+                inputs["pidMode"].replace("container:", f"container:{self.prefix}", 1)
+                if "pidMode" in inputs
+                else None
+            ),
         )
-        first_net, first_aliases = networks[0]
         config: dict[str, Any] = {
             "image": self.images.get(recorded, recorded),
             "command": inputs.get("command"),
@@ -366,10 +421,16 @@ class Applier:
             "ports": [(i, proto) for i, proto, _, _ in ports] or None,
             "host_config": host_config,
             "networking_config": self.api.create_networking_config(
-                {first_net: self.api.create_endpoint_config(aliases=first_aliases)}
-            ),
+                {networks[0][0]: self.api.create_endpoint_config(aliases=networks[0][1] or None)}
+            )
+            if networks
+            else None,
         }
         return config, networks
+
+    def one_shot(self, service: str) -> bool:
+        """Whether the record runs once to its end (`attach`): a config apply or reload."""
+        return bool(unwrap(self.plan.containers[service].inputs).get("attach"))
 
     def waits(self, service: str) -> bool:
         """Whether the record asks the provider to wait until the container is healthy."""
@@ -379,6 +440,8 @@ class Applier:
         """Start the (stopped) containers again in dependency order, waiting where the
         record waits: a host's reboot, or `pulumi up` after a stop, with nothing replaced."""
         for service in self.plan.order():
+            if self.one_shot(service):
+                continue  # a one-shot ran once (restart "no"): a reboot does not run it again
             self.api.start(self.container(service))
             if self.waits(service):
                 inputs = unwrap(self.plan.containers[service].inputs)
@@ -388,6 +451,8 @@ class Applier:
         """Stop every container in reverse dependency order with its record's grace period
         (what a host's shutdown through the stack's order does), keeping them."""
         for service in reversed(self.plan.order()):
+            if self.one_shot(service):
+                continue  # exited already
             inputs = unwrap(self.plan.containers[service].inputs)
             self.api.stop(self.container(service), timeout=int(inputs.get("stopTimeout", 10)))
 

@@ -95,7 +95,7 @@ def _uploads(run: StackRun, service: str) -> list[dict[str, object]]:
     def is_secret(value: object) -> bool:
         return isinstance(value, dict) and value.get(SIG_KEY) == SECRET_SIG
 
-    recorded = run.containers()[service].inputs.get("uploads", [])
+    recorded = run.workloads()[service].inputs.get("uploads", [])
     all_secret = is_secret(recorded)
     found = []
     for upload in unwrap_once(recorded):
