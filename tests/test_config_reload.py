@@ -14,7 +14,12 @@ from typing import Any
 
 import pytest
 
-from components.docker.platform import apply_script, reload_script, require_exit_zero
+from components.docker.platform import (
+    OneShotFailed,
+    apply_script,
+    reload_script,
+    require_exit_zero,
+)
 from components.spec import ConfigReload
 from tests.stack_harness import (
     PROD_CONFIG,
@@ -126,13 +131,14 @@ def test_the_nginx_key_is_readable_by_root_alone() -> None:
 
 def test_a_failed_check_fails_the_update_with_the_programs_message() -> None:
     message = 'nginx: [emerg] invalid port in upstream "frontend:x" in /etc/nginx/nginx.conf:9'
-    with pytest.raises(RuntimeError) as caught:
-        require_exit_zero("nginx", "the configuration check", 1, message + "\n")
+    keeps = "the running nginx keeps its previous configuration"
+    with pytest.raises(OneShotFailed) as caught:
+        require_exit_zero("nginx: the configuration check", 1, message + "\n", keeps)
     assert str(caught.value) == (
         "nginx: the configuration check failed (exit 1); the running nginx keeps its "
         f"previous configuration:\n{message}"
     )
-    require_exit_zero("nginx", "the configuration check", 0, "")
+    require_exit_zero("nginx: the configuration check", 0, "", keeps)
 
 
 def test_a_refused_configuration_fails_the_run_and_signals_nothing() -> None:

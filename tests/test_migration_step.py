@@ -13,7 +13,7 @@ import pytest
 
 import rules
 from components.config import ConfigError
-from components.docker.platform import TaskFailed
+from components.docker.platform import OneShotFailed
 from components.migration import ENTRYPOINT, identity
 from components.runtime_sidecar import MIGRATION_ENV
 from rules import restricted_violations
@@ -126,10 +126,10 @@ def test_a_failed_migration_fails_the_program_before_the_sidecar_with_its_output
         'relation "orders" already exists\n'
     )
     registered: list[Registration] = []
-    with pytest.raises(TaskFailed) as error:
+    with pytest.raises(OneShotFailed) as error:
         run_stack("dev", STEP, registered=registered, exits={"platform-docker-migrate": (3, logs)})
     message = str(error.value)
-    assert "migrate: python -m runtime migrate -- alembic upgrade head exited with 3" in message
+    assert "migrate: python -m runtime migrate -- alembic upgrade head failed (exit 3)" in message
     assert 'relation "orders" already exists' in message
     assert password not in message and "postgresql://app:***@postgres" in message
     containers = {

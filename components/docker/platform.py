@@ -40,28 +40,40 @@ class ConfigVolume:
     reload: docker.Container | None = None
 
 
-# How much of a failed task's output the error shows (its tail: where the error is).
+# How much of a failed one-shot's output the error shows (its tail: where the error is).
 FAILED_OUTPUT_CHARS = 4000
 
 
-class TaskFailed(pulumi.RunError):
-    """A one-shot task exited non-zero: `pulumi up` stops before its dependents."""
+class OneShotFailed(pulumi.RunError):
+    """A one-shot container (the migration step, a configuration check or reload) exited
+    non-zero: `pulumi up` stops there, before what depends on it."""
 
 
-def task_result(task: TaskSpec, exit_code: int | None, logs: str | None, secrets: list[str]) -> str:
-    """The task's identity if it exited 0; else TaskFailed with its output's tail, every
-    secret masked (the provider records the exit code but does not fail on it)."""
+def require_exit_zero(
+    what: str,
+    exit_code: int | None,
+    logs: str | None,
+    consequence: str,
+    secrets: Sequence[str] = (),
+) -> None:
+    """The provider waits for an attached container to exit and records its exit code and
+    output, but does not fail on a non-zero exit (docs/changes.md): the program does, with
+    the end of the output, every secret in it masked."""
     if exit_code == 0:
-        return task.identity
+        return
     output = logs or ""
     for secret in sorted((s for s in secrets if s), key=len, reverse=True):
         output = output.replace(secret, "***")
-    tail = output[-FAILED_OUTPUT_CHARS:]
-    raise TaskFailed(
-        f"{task.name}: {' '.join([*task.entrypoint, *task.command])} exited with "
-        f"{exit_code}; nothing that depends on it was created or replaced. Its output "
-        f"(last {len(tail)} characters):\n{tail}"
-    )
+    tail = output[-FAILED_OUTPUT_CHARS:].strip()
+    raise OneShotFailed(f"{what} failed (exit {exit_code}); {consequence}:\n{tail}")
+
+
+def task_result(task: TaskSpec, exit_code: int | None, logs: str | None, secrets: list[str]) -> str:
+    """The task's identity once it exited 0 (see `require_exit_zero`)."""
+    command = " ".join([*task.entrypoint, *task.command])
+    consequence = "nothing that depends on it was created or replaced; the end of its output"
+    require_exit_zero(f"{task.name}: {command}", exit_code, logs, consequence, secrets)
+    return task.identity
 
 
 @dataclass(frozen=True)
@@ -527,20 +539,13 @@ def reload_script(service: str, reload: ConfigReload) -> str:
     )
 
 
-def require_exit_zero(service: str, step: str, exit_code: int | None, logs: str | None) -> None:
-    """The provider waits for an attached container to exit but does not fail on its exit
-    code; a failed check or reload must fail `pulumi up`, with the program's own message."""
-    if exit_code is None or exit_code == 0:
-        return
-    raise RuntimeError(
-        f"{service}: {step} failed (exit {exit_code}); the running {service} keeps its "
-        f"previous configuration:\n{(logs or '').strip()}"
-    )
+def _keeps_previous(service: str) -> str:
+    return f"the running {service} keeps its previous configuration"
 
 
 def _fail_unless_zero(service: str, step: str, container: docker.Container) -> None:
     pulumi.Output.all(container.exit_code, container.container_logs).apply(
-        lambda v: require_exit_zero(service, step, v[0], v[1])
+        lambda v: require_exit_zero(f"{service}: {step}", v[0], v[1], _keeps_previous(service))
     )
 
 
@@ -549,7 +554,8 @@ def _succeeded(service: str, apply: docker.Container) -> pulumi.Output[str]:
     update) otherwise."""
 
     def check(values: list[Any]) -> str:
-        require_exit_zero(service, "the configuration check", values[1], values[2])
+        what = f"{service}: the configuration check"
+        require_exit_zero(what, values[1], values[2], _keeps_previous(service))
         return str(values[0])
 
     return pulumi.Output.all(apply.id, apply.exit_code, apply.container_logs).apply(check)
