@@ -60,14 +60,25 @@ PREFIX = "drill-"
 # Lowest CPU and IO priority: the drill shares the host with the primary. `ionice -c 3` (idle)
 # takes effect with the BFQ/CFQ schedulers; elsewhere the `nice` level still applies.
 LOW_PRIORITY = ("nice", "-n", "19", "ionice", "-c", "3")
-# The copy's memory: small shared buffers and few connections; it only answers the checks.
-# `hot_standby=off`: with it on, recovery refuses settings below the primary's (PostgreSQL
-# "recovery aborted because of insufficient parameter settings"); nobody reads before promotion.
+# The copy only answers the checks: few connections, memory from `pitr.drill.memory_mb`
+# (`memory_options`). `hot_standby=off`: with it on, recovery refuses settings below the
+# primary's (PostgreSQL "recovery aborted because of insufficient parameter settings"); nobody
+# reads before promotion.
 SERVER_OPTIONS = (
-    "-c listen_addresses='' -c archive_mode=off -c shared_buffers=32MB -c work_mem=4MB "
-    "-c maintenance_work_mem=16MB -c max_connections=10 -c max_wal_senders=0 "
+    "-c listen_addresses='' -c archive_mode=off -c max_connections=10 -c max_wal_senders=0 "
     "-c max_replication_slots=0 -c hot_standby=off"
 )
+
+
+def memory_options(memory_mb: int) -> str:
+    """The copy's memory settings within `memory_mb` (64: 32MB shared buffers, 16MB
+    maintenance, 4MB per sort): half for shared buffers, the rest for its few backends."""
+    return (
+        f"-c shared_buffers={memory_mb // 2}MB -c maintenance_work_mem={memory_mb // 4}MB "
+        f"-c work_mem={max(1, memory_mb // 16)}MB"
+    )
+
+
 WAL_HEADROOM = 256 << 20  # WAL replayed into pg_wal on top of the backup's size
 
 
@@ -419,7 +430,10 @@ class Drill:
             start_and_wait(
                 self.settings, directory, log_file, port=self.settings.drill_port,
                 timeout=remaining, wrapper=LOW_PRIORITY,
-                server_options=f"{SERVER_OPTIONS} -c unix_socket_directories='{socket}'",
+                server_options=(
+                    f"{SERVER_OPTIONS} {memory_options(self.settings.drill_memory_mb)} "
+                    f"-c unix_socket_directories='{socket}'"
+                ),
             )  # fmt: skip
         except PitrError as exc:
             if time.monotonic() > deadline:
