@@ -19,6 +19,7 @@ One drill (docs/runtime-pitr-drill.md):
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import signal
@@ -26,6 +27,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -57,6 +59,7 @@ from runtime.pitr.restore import (
 from runtime.settings import PitrSettings
 
 PREFIX = "drill-"
+LOCK_FILE = ".drill.lock"  # in the scratch path; held while a drill runs
 # Lowest CPU and IO priority: the drill shares the host with the primary. `ionice -c 3` (idle)
 # takes effect with the BFQ/CFQ schedulers; elsewhere the `nice` level still applies.
 LOW_PRIORITY = ("nice", "-n", "19", "ionice", "-c", "3")
@@ -108,6 +111,7 @@ class DrillResult:
     error: str | None = None
     refused: bool = False
     cancelled: bool = False
+    busy: bool = False  # refused because another drill runs on this scratch path
 
     @property
     def status(self) -> str:
@@ -327,13 +331,40 @@ class Drill:
     # -- the drill -------------------------------------------------------------------------
     def run(self) -> DrillResult:
         if not self._lock.acquire(blocking=False):
-            return DrillResult(False, time.time(), 0.0, error="a drill is already running",
-                               refused=True)  # fmt: skip
+            return self._busy()
         try:
-            self._cancelled.clear()
-            return self._run()
+            with self._scratch_lock() as held:
+                if not held:
+                    return self._busy()
+                self._cancelled.clear()
+                return self._run()
+        except OSError as exc:
+            return DrillResult(False, time.time(), 0.0, error=f"drill not started: {exc}")
         finally:
             self._lock.release()
+
+    def _busy(self) -> DrillResult:
+        return DrillResult(
+            False, time.time(), 0.0, refused=True, busy=True,
+            error=f"a drill is already running on {self.settings.drill_scratch}",
+        )  # fmt: skip
+
+    @contextlib.contextmanager
+    def _scratch_lock(self) -> Iterator[bool]:
+        """An exclusive lock on the scratch path, across processes: the sidecar's scheduled
+        drill and an operator's `pitr drill` must not run (or sweep each other) at once."""
+        root = self.settings.drill_scratch
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with open(root / LOCK_FILE, "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _run(self) -> DrillResult:
         started, clock = time.time(), time.monotonic()
