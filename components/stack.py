@@ -458,6 +458,8 @@ def alert_thresholds(c: StackConfig) -> Thresholds:
         + BACKUP_MARGIN_SECONDS,
         base_backup_max_age_seconds=schedule_max_gap_seconds(c.backup_schedule)
         + BACKUP_MARGIN_SECONDS,
+        drill_max_age_seconds=schedule_max_gap_seconds(c.pitr_drill_schedule)
+        + BACKUP_MARGIN_SECONDS,
         error_log_lines_per_minute=c.error_log_lines_per_minute,
     )
 

@@ -6,11 +6,23 @@ sidecar image that can run a drill. The drill itself runs on the real engine
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from components.config import ConfigError
+from components.monitoring.alerts import (
+    ALERTS,
+    RT,
+    RULES_FILE,
+    Case,
+    _s,
+    _test,
+    rules_yaml,
+)
+from components.monitoring.promtool import RUNBOOK_URL, promtool_test_files
 from tests.stack_harness import StackRun, run_stack, stack_run, unwrap
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -126,3 +138,48 @@ def test_the_sidecar_image_can_run_a_drill_as_uid_999() -> None:
     assert "useradd --system --uid 999 --gid postgres" in text
     assert f"install -d -o postgres -g postgres -m 0700 {SCRATCH}" in text
     assert re.search(r"^USER 999$", text, re.M)
+
+
+# -- RestoreDrillMissing when no drill has ever passed (promtool) ---------------------------
+
+ENABLED = _s("runtime_pitr_drill_enabled_since_timestamp_seconds", RT)
+GOOD = _s("runtime_pitr_drill_last_success_timestamp_seconds", RT)
+
+
+def _case(series: dict[str, str], at: str, firing: bool) -> tuple[Case, bool]:
+    return Case(series=series, eval_time=at, labels=RT if firing else {}, interval="1h"), firing
+
+
+MISSING_CASES = {
+    # drills on for 180 h (more than a week + 4 h), none ever passed: the success series is
+    # absent, and that must not keep the alert quiet
+    "on, never passed, past the schedule": _case({ENABLED: "0x200"}, "180h", True),
+    "on, never passed, within the schedule": _case({ENABLED: "0x200"}, "160h", False),
+    "on, passed 13 h ago": _case({ENABLED: "0x200", GOOD: "600000x200"}, "180h", False),
+    "on, last passed 180 h ago": _case({ENABLED: "0x200", GOOD: "0x200"}, "180h", True),
+    "off (no pg_ctl): nothing to miss": _case({}, "180h", False),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MISSING_CASES))
+def test_restore_drill_missing_fires_when_drills_are_on_and_none_ever_passed(
+    name: str, tmp_path: Path
+) -> None:
+    case, firing = MISSING_CASES[name]
+    alert = next(a for a in ALERTS if a.name == "RestoreDrillMissing")
+    (tmp_path / RULES_FILE).write_text(rules_yaml())
+    tests = promtool_test_files(
+        "missing", RULES_FILE, {case.interval: [_test(alert, case, firing, RUNBOOK_URL)]}
+    )
+    for file, text in tests.items():
+        (tmp_path / file).write_text(text)
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is not installed: run scripts/bootstrap"
+    done = subprocess.run(
+        [promtool, "test", "rules", *sorted(tests)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
