@@ -91,6 +91,14 @@ def _scratch(stack: Applier) -> tuple[set[str], str]:
     return set(lines[:-3]), owner
 
 
+def _retry_while_locked(done: tuple[int, str]) -> bool:
+    code, out = done
+    if code != 0 and "unable to acquire lock" in out:
+        return False
+    assert code == 0, out
+    return True
+
+
 def test_a_drill_in_the_sidecar_restores_the_primary_and_shows_in_its_metrics(
     engine: Engine, stack: Applier
 ) -> None:
@@ -101,10 +109,14 @@ def test_a_drill_in_the_sidecar_restores_the_primary_and_shows_in_its_metrics(
     assert "runtime_pitr_drill_last_success" not in on  # no drill yet
     _sql(stack, "CREATE TABLE drill_facts (id int PRIMARY KEY)")
     _sql(stack, "INSERT INTO drill_facts SELECT generate_series(1, 1234)")
-    code, out = exec_in(
-        stack.client, runtime, ["python", "-m", "runtime", "pitr", "backup", "--type", "full"]
+    backup = ["python", "-m", "runtime", "pitr", "backup", "--type", "full"]
+    # the sidecar may be taking its own first backup: pgBackRest's lock refuses a second
+    wait_for(
+        "a full backup of our own",
+        lambda: _retry_while_locked(exec_in(stack.client, runtime, backup)),
+        timeout=300,
+        interval=2,
     )
-    assert code == 0, out
     _sql(stack, "INSERT INTO drill_facts SELECT generate_series(1235, 1300)")  # WAL, not backup
 
     code, uid = exec_in(stack.client, runtime, ["id", "-u"])
