@@ -101,6 +101,8 @@ def test_a_drill_run_elsewhere_shows_in_the_sidecars_series_and_survives_a_resta
     assert _series(restarted) == seen
     assert seen["runtime_pitr_drill_enabled_since_timestamp_seconds"] == 500.0
     assert not list(tmp_path.glob(".last-drill*")), "no temporary file left behind"
+    # written by root (`docker exec -u 0`), still readable by the sidecar's uid 999
+    assert file.stat().st_mode & 0o777 == 0o644
 
 
 def test_cancelled_and_busy_drills_change_nothing(tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import psycopg
 from psycopg import sql
@@ -83,6 +83,12 @@ def memory_options(memory_mb: int) -> str:
 
 
 WAL_HEADROOM = 256 << 20  # WAL replayed into pg_wal on top of the backup's size
+
+
+def open_lock_file(path: Path) -> IO[bytes]:
+    """A lock file opened read-only (created if missing): flock needs no write access, so a
+    lock file another user created (root, with `docker exec -u 0`) still works for uid 999."""
+    return os.fdopen(os.open(path, os.O_RDONLY | os.O_CREAT, 0o644), "rb")
 
 
 class DrillRefused(PitrError):
@@ -355,7 +361,7 @@ class Drill:
         drill and an operator's `pitr drill` must not run (or sweep each other) at once."""
         root = self.settings.drill_scratch
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with open(root / LOCK_FILE, "a") as handle:
+        with open_lock_file(root / LOCK_FILE) as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

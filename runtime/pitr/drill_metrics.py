@@ -31,7 +31,7 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from runtime.pitr.drill import LOCK_FILE, DrillResult
+from runtime.pitr.drill import LOCK_FILE, DrillResult, open_lock_file
 
 log = logging.getLogger("runtime.pitr.drill")
 STATE_FILE = "last-drill.json"  # in `pitr.drill.scratch_path`, beside the `drill-*` directories
@@ -104,7 +104,7 @@ class DrillState:
         """Serialise read-modify-write across processes (the sidecar and `docker exec`)."""
         assert self.file is not None
         self.file.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.file.with_name(self.file.name + ".lock"), "a") as handle:
+        with open_lock_file(self.file.with_name(self.file.name + ".lock")) as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
@@ -115,6 +115,7 @@ class DrillState:
         assert self.file is not None
         fd, tmp = tempfile.mkstemp(prefix=f".{self.file.name}.", dir=self.file.parent)
         try:
+            os.fchmod(fd, 0o644)  # whoever writes it (root: `docker exec -u 0`), uid 999 reads it
             with os.fdopen(fd, "w") as handle:
                 json.dump(asdict(recorded), handle)
                 handle.flush()
