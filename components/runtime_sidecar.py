@@ -152,9 +152,6 @@ def runtime_sidecar_spec(args: RuntimeSidecarArgs) -> ServiceSpec:
         networks=("backend", "edge"),
         depends_on=args.depends_on,
         stop_grace_seconds=60,  # let a running backup finish or abort cleanly on SIGTERM
-        # the drills' PostgreSQL copy and pgBackRest's async archive-get are orphaned when they
-        # exit; the runtime (PID 1 otherwise) does not reap them: measured on the engine tier
-        init=True,
     )
 
 

@@ -134,10 +134,6 @@ class ServiceSpec:
     # Every Linux capability is dropped; these are added back because the image's entrypoint
     # needs them (chown of its data directory, then a switch to an unprivileged user).
     capabilities: Sequence[str] = ()
-    # A minimal init as PID 1 that reaps orphaned processes (Docker's `--init`): for a service
-    # whose children leave detached grandchildren behind (the runtime sidecar's pgBackRest
-    # async archive-get during a restore drill), which would otherwise stay zombies.
-    init: bool = False
 
     @property
     def address(self) -> str:

@@ -56,13 +56,6 @@ def test_the_sidecar_mounts_its_own_unprotected_scratch_volume(run: StackRun) ->
     assert volume.protect is False, "scratch, emptied after every drill: cheap to lose"
 
 
-def test_the_sidecar_runs_under_an_init_that_reaps_orphans(run: StackRun) -> None:
-    """The drill's copy and pgBackRest's async archive-get are orphaned when they exit; without
-    an init as PID 1 they stayed zombies of the runtime (tests/engine/stack/test_drill.py)."""
-    assert unwrap(run.containers()["runtime"].inputs).get("init") is True
-    assert "init" not in unwrap(run.containers()["redis"].inputs)
-
-
 def test_the_stack_exports_the_drill_settings_with_their_defaults(run: StackRun) -> None:
     drill = run.outputs["app_config"]["pitr"]["drill"]
     assert drill == {

@@ -108,7 +108,6 @@ class DockerPlatform(pulumi.ComponentResource):
             command=list(spec.command) if spec.command is not None else None,
             envs=[pulumi.Output.concat(k, "=", v) for k, v in spec.env.items()] or None,
             user=spec.user,
-            init=spec.init or None,
             networks_advanced=[
                 docker.ContainerNetworksAdvancedArgs(
                     name=(self.backend if n == "backend" else self.edge).name,

@@ -338,7 +338,6 @@ class Applier:
             },
             devices=[_device(d) for d in inputs.get("devices", [])] or None,
             network_mode=networks[0][0],
-            init=inputs.get("init"),
         )
         first_net, first_aliases = networks[0]
         config: dict[str, Any] = {

@@ -138,8 +138,6 @@ def create_recorded(
         "LogConfig": {"Type": i.get("logDriver", "json-file"), "Config": i.get("logOpts", {})},
         "NetworkMode": networks[0] if networks else "none",
     }
-    if i.get("init"):
-        host["Init"] = True
     if "memory" in i:
         host["Memory"] = int(i["memory"]) * mib
         host["MemorySwap"] = int(i.get("memorySwap", i["memory"])) * mib
