@@ -138,6 +138,10 @@ def test_the_sidecar_image_can_run_a_drill_as_uid_999() -> None:
     assert "useradd --system --uid 999 --gid postgres" in text
     assert f"install -d -o postgres -g postgres -m 0700 {SCRATCH}" in text
     assert re.search(r"^USER 999$", text, re.M)
+    # PID 1 reaps orphans (the drill's copy, pgBackRest's async archive-get): without it they
+    # stayed zombies of the runtime (tests/engine/stack/test_drill.py)
+    assert "tini=" in text
+    assert re.search(r'^ENTRYPOINT \["tini", "--", "python", "-m", "runtime"\]$', text, re.M)
 
 
 # -- RestoreDrillMissing when no drill has ever passed (promtool) ---------------------------

@@ -4,7 +4,7 @@ the PostgreSQL image run with the dev stack's own recorded container inputs.
 The builds take the `docker:index/image:Image` registrations of the dev stack under Pulumi's
 mocks (context, Dockerfile, build args, image name), so the test follows the stack. The
 containers here are created from the recorded `docker:index/container:Container` inputs by a
-deliberately small applier (`create_recorded`: image, command, env, user, init, health check with
+deliberately small applier (`create_recorded`: image, command, env, user, health check with
 start_interval, networks and aliases, volumes, uploads with owner and mode, restart, memory,
 capabilities, security options, log options); the whole stack's start order and behaviour are
 the subject of the stack-level engine tests.

@@ -25,17 +25,20 @@ pytestmark = pytest.mark.timeout(1800)
 SCRATCH = "/var/lib/pgbackrest-drill"
 ARCHIVE_TIMEOUT = 5  # walArchiveTimeout here: the drill waits for its target's segment
 PSQL = ("psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-U", "app", "-d", "app")
-# The sidecar's processes named postgres or pgbackrest (a drill's copy or restore left running)
+# The sidecar's processes named postgres or pgbackrest, running or zombie (a drill's copy, its
+# restore or pgBackRest's async archive-get left behind): "pid comm state ppid" each
 STRAYS = """
 import os
 found = []
 for pid in filter(str.isdigit, os.listdir("/proc")):
     try:
-        name = open(f"/proc/{pid}/comm").read().strip()
+        stat = open(f"/proc/{pid}/stat").read()
     except OSError:
         continue
-    if name in ("postgres", "pgbackrest"):
-        found.append(name)
+    comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+    state, ppid = stat[stat.rindex(")") + 2 :].split()[:2]
+    if comm in ("postgres", "pgbackrest"):
+        found.append(f"{pid} {comm} {state} {ppid}")
 print(found)
 """
 
@@ -121,6 +124,8 @@ def test_a_drill_in_the_sidecar_restores_the_primary_and_shows_in_its_metrics(
 
     code, uid = exec_in(stack.client, runtime, ["id", "-u"])
     assert (code, uid.strip()) == (0, "999")
+    # PID 1 is the image's tini, which reaps what a drill orphans
+    assert exec_in(stack.client, runtime, ["cat", "/proc/1/comm"])[1].strip() == "tini"
     code, out = exec_in(
         stack.client, runtime, ["python", "-m", "runtime", "pitr", "drill", "--json"]
     )
