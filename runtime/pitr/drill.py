@@ -3,9 +3,10 @@
 One drill (docs/runtime-pitr-drill.md):
 1. removes what an earlier, killed drill left in the scratch directory;
 2. refuses, before writing anything, when the newest backup would not fit there;
-3. marks the target on the primary: one REPEATABLE READ snapshot gives the time, its WAL
-   position and the row counts of `drill_tables`; then waits (at most `drill_margin_seconds`)
-   until the archive holds that WAL segment, so the target is "now minus the archive's lag";
+3. marks the target on the primary: one REPEATABLE READ snapshot gives the time and the row
+   counts of `drill_tables`; a heartbeat committed after it gives recovery a commit to stop
+   at; then waits (at most `drill_margin_seconds`) until the archive holds that commit's WAL
+   segment, so the target is "now minus the archive's lag";
 4. restores that point into a fresh `drill-*` directory under `drill_scratch` (never
    `pg_data`) with `archive-mode=off`, starts it on a private socket-only port and waits for
    promotion, all under `nice`/`ionice` and small memory settings;
@@ -38,7 +39,7 @@ from psycopg import sql
 
 from runtime.errors import redact
 from runtime.pitr.backups import repo_info
-from runtime.pitr.heartbeat import connect, last_beat
+from runtime.pitr.heartbeat import beat, connect, last_beat
 from runtime.pitr.info import RepoInfo
 from runtime.pitr.pgbackrest import (
     Completed,
@@ -267,7 +268,8 @@ class Drill:
         return needed
 
     def mark(self) -> Mark:
-        """The target on the primary: time, WAL file and counts from one snapshot."""
+        """The target on the primary: time and counts from one snapshot, and the WAL file of a
+        commit after it (what recovery needs to stop at the target)."""
         with connect(self.settings, dbname=self.settings.drill_database) as conn:
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             counts = {t: _count(conn, t) for t in tables(self.settings)}
@@ -277,7 +279,14 @@ class Drill:
             conn.execute("COMMIT")
         if row is None or not isinstance(row[0], datetime):
             raise PitrError("the primary did not report its clock and WAL position")
-        return Mark(row[0], str(row[1]), counts)
+        # Recovery to a time stops at the first commit after it; with none archived yet it
+        # ends "before configured recovery target was reached". So one heartbeat is committed
+        # after the mark, and the archive is awaited up to its segment (seen on the engine with
+        # archive_timeout and the heartbeat both 5 s: no commit between the mark and the switch).
+        with connect(self.settings) as conn:
+            beat(conn)
+            after = conn.execute("SELECT pg_walfile_name(pg_current_wal_lsn())").fetchone()
+        return Mark(row[0], str(after[0]) if after else str(row[1]), counts)
 
     def wait_archived(self, mark: Mark, deadline: float) -> float:
         """Wait until the archive holds the target's WAL segment; the seconds waited."""
