@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from runtime.exits import EXIT_OK
-from runtime.pitr.drill import LOCK_FILE, Drill, DrillResult
+from runtime.pitr.drill import LOCK_FILE, Drill, DrillResult, memory_options
 from runtime.pitr.drill_command import run_drill
 from runtime.pitr.drill_metrics import STATE_FILE, DrillCollector, DrillState
 from runtime.pitr.drill_schedule import RestoreDrills
@@ -144,3 +144,11 @@ def test_the_cli_records_its_drill_where_the_sidecar_reads(tmp_path: Path) -> No
     seen = _series(DrillState(settings.drill_scratch / STATE_FILE))
     assert seen["runtime_pitr_drill_last_success"] == 0
     assert seen["runtime_pitr_drill_failures_total"] == 1
+
+
+def test_the_copys_memory_follows_the_setting() -> None:
+    # 64 MB: the values the drill used before the setting existed
+    assert memory_options(64) == (
+        "-c shared_buffers=32MB -c maintenance_work_mem=16MB -c work_mem=4MB"
+    )
+    assert memory_options(16) == "-c shared_buffers=8MB -c maintenance_work_mem=4MB -c work_mem=1MB"

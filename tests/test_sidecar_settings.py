@@ -163,7 +163,7 @@ TELEMETRY = (
 )
 DRILL = "used by each restore drill as it runs: tests/test_pitr_drill.py"
 DRILL_FIELDS = ("drill_margin_seconds", "drill_port", "drill_timeout_seconds", "drill_tables",
-                "drill_database")  # fmt: skip
+                "drill_database", "drill_memory_mb")  # fmt: skip
 OPERATOR = "used by the operator's `pitr info` / `pitr restore`, not by scheduled backups"
 
 # field -> (what the sidecar did with it, what it should equal), or a reason it is not its
