@@ -43,6 +43,12 @@ DOCKERFILE = "runtime/Dockerfile"
 APP_CONFIG_FILE = "/run/secrets/app_config.json"
 BACKUP_DIR = "/backups"
 MIGRATION_ENV = "PLATFORM_MIGRATION"  # the migration step it started after (its identity)
+# Restore drills (docs/runtime-pitr-drill.md): their throwaway copies and the last drill's result
+# (`last-drill.json`) live on a volume of their own, owned by uid 999 (the image's directory seeds
+# it). Docker only: it comes with the physical backups.
+DRILL_SCRATCH_PATH = "/var/lib/pgbackrest-drill"
+# the runtime's default wait for the archive (pitr.drill.margin_seconds): the shortest exported
+DRILL_MIN_MARGIN_SECONDS = 120
 
 
 def source_hash(root: Path = REPOSITORY) -> str:
@@ -84,9 +90,9 @@ class RuntimeSidecarArgs:
 
 def _physical_backup_mounts(
     access: PhysicalBackupAccess | None,
-) -> tuple[list[ConfigFile], list[SharedVolume]]:
+) -> tuple[list[ConfigFile], list[DataVolume], list[SharedVolume]]:
     if access is None:
-        return [], []
+        return [], [], []
     files = [
         ConfigFile(
             PGBACKREST_CONF, access.pgbackrest_conf, secret=True, owner=POSTGRES_UID, mode="0600"
@@ -98,7 +104,9 @@ def _physical_backup_mounts(
     ]
     if access.posix_repository:
         shared.append(SharedVolume("postgres", REPO_VOLUME, POSIX_REPO_PATH))
-    return files, shared
+    # scratch: emptied after every drill, so not protected from `pulumi destroy`
+    own = [DataVolume("drill", DRILL_SCRATCH_PATH, persistent=False)]
+    return files, own, shared
 
 
 # /healthz probes PostgreSQL, then Redis (runtime/sidecar.py REQUIRED), one after the other,
@@ -122,7 +130,7 @@ def healthz_probe(health_check_timeout_seconds: int) -> HealthProbe:
 
 
 def runtime_sidecar_spec(args: RuntimeSidecarArgs) -> ServiceSpec:
-    pitr_files, pitr_volumes = _physical_backup_mounts(args.physical_backups)
+    pitr_files, pitr_own, pitr_volumes = _physical_backup_mounts(args.physical_backups)
     return ServiceSpec(
         name="runtime",
         image=f"data-platform-runtime:{source_hash()}",
@@ -146,7 +154,7 @@ def runtime_sidecar_spec(args: RuntimeSidecarArgs) -> ServiceSpec:
             ),
             *pitr_files,
         ],
-        volumes=[DataVolume("backups", BACKUP_DIR)],
+        volumes=[DataVolume("backups", BACKUP_DIR), *pitr_own],
         shared_volumes=pitr_volumes,
         health=healthz_probe(args.health_check_timeout_seconds),
         memory_mb=args.memory_mb,

@@ -64,9 +64,14 @@ from components.render.pgbackrest_conf import CONF_FILE as PGBACKREST_CONF
 from components.render.pgbackrest_conf import POSIX_REPO_PATH
 from components.render.postgresql_conf import STANZA
 from components.replica import PostgresReplica, PostgresReplicaArgs, replica_name
+from components.runtime_sidecar import (
+    DRILL_MIN_MARGIN_SECONDS,
+    DRILL_SCRATCH_PATH,
+    RuntimeSidecar,
+    RuntimeSidecarArgs,
+)
 from components.runtime_sidecar import PORT as RUNTIME_PORT
 from components.runtime_sidecar import PhysicalBackupAccess as PhysicalBackupAccess
-from components.runtime_sidecar import RuntimeSidecar, RuntimeSidecarArgs
 from components.spec import Platform, ScrapeTarget
 from components.tls import TlsCertificate
 
@@ -486,6 +491,8 @@ def alert_thresholds(c: StackConfig) -> Thresholds:
         + BACKUP_MARGIN_SECONDS,
         base_backup_max_age_seconds=schedule_max_gap_seconds(c.backup_schedule)
         + BACKUP_MARGIN_SECONDS,
+        drill_max_age_seconds=schedule_max_gap_seconds(c.pitr_drill_schedule)
+        + BACKUP_MARGIN_SECONDS,
         error_log_lines_per_minute=c.error_log_lines_per_minute,
     )
 
@@ -543,4 +550,21 @@ def pitr_section(c: StackConfig, cipher_pass: pulumi.Output[str]) -> dict[str, A
         "full_schedule": c.pitr_full_schedule,
         "diff_schedule": c.pitr_diff_schedule,
         "archive_timeout_seconds": c.wal_archive_timeout,
+        "drill": drill_section(c),
+    }
+
+
+def drill_section(c: StackConfig) -> dict[str, Any]:
+    """app_config's `pitr.drill`: the sidecar's restore drills (docs/runtime-pitr-drill.md).
+    The scratch path is where the stack mounts the drill's volume; the wait for the archive is
+    twice `archive_timeout` (at least the runtime's 120 s), so a healthy archive never fails a
+    drill; the counted tables are the application's, in its database."""
+    return {
+        "schedule": c.pitr_drill_schedule,
+        "timeout_seconds": c.pitr_drill_timeout_seconds,
+        "memory_mb": c.pitr_drill_memory_mb,
+        "scratch_path": DRILL_SCRATCH_PATH,
+        "margin_seconds": max(DRILL_MIN_MARGIN_SECONDS, 2 * c.wal_archive_timeout),
+        "tables": ",".join(c.pitr_drill_tables),
+        "database": c.db_name,
     }

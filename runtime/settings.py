@@ -1025,6 +1025,18 @@ class PitrSettings:
             doc="a drill that has not finished by then is stopped, cleaned up and failed",
         ),
     )
+    drill_memory_mb: int = field(
+        default=64,
+        metadata=tag(
+            "pitr.drill.memory_mb",
+            "PITR_DRILL_MEMORY_MB",
+            Int(16, 65536),
+            doc=(
+                "memory of the drill's copy: `shared_buffers` is half, `maintenance_work_mem` a "
+                "quarter, `work_mem` a sixteenth"
+            ),
+        ),
+    )
     drill_tables: str | None = field(
         default=None,
         metadata=tag(

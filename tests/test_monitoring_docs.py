@@ -76,6 +76,7 @@ def _sidecar_pitr_exposition() -> str:
         sidecar.pitr_state.record(BackupRun("diff", False, 3.0, 1.0, None, "failed"))
         assert sidecar.drills is not None
         sidecar.drills.state.file = None  # keep no file on this machine
+        sidecar.drills.state.enable()
         sidecar.drills.state.record(
             DrillResult(
                 True,

@@ -156,6 +156,7 @@ def _defaults_only_app_config() -> dict[str, Any]:
 DIFFERENT_DEFAULTS = {
     "pitr.pg_user": "the runtime's default is os_user (postgres); the stack exports its dbUser",
     "pitr.config_provided": "derived: the stack's file is used as it is where it is readable",
+    "pitr.drill.database": "the counted tables are the application's: the stack exports dbName",
 }
 
 

@@ -48,6 +48,8 @@ def app_config(primary: ArchivingPrimary, full: str, diff: str) -> dict[str, Any
             "full_schedule": full,
             "diff_schedule": diff,
             "archive_timeout_seconds": 60,
+            # the drills' state is written when the sidecar starts: never on this machine's /var
+            "drill": {"scratch_path": str(primary.repo.with_name("drill-scratch"))},
         },
         "monitoring": {"interval_seconds": 1, "health_check_timeout_seconds": 5},
     }

@@ -169,7 +169,7 @@ TELEMETRY = (
 )
 DRILL = "used by each restore drill as it runs: tests/test_pitr_drill.py"
 DRILL_FIELDS = ("drill_margin_seconds", "drill_port", "drill_timeout_seconds", "drill_tables",
-                "drill_database")  # fmt: skip
+                "drill_database", "drill_memory_mb")  # fmt: skip
 OPERATOR = "used by the operator's `pitr info` / `pitr restore`, not by scheduled backups"
 MIGRATE = (
     "used by `python -m runtime migrate` (a deploy step), not the sidecar: tests/test_migrate.py"

@@ -243,12 +243,12 @@ def test_data_lives_in_named_volumes(run: StackRun) -> None:
     for service in EXPORTERS:  # exporters keep no data; host views are read-only
         mounts = unwrap(run.containers()[service].inputs).get("volumes", [])
         assert all(m.get("readOnly") and m.get("hostPath") for m in mounts), service
-    cheap = ("-socket", "-config")
-    persistent = {v.protect for v in volumes.values() if not v.name.endswith(cheap)}
+    scratch = ("-socket", "-config", "-drill")
+    persistent = {v.protect for v in volumes.values() if not v.name.endswith(scratch)}
     assert persistent == ({False} if run.stack == "dev" else {True})
-    # the socket directory the sidecar shares and the generated configuration are not data:
-    # never protected
-    assert {v.protect for v in volumes.values() if v.name.endswith(cheap)} == {False}
+    # the socket directory the sidecar shares, the generated configuration and the drills'
+    # scratch are not data: never protected
+    assert {v.protect for v in volumes.values() if v.name.endswith(scratch)} == {False}
 
 
 # -- ports and networks ---------------------------------------------------------------------

@@ -66,6 +66,12 @@ def cross_field_problems(v: Mapping[str, Any]) -> list[str]:
             f"{list(v['migration_command'])!r}; allowed: both set (the migration step) or "
             "both empty (none)"
         )
+    if v["pitr_drill_memory_mb"] > v["runtime_memory_mb"] // 2:
+        problems.append(
+            f"{PROJECT}:pitrDrillMemoryMb: got {v['pitr_drill_memory_mb']}; allowed: at most "
+            f"half of runtimeMemoryMb ({v['runtime_memory_mb']} MB): the drill's copy runs "
+            "inside the runtime sidecar's container, next to the runtime itself"
+        )
     if v["platform"] == "kubernetes":
         problems.extend(kubernetes_problems(v))
     return problems
@@ -103,6 +109,11 @@ def kubernetes_problems(v: Mapping[str, Any]) -> list[str]:
         problems.append(
             f"{PROJECT}:exposeDataPorts: got True; allowed: false on kubernetes (reach the "
             "data services with kubectl port-forward)"
+        )
+    if v["pitr_drill_tables"]:
+        problems.append(
+            f"{PROJECT}:pitrDrillTables: got {list(v['pitr_drill_tables'])!r}; allowed: [] on "
+            "kubernetes (restore drills are Docker-only, docs/runtime-pitr-drill.md)"
         )
     if v["app_metrics_targets"]:
         problems.append(

@@ -46,6 +46,7 @@ from components.config.validators import (
     _retention,
     _s3_destination,
     _size,
+    _table_names,
     _url,
     _webhook,
     _workers,
@@ -290,6 +291,38 @@ SETTINGS: tuple[Setting, ...] = (
         "0 1 * * 1-6",
         "Cron schedule of differential physical backups.",
         _cron,
+    ),
+    # Restore drills (docs/runtime-pitr-drill.md): the Docker sidecar restores the repository
+    Setting(
+        "pitrDrillSchedule",
+        "string",
+        "0 4 * * 3",
+        "Cron schedule of the restore drills the runtime sidecar runs (Docker only): the "
+        "repository restored into a throwaway copy, checked, measured (RTO, RPO) and deleted.",
+        _cron,
+    ),
+    Setting(
+        "pitrDrillTimeoutSeconds",
+        "integer",
+        3600,
+        "A restore drill not finished by then is stopped, cleaned up and failed.",
+        _between(1, 86400),
+    ),
+    Setting(
+        "pitrDrillMemoryMb",
+        "integer",
+        64,
+        "Memory of a restore drill's copy (shared_buffers is half of it); it runs inside the "
+        "runtime sidecar, within runtimeMemoryMb.",
+        _between(16, 65536),
+    ),
+    Setting(
+        "pitrDrillTables",
+        "array",
+        [],
+        "Tables (table or schema.table, in dbName) whose row counts a restore drill compares "
+        "with the primary's at its target.",
+        _table_names,
     ),
     Setting(
         "postgresReplicas",

@@ -63,6 +63,10 @@ class StackConfig:
     pitr_retention_full: int
     pitr_full_schedule: str
     pitr_diff_schedule: str
+    pitr_drill_schedule: str
+    pitr_drill_timeout_seconds: int
+    pitr_drill_memory_mb: int
+    pitr_drill_tables: tuple[str, ...]
     postgres_replicas: int
     replication_lag_alert_bytes: int
     replication_slot_max_retained_bytes: int

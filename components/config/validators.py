@@ -43,6 +43,9 @@ _DURATION = re.compile(r"^[1-9][0-9]*(s|m|h|d|w|y)$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _QUANTITY = re.compile(r"^[1-9][0-9]*(Mi|Gi|Ti)$")
 _RETENTION = re.compile(r"^[1-9][0-9]*[dwm]$")
+# a table the restore drill counts: `table` or `schema.table`, unquoted identifiers (the runtime
+# checks pitr.drill.tables with the same shape)
+_TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 _REGISTRY = re.compile(
     r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)*$"
 )
@@ -98,6 +101,12 @@ def _host_port(v: str) -> str | None:
 def _host_ports(v: list[str]) -> str | None:
     bad = [item for item in v if _host_port(item) is not None]
     return f"a list of host:port like ['orders:9100'] ({bad[0]!r} is not)" if bad else None
+
+
+def _table_names(v: list[str]) -> str | None:
+    bad = [item for item in v if not _TABLE.match(item)]
+    example = "a list of table names like ['orders', 'sales.invoices']"
+    return f"{example} ({bad[0]!r} is not)" if bad else None
 
 
 def _domain(v: str) -> str | None:

@@ -64,7 +64,7 @@ THRESHOLD_SETTINGS = {
     "full_backup_max_age_seconds": "pitrFullSchedule's longest gap + 4 h",
     "physical_backup_max_age_seconds": "pitrFullSchedule and pitrDiffSchedule's longest gap + 4 h",
     "base_backup_max_age_seconds": "backupSchedule's longest gap + 4 h (Kubernetes)",
-    "drill_max_age_seconds": "the restore drill schedule's longest gap + 4 h",
+    "drill_max_age_seconds": "pitrDrillSchedule's longest gap + 4 h",
     "drill_rpo_margin_seconds": "fixed: the heartbeat interval + the push of one segment",
 }
 
@@ -614,9 +614,13 @@ ALERTS: tuple[Alert, ...] = (
     Alert(
         name="RestoreDrillMissing",
         group="pitr",
+        # The second half: drills are on (since a time the sidecar keeps across restarts) and
+        # none has ever passed; an absent success series must not keep the alert quiet.
         expr=(
             "time() - max by (instance, job) (runtime_pitr_drill_last_success_timestamp_seconds) "
-            "> $drill_max_age_seconds"
+            "> $drill_max_age_seconds or (time() - max by (instance, job) "
+            "(runtime_pitr_drill_enabled_since_timestamp_seconds) > $drill_max_age_seconds "
+            "unless on (instance, job) runtime_pitr_drill_last_success_timestamp_seconds)"
         ),
         severity="warning",
         summary="No successful restore drill within its schedule and a margin.",

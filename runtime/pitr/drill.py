@@ -3,9 +3,10 @@
 One drill (docs/runtime-pitr-drill.md):
 1. removes what an earlier, killed drill left in the scratch directory;
 2. refuses, before writing anything, when the newest backup would not fit there;
-3. marks the target on the primary: one REPEATABLE READ snapshot gives the time, its WAL
-   position and the row counts of `drill_tables`; then waits (at most `drill_margin_seconds`)
-   until the archive holds that WAL segment, so the target is "now minus the archive's lag";
+3. marks the target on the primary: one REPEATABLE READ snapshot gives the time and the row
+   counts of `drill_tables`; a heartbeat committed after it gives recovery a commit to stop
+   at; then waits (at most `drill_margin_seconds`) until the archive holds that commit's WAL
+   segment, so the target is "now minus the archive's lag";
 4. restores that point into a fresh `drill-*` directory under `drill_scratch` (never
    `pg_data`) with `archive-mode=off`, starts it on a private socket-only port and waits for
    promotion, all under `nice`/`ionice` and small memory settings;
@@ -19,6 +20,7 @@ One drill (docs/runtime-pitr-drill.md):
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import signal
@@ -26,17 +28,18 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import psycopg
 from psycopg import sql
 
 from runtime.errors import redact
 from runtime.pitr.backups import repo_info
-from runtime.pitr.heartbeat import connect, last_beat
+from runtime.pitr.heartbeat import beat, connect, last_beat
 from runtime.pitr.info import RepoInfo
 from runtime.pitr.pgbackrest import (
     Completed,
@@ -57,18 +60,36 @@ from runtime.pitr.restore import (
 from runtime.settings import PitrSettings
 
 PREFIX = "drill-"
+LOCK_FILE = ".drill.lock"  # in the scratch path; held while a drill runs
 # Lowest CPU and IO priority: the drill shares the host with the primary. `ionice -c 3` (idle)
 # takes effect with the BFQ/CFQ schedulers; elsewhere the `nice` level still applies.
 LOW_PRIORITY = ("nice", "-n", "19", "ionice", "-c", "3")
-# The copy's memory: small shared buffers and few connections; it only answers the checks.
-# `hot_standby=off`: with it on, recovery refuses settings below the primary's (PostgreSQL
-# "recovery aborted because of insufficient parameter settings"); nobody reads before promotion.
+# The copy only answers the checks: few connections, memory from `pitr.drill.memory_mb`
+# (`memory_options`). `hot_standby=off`: with it on, recovery refuses settings below the
+# primary's (PostgreSQL "recovery aborted because of insufficient parameter settings"); nobody
+# reads before promotion.
 SERVER_OPTIONS = (
-    "-c listen_addresses='' -c archive_mode=off -c shared_buffers=32MB -c work_mem=4MB "
-    "-c maintenance_work_mem=16MB -c max_connections=10 -c max_wal_senders=0 "
+    "-c listen_addresses='' -c archive_mode=off -c max_connections=10 -c max_wal_senders=0 "
     "-c max_replication_slots=0 -c hot_standby=off"
 )
+
+
+def memory_options(memory_mb: int) -> str:
+    """The copy's memory settings within `memory_mb` (64: 32MB shared buffers, 16MB
+    maintenance, 4MB per sort): half for shared buffers, the rest for its few backends."""
+    return (
+        f"-c shared_buffers={memory_mb // 2}MB -c maintenance_work_mem={memory_mb // 4}MB "
+        f"-c work_mem={max(1, memory_mb // 16)}MB"
+    )
+
+
 WAL_HEADROOM = 256 << 20  # WAL replayed into pg_wal on top of the backup's size
+
+
+def open_lock_file(path: Path) -> IO[bytes]:
+    """A lock file opened read-only (created if missing): flock needs no write access, so a
+    lock file another user created (root, with `docker exec -u 0`) still works for uid 999."""
+    return os.fdopen(os.open(path, os.O_RDONLY | os.O_CREAT, 0o644), "rb")
 
 
 class DrillRefused(PitrError):
@@ -97,6 +118,7 @@ class DrillResult:
     error: str | None = None
     refused: bool = False
     cancelled: bool = False
+    busy: bool = False  # refused because another drill runs on this scratch path
 
     @property
     def status(self) -> str:
@@ -246,7 +268,8 @@ class Drill:
         return needed
 
     def mark(self) -> Mark:
-        """The target on the primary: time, WAL file and counts from one snapshot."""
+        """The target on the primary: time and counts from one snapshot, and the WAL file of a
+        commit after it (what recovery needs to stop at the target)."""
         with connect(self.settings, dbname=self.settings.drill_database) as conn:
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             counts = {t: _count(conn, t) for t in tables(self.settings)}
@@ -256,7 +279,14 @@ class Drill:
             conn.execute("COMMIT")
         if row is None or not isinstance(row[0], datetime):
             raise PitrError("the primary did not report its clock and WAL position")
-        return Mark(row[0], str(row[1]), counts)
+        # Recovery to a time stops at the first commit after it; with none archived yet it
+        # ends "before configured recovery target was reached". So one heartbeat is committed
+        # after the mark, and the archive is awaited up to its segment (seen on the engine with
+        # archive_timeout and the heartbeat both 5 s: no commit between the mark and the switch).
+        with connect(self.settings) as conn:
+            beat(conn)
+            after = conn.execute("SELECT pg_walfile_name(pg_current_wal_lsn())").fetchone()
+        return Mark(row[0], str(after[0]) if after else str(row[1]), counts)
 
     def wait_archived(self, mark: Mark, deadline: float) -> float:
         """Wait until the archive holds the target's WAL segment; the seconds waited."""
@@ -316,13 +346,40 @@ class Drill:
     # -- the drill -------------------------------------------------------------------------
     def run(self) -> DrillResult:
         if not self._lock.acquire(blocking=False):
-            return DrillResult(False, time.time(), 0.0, error="a drill is already running",
-                               refused=True)  # fmt: skip
+            return self._busy()
         try:
-            self._cancelled.clear()
-            return self._run()
+            with self._scratch_lock() as held:
+                if not held:
+                    return self._busy()
+                self._cancelled.clear()
+                return self._run()
+        except OSError as exc:
+            return DrillResult(False, time.time(), 0.0, error=f"drill not started: {exc}")
         finally:
             self._lock.release()
+
+    def _busy(self) -> DrillResult:
+        return DrillResult(
+            False, time.time(), 0.0, refused=True, busy=True,
+            error=f"a drill is already running on {self.settings.drill_scratch}",
+        )  # fmt: skip
+
+    @contextlib.contextmanager
+    def _scratch_lock(self) -> Iterator[bool]:
+        """An exclusive lock on the scratch path, across processes: the sidecar's scheduled
+        drill and an operator's `pitr drill` must not run (or sweep each other) at once."""
+        root = self.settings.drill_scratch
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with open_lock_file(root / LOCK_FILE) as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _run(self) -> DrillResult:
         started, clock = time.time(), time.monotonic()
@@ -419,7 +476,10 @@ class Drill:
             start_and_wait(
                 self.settings, directory, log_file, port=self.settings.drill_port,
                 timeout=remaining, wrapper=LOW_PRIORITY,
-                server_options=f"{SERVER_OPTIONS} -c unix_socket_directories='{socket}'",
+                server_options=(
+                    f"{SERVER_OPTIONS} {memory_options(self.settings.drill_memory_mb)} "
+                    f"-c unix_socket_directories='{socket}'"
+                ),
             )  # fmt: skip
         except PitrError as exc:
             if time.monotonic() > deadline:

@@ -1,4 +1,5 @@
-"""`python -m runtime pitr drill`: one restore drill now, its result on stdout.
+"""`python -m runtime pitr drill`: one restore drill now, its result on stdout, recorded
+where the sidecar's metrics read it (`drill_metrics.STATE_FILE` in the scratch path).
 
 Exit codes (runtime/exits.py): 0 the drill passed; 1 it failed (the reason on stderr);
 2 refused before anything was written (no backup, not enough disk); 130 interrupted by
@@ -16,6 +17,7 @@ from typing import Any
 
 from runtime.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, error
 from runtime.pitr.drill import Drill, DrillResult
+from runtime.pitr.drill_metrics import STATE_FILE, DrillState
 from runtime.settings import PitrSettings
 
 
@@ -40,6 +42,8 @@ def run_drill(settings: PitrSettings, as_json: bool = False) -> int:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+    # the sidecar's metrics read this file: an on-demand drill shows there as a scheduled one
+    DrillState(settings.drill_scratch / STATE_FILE).record(result)
     if as_json:
         print(json.dumps(summary(result)))
     if result.error is not None:

@@ -6,8 +6,9 @@ schedule (`pitr.drill.schedule`, a `BackupScheduler` like the backups).
   delayed by a drill (pgBackRest's restore takes no stanza lock), and a drill restores the
   newest backup that has finished.
 - `stop()` cancels a drill in progress: its copy is stopped and its directory deleted.
-- Without PostgreSQL's server binaries (`pg_ctl`; the sidecar image has only the client) the
+- Without PostgreSQL's server binaries (`pg_ctl`; an old sidecar image had only the client) the
   drills stay off, with a warning in the log: they would fail every week for that reason alone.
+  When they are on, the state file remembers since when (`DrillState.enable`).
 """
 
 from __future__ import annotations
@@ -20,14 +21,13 @@ from datetime import UTC, datetime
 
 from runtime.backup.schedule import BackupScheduler
 from runtime.pitr.drill import Drill, DrillResult
-from runtime.pitr.drill_metrics import DrillState
+from runtime.pitr.drill_metrics import STATE_FILE, DrillState
 from runtime.pitr.heartbeat import Heartbeat
 from runtime.pitr.pgbackrest import PitrError
 from runtime.pitr.restore import pg_ctl
 from runtime.settings import PitrSettings
 
 log = logging.getLogger("runtime.pitr.drill")
-STATE_FILE = "last-drill.json"  # beside the drills' `drill-*` directories
 
 
 def _utcnow() -> datetime:
@@ -70,6 +70,7 @@ class RestoreDrills:
         except PitrError as exc:
             log.warning("restore drills are off: %s", exc)
             return False
+        self.state.enable()  # from now on, no good drill within the schedule is an alert
         self.heartbeat.start()
         self.scheduler.start()
         return True

@@ -45,7 +45,7 @@ def test_both_images_build_from_a_clean_checkout_and_run_as_uid_999(
     ids = engine.docker("run", "--rm", "--entrypoint", "id", postgres, "postgres").stdout
     assert ids.startswith("uid=999(postgres) gid=999(postgres)"), ids
     ids = engine.docker("run", "--rm", "--entrypoint", "id", runtime).stdout
-    assert ids.startswith("uid=999(runtime) gid=999(runtime)"), ids  # docs/secret-files.md
+    assert ids.startswith("uid=999(postgres) gid=999(postgres)"), ids  # docs/secret-files.md
     versions = engine.docker(
         "run",
         "--rm",
