@@ -7,14 +7,24 @@ from dataclasses import dataclass
 
 import pulumi
 
+from components.acme import CERTS_VOLUME, SEED, WEBROOT_VOLUME
 from components.render.nginx_conf import (
+    ACME_DIR,
+    ACME_WEBROOT,
     STUB_STATUS_PORT,
     TLS_CERT_PATH,
     TLS_KEY_PATH,
     NginxSettings,
     render_nginx_conf,
 )
-from components.spec import ConfigFile, HealthProbe, Platform, PublishedPort, ServiceSpec
+from components.spec import (
+    ConfigFile,
+    HealthProbe,
+    Platform,
+    PublishedPort,
+    ServiceSpec,
+    SharedVolume,
+)
 
 CONF_DIR = "/etc/nginx"
 
@@ -32,15 +42,27 @@ class NginxArgs:
 
 
 def nginx_spec(args: NginxArgs) -> ServiceSpec:
+    tls_files = [
+        ConfigFile(f"{CONF_DIR}/{TLS_CERT_PATH}", args.certificate_pem),
+        ConfigFile(f"{CONF_DIR}/{TLS_KEY_PATH}", args.private_key_pem, secret=True),
+    ]
+    acme_volumes: list[SharedVolume] = []
+    if args.settings.acme:
+        # the ACME client's files instead (components/acme.py), read-only here
+        tls_files = []
+        acme_volumes = [
+            SharedVolume(SEED, CERTS_VOLUME, f"{CONF_DIR}/{ACME_DIR}", read_only=True),
+            SharedVolume(SEED, WEBROOT_VOLUME, f"{CONF_DIR}/{ACME_WEBROOT}", read_only=True),
+        ]
     return ServiceSpec(
         name="nginx",
         image=args.image,
         port=443,
         files=[
             ConfigFile(f"{CONF_DIR}/nginx.conf", render_nginx_conf(args.settings)),
-            ConfigFile(f"{CONF_DIR}/{TLS_CERT_PATH}", args.certificate_pem),
-            ConfigFile(f"{CONF_DIR}/{TLS_KEY_PATH}", args.private_key_pem, secret=True),
+            *tls_files,
         ],
+        shared_volumes=acme_volumes,
         health=HealthProbe(
             ["wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{STUB_STATUS_PORT}/healthz"]
         ),

@@ -119,6 +119,7 @@ class ServiceSpec:
     health: HealthProbe | None
     memory_mb: int
     command: Sequence[pulumi.Input[str]] | None = None
+    entrypoint: Sequence[str] | None = None  # replaces the image's (lego's is the binary)
     env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     files: Sequence[ConfigFile] = ()
     volumes: Sequence[DataVolume] = ()
@@ -134,6 +135,12 @@ class ServiceSpec:
     # Every Linux capability is dropped; these are added back because the image's entrypoint
     # needs them (chown of its data directory, then a switch to an unprivileged user).
     capabilities: Sequence[str] = ()
+    # Join this service's PID namespace (deployed first), to signal its PID 1 (nginx's
+    # master) from outside its container: the ACME client's reload after a renewal.
+    pid_namespace_of: str | None = None
+    # Runs once to completion (prepares a volume) instead of being kept running; services
+    # that depend on it start after it has exited.
+    one_shot: bool = False
 
     @property
     def address(self) -> str:

@@ -49,6 +49,7 @@ class DockerPlatform(pulumi.ComponentResource):
         # (service, volume name) -> volume, for services that mount another's (SharedVolume)
         self._volumes: dict[tuple[str, str], docker.Volume] = {}
         self._built: dict[str, docker.Image] = {}  # image name -> its build
+        self._containers: dict[str, docker.Container] = {}  # service -> container (PID joins)
         child = pulumi.ResourceOptions(parent=self)
         # internal=True: no route off the host; only services also on `edge` can reach out
         # or be reached (nginx, and the egress of Grafana and Alertmanager).
@@ -106,6 +107,7 @@ class DockerPlatform(pulumi.ComponentResource):
             prefix,
             image=image_ref,
             command=list(spec.command) if spec.command is not None else None,
+            entrypoints=list(spec.entrypoint) if spec.entrypoint is not None else None,
             envs=[pulumi.Output.concat(k, "=", v) for k, v in spec.env.items()] or None,
             user=spec.user,
             networks_advanced=[
@@ -152,9 +154,19 @@ class DockerPlatform(pulumi.ComponentResource):
             healthcheck=self._healthcheck(spec),
             wait=spec.health is not None,
             wait_timeout=self.policy.startup_timeout_seconds if spec.health else None,
-            restart=self.policy.restart_policy,
+            restart="no" if spec.one_shot else self.policy.restart_policy,
             max_retry_count=(
-                self.policy.restart_attempts if self.policy.restart_policy == "on-failure" else None
+                self.policy.restart_attempts
+                if self.policy.restart_policy == "on-failure" and not spec.one_shot
+                else None
+            ),
+            # a one-shot container is waited for (attach) and may then stay exited (must_run)
+            attach=spec.one_shot or None,
+            must_run=False if spec.one_shot else None,
+            pid_mode=(
+                pulumi.Output.concat("container:", self._pid_owner(spec).id)
+                if spec.pid_namespace_of
+                else None
             ),
             memory=spec.memory_mb,
             memory_swap=spec.memory_mb,  # equal to memory: no swap, so the limit is real
@@ -175,7 +187,17 @@ class DockerPlatform(pulumi.ComponentResource):
             ],
             opts=child.merge(pulumi.ResourceOptions(depends_on=list(spec.depends_on))),
         )
+        self._containers[spec.name] = container
         return DockerService(container=container, image=image, volumes=volumes)
+
+    def _pid_owner(self, spec: ServiceSpec) -> docker.Container:
+        try:
+            return self._containers[str(spec.pid_namespace_of)]
+        except KeyError:
+            raise ValueError(
+                f"{spec.name} joins the PID namespace of {spec.pid_namespace_of!r}, "
+                "which is not deployed yet"
+            ) from None
 
     def _shared(self, user: str, service: str, name: str) -> docker.Volume:
         try:
