@@ -250,7 +250,10 @@ def test_a_forced_renewal_under_load_drops_no_request(edge: Edge) -> None:
 def test_with_pebble_down_the_renewal_fails_and_the_old_certificate_keeps_serving(
     edge: Edge, tmp_path: Path
 ) -> None:
-    serving = edge.verified_certificate().serial_number
+    if not (edge.data / "certificates" / f"{DOMAIN}.crt").exists():  # this test alone
+        assert edge.run(edge.script()).returncode == 0
+        _served_after_reload(edge, edge.placeholder_serial)
+    serving = _served_serial(edge)
     edge.pebble.stop()
     try:
         load = TlsLoad(edge.nginx.https, DOMAIN, "/api/ping", rate=50, seconds=5).start()
