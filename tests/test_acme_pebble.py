@@ -40,6 +40,8 @@ ACME = {
 }
 FORCE_DAYS = 100_000  # `renew --days` beyond any lifetime: renew now
 RATE, SECONDS = 250, 20
+# busybox's ash, the shell of the lego image (Alpine), when installed; else the system's sh
+SHELL = ["busybox", "sh"] if shutil.which("busybox") else ["sh"]
 
 
 class Ok(http.server.BaseHTTPRequestHandler):
@@ -119,12 +121,12 @@ class Edge:
 
 
 def run_script(script: Path, mode: str, ca: Path | None) -> subprocess.CompletedProcess[str]:
-    """The script under sh (dash here, busybox in the lego image); lego trusts `ca` only."""
+    """The script under SHELL; lego trusts `ca` only (what acmeCaBundle does)."""
     env = {"PATH": "/usr/bin:/bin"}
     if ca is not None:
         env["LEGO_CA_CERTIFICATES"] = str(ca)  # acmeCaBundle
     return subprocess.run(
-        ["sh", str(script), mode], capture_output=True, text=True, env=env, timeout=180
+        [*SHELL, str(script), mode], capture_output=True, text=True, env=env, timeout=180
     )
 
 
