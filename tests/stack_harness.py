@@ -299,6 +299,8 @@ DIGEST = "@sha256:" + "ab" * 32
 # every pulled image: RemoteImages, and postgresImage, the base of the locally built
 # PostgreSQL image (the runtime's base is pinned in runtime/Dockerfile)
 IMAGE_KEYS = tuple(s.key for s in SETTINGS if s.key.endswith("Image"))
+# The images dev and prod pull as configured: acmeImage runs only with tlsMode acme.
+PULLED_IMAGE_KEYS = tuple(key for key in IMAGE_KEYS if key != "acmeImage")
 
 
 @functools.cache
