@@ -52,7 +52,7 @@ def nginx_spec(args: NginxArgs) -> ServiceSpec:
         tls_files = []
         acme_volumes = [
             SharedVolume(SEED, CERTS_VOLUME, f"{CONF_DIR}/{ACME_DIR}", read_only=True),
-            SharedVolume(SEED, WEBROOT_VOLUME, f"{CONF_DIR}/{ACME_WEBROOT}", read_only=True),
+            SharedVolume(SEED, WEBROOT_VOLUME, ACME_WEBROOT, read_only=True),
         ]
     return ServiceSpec(
         name="nginx",

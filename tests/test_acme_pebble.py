@@ -144,8 +144,10 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
     webroot = Path(tempfile.mkdtemp(prefix="acme-webroot-"))
     webroot.chmod(0o755)
     conf = files["/etc/nginx/nginx.conf"]
-    assert "root acme-webroot;" in conf
-    files["/etc/nginx/nginx.conf"] = conf.replace("root acme-webroot;", f"root {webroot};")
+    assert "root /etc/nginx/acme-webroot;" in conf
+    files["/etc/nginx/nginx.conf"] = conf.replace(
+        "root /etc/nginx/acme-webroot;", f"root {webroot};"
+    )
     key = new_key()
     placeholder = self_signed(key, DOMAIN, valid_for=datetime.timedelta(days=90))
     (root / "placeholder.crt").write_text(placeholder)

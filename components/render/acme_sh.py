@@ -16,7 +16,10 @@ from dataclasses import dataclass
 LIVE_CERT = "live/tls.crt"
 LIVE_KEY = "live/tls.key"
 CHALLENGE_PREFIX = "/.well-known/acme-challenge/"
-CHECK_EVERY_SECONDS = 12 * 3600  # twice a day, as Let's Encrypt advises for renewal checks
+CHECK_EVERY_SECONDS = 12 * 3600  # twice a day
+# Until the first issuance succeeds (DNS or port 80 not ready yet), retry sooner: every 15
+# minutes stays under Let's Encrypt's limit of 5 failed validations per hostname per hour.
+FIRST_RETRY_SECONDS = 15 * 60
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class AcmeScript:
     reload_command: str  # nginx re-reads the live files (kill -HUP 1 in nginx's PID namespace)
     random_sleep: bool = True  # lego's spread of renewals over 8 minutes (off in tests)
     check_every_seconds: int = CHECK_EVERY_SECONDS
+    first_retry_seconds: int = FIRST_RETRY_SECONDS
 
 
 def render_acme_sh(s: AcmeScript) -> str:
@@ -93,8 +97,10 @@ case "${{1:-loop}}" in
     once) pass ;;
     loop)
         while :; do
-            pass || log "will retry in {s.check_every_seconds} s; the old certificate keeps serving"
-            sleep {s.check_every_seconds}
+            pause={s.check_every_seconds}
+            [ -s "$ISSUED" ] || pause={s.first_retry_seconds}
+            pass || log "will retry in $pause s; the certificate in live/ keeps serving"
+            sleep "$pause"
         done
         ;;
     *) log "usage: $0 [loop|once|seed]"; exit 2 ;;

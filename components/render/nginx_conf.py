@@ -16,9 +16,11 @@ from components.render.acme_sh import CHALLENGE_PREFIX, LIVE_CERT, LIVE_KEY
 
 TLS_CERT_PATH = "tls/tls.crt"
 TLS_KEY_PATH = "tls/tls.key"
-# tlsMode acme: the client's volume (read-only here) and the HTTP-01 webroot volume.
+# tlsMode acme: the client's volume (read-only here) and the HTTP-01 webroot volume. The
+# webroot is absolute: `root` is relative to nginx's prefix, which is /etc/nginx in the
+# upstream image but /usr/share/nginx in Debian's build (seen on the engine tier: 404).
 ACME_DIR = "acme"
-ACME_WEBROOT = "acme-webroot"
+ACME_WEBROOT = "/etc/nginx/acme-webroot"
 STUB_STATUS_PORT = 8081
 
 MOZILLA_INTERMEDIATE_CIPHERS = ":".join(
