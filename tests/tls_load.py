@@ -29,13 +29,20 @@ class LoadResult:
 
 
 class TlsLoad:
-    """GET `path` on https://`host`:`port` (connecting to 127.0.0.1) `rate` times a second
+    """GET `path` on https://`host`:`port`, connecting to `address`, `rate` times a second
     for `seconds`; start() returns at once, wait() returns the result."""
 
     def __init__(
-        self, port: int, host: str, path: str, rate: int, seconds: float, workers: int = 32
+        self,
+        port: int,
+        host: str,
+        path: str,
+        rate: int,
+        seconds: float,
+        workers: int = 32,
+        address: str = "127.0.0.1",
     ) -> None:
-        self.port, self.host, self.path = port, host, path
+        self.port, self.host, self.path, self.address = port, host, path, address
         self.rate, self.seconds, self.workers = rate, seconds, workers
         self.result = LoadResult()
         self._lock = threading.Lock()
@@ -55,7 +62,7 @@ class TlsLoad:
 
     def _one(self) -> None:
         connection = http.client.HTTPSConnection(
-            "127.0.0.1", self.port, timeout=10, context=self._context
+            self.address, self.port, timeout=10, context=self._context
         )
         try:
             connection.connect()
@@ -90,3 +97,27 @@ class TlsLoad:
                 pool.submit(self._one)
                 self.result.sent += 1
         self.result.seconds = time.monotonic() - start
+
+
+def main() -> None:
+    """`python -m tests.tls_load ADDRESS PORT HOST PATH RATE SECONDS`: run inside another
+    network namespace (the engine's), printing the result as one JSON line."""
+    import json
+    import sys
+
+    address, port, host, path, rate, seconds = sys.argv[1:7]
+    load = TlsLoad(int(port), host, path, int(rate), float(seconds), address=address)
+    result = load.start().wait()
+    summary = {
+        "sent": result.sent,
+        "ok": result.ok,
+        "failed": len(result.failures),
+        "failures": result.failures[:5],
+        "seconds": round(result.seconds, 2),
+        "serials": {f"{serial:x}": count for serial, count in result.serials.items()},
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

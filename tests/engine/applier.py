@@ -258,6 +258,8 @@ class Applier:
         self.api.start(cid)
         timing.started = time.monotonic()
         self.log(f"{service}: started")
+        if inputs.get("attach"):
+            self.wait_exited(service, cid)
         if inputs.get("wait"):
             self.wait_healthy(service, float(inputs.get("waitTimeout", 60)))
             timing.healthy = time.monotonic()
@@ -274,6 +276,22 @@ class Applier:
             body["Healthcheck"] = healthcheck(check)
         created: dict[str, Any] = self.api.create_container_from_config(body, name)
         return str(created["Id"])
+
+    def wait_exited(self, service: str, cid: str, timeout: float = 120) -> None:
+        """`attach` (a one-shot container, `must_run` false): wait for it to exit; a non-zero
+        exit fails the apply with its log (what this tier takes the provider to do)."""
+        status = int(self.api.wait(cid, timeout=timeout)["StatusCode"])
+        if status != 0:
+            logs = self.api.logs(cid, tail=15).decode(errors="replace")
+            raise ApplyError(f"{service}: exited ({status}); last log lines:\n{logs}")
+
+    def pid_mode(self, recorded: str | None) -> str | None:
+        """`container:<id>` names the recorded id of another container (the mocks' id is the
+        record's name + "-id"): here, the engine's name of that container."""
+        if not recorded or not recorded.startswith("container:"):
+            return recorded
+        owner = recorded.removeprefix("container:").removesuffix("-id")
+        return f"container:{self.name(owner)}"
 
     def wait_healthy(self, service: str, timeout: float) -> None:
         """The provider's `wait`: poll until healthy; fail on unhealthy, exit or timeout."""
@@ -338,6 +356,7 @@ class Applier:
             },
             devices=[_device(d) for d in inputs.get("devices", [])] or None,
             network_mode=networks[0][0],
+            pid_mode=self.pid_mode(inputs.get("pidMode")),
         )
         first_net, first_aliases = networks[0]
         config: dict[str, Any] = {
