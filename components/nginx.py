@@ -7,7 +7,10 @@ from dataclasses import dataclass
 
 import pulumi
 
+from components.acme import CERTS_VOLUME, SEED, WEBROOT_VOLUME
 from components.render.nginx_conf import (
+    ACME_DIR,
+    ACME_WEBROOT,
     STUB_STATUS_PORT,
     TLS_CERT_PATH,
     TLS_KEY_PATH,
@@ -21,6 +24,7 @@ from components.spec import (
     Platform,
     PublishedPort,
     ServiceSpec,
+    SharedVolume,
 )
 
 CONF_DIR = "/etc/nginx"
@@ -39,22 +43,34 @@ class NginxArgs:
 
 
 def nginx_spec(args: NginxArgs) -> ServiceSpec:
+    tls_files = [
+        ConfigFile(f"{CONF_DIR}/{TLS_CERT_PATH}", args.certificate_pem),
+        # the master (root) reads the key before it starts the workers
+        ConfigFile(
+            f"{CONF_DIR}/{TLS_KEY_PATH}",
+            args.private_key_pem,
+            secret=True,
+            owner="0",
+            mode="0400",
+        ),
+    ]
+    acme_volumes: list[SharedVolume] = []
+    if args.settings.acme:
+        # the ACME client's files instead (components/acme.py), read-only here
+        tls_files = []
+        acme_volumes = [
+            SharedVolume(SEED, CERTS_VOLUME, ACME_DIR, read_only=True),
+            SharedVolume(SEED, WEBROOT_VOLUME, ACME_WEBROOT, read_only=True),
+        ]
     return ServiceSpec(
         name="nginx",
         image=args.image,
         port=443,
         files=[
             ConfigFile(f"{CONF_DIR}/nginx.conf", render_nginx_conf(args.settings)),
-            ConfigFile(f"{CONF_DIR}/{TLS_CERT_PATH}", args.certificate_pem),
-            # the master (root) reads the key before it starts the workers
-            ConfigFile(
-                f"{CONF_DIR}/{TLS_KEY_PATH}",
-                args.private_key_pem,
-                secret=True,
-                owner="0",  # the master reads it as root before its workers drop privileges
-                mode="0400",
-            ),
+            *tls_files,
         ],
+        shared_volumes=acme_volumes,
         health=HealthProbe(
             ["wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{STUB_STATUS_PORT}/healthz"]
         ),

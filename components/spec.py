@@ -136,6 +136,7 @@ class ServiceSpec:
     health: HealthProbe | None
     memory_mb: int
     command: Sequence[pulumi.Input[str]] | None = None
+    entrypoint: Sequence[str] | None = None  # replaces the image's (lego's is the binary)
     env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     files: Sequence[ConfigFile] = ()
     volumes: Sequence[DataVolume] = ()
@@ -153,6 +154,12 @@ class ServiceSpec:
     capabilities: Sequence[str] = ()
     # Set: a change to `files` is checked and reloaded in place (docs/changes.md).
     reload: ConfigReload | None = None
+    # Join this service's PID namespace (deployed first), to signal its PID 1 (nginx's
+    # master) from outside its container: the ACME client's reload after a renewal.
+    pid_namespace_of: str | None = None
+    # Runs once to completion (prepares a volume) instead of being kept running; services
+    # that depend on it start after it has exited.
+    one_shot: bool = False
 
     @property
     def address(self) -> str:

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import pulumi
 
+from components.acme import AcmeArgs, AcmeClient, AcmeSeed
 from components.alertmanager import Alertmanager, AlertmanagerArgs
 from components.app_config import app_config as app_config
 from components.config import StackConfig, schedule_max_gap_seconds
@@ -296,7 +297,25 @@ def edge_tier(
         prometheus=observability.prometheus.address,
         alertmanager=observability.alertmanager.address,
     )
-    ui = [observability.grafana, observability.prometheus, observability.alertmanager]
+    ui: list[pulumi.Resource] = [
+        observability.grafana,
+        observability.prometheus,
+        observability.alertmanager,
+    ]
+    acme = None
+    if c.tls_mode == "acme":
+        # tls above is then only the placeholder nginx starts with (components/acme.py)
+        acme = AcmeArgs(
+            image=c.acme_image,
+            domain=c.domain,
+            email=c.acme_email,
+            directory_url=c.acme_directory_url,
+            renew_days=c.acme_renew_days,
+            ca_bundle=c.acme_ca_bundle,
+            placeholder_cert=tls.certificate_pem,
+            placeholder_key=tls.private_key_pem,
+        )
+        ui.append(AcmeSeed(f"{name}-acme-seed", acme, platform, opts=opts))
     server = nginx(
         name,
         c,
@@ -307,6 +326,8 @@ def edge_tier(
         platform,
         opts,
     )
+    if acme is not None:
+        AcmeClient(f"{name}-acme", acme, "nginx", server, platform, opts=opts)
     return Edge(tls=tls, nginx=server)
 
 
@@ -336,6 +357,7 @@ def nginx(
         admin_allow_cidrs=c.admin_allow_cidrs,
         resolver=upstreams.resolver,
         real_ip_from=upstreams.real_ip_from,
+        acme=c.tls_mode == "acme",
     )
     return Nginx(
         f"{name}-nginx",
@@ -494,6 +516,9 @@ def alert_thresholds(c: StackConfig) -> Thresholds:
         drill_max_age_seconds=schedule_max_gap_seconds(c.pitr_drill_schedule)
         + BACKUP_MARGIN_SECONDS,
         error_log_lines_per_minute=c.error_log_lines_per_minute,
+        acme_renewal_overdue_seconds=(
+            (c.acme_renew_days - 2) * 86400 if c.tls_mode == "acme" else 0
+        ),
     )
 
 

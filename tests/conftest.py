@@ -41,6 +41,7 @@ SERVER_STARTERS = frozenset(
         "StandbyServer",
         "RedisServer",
         "NginxServer",
+        "PebbleServer",
         "TlsProxy",
         "runtime_serve",
         "ArchivingPrimary",

@@ -18,6 +18,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -763,3 +764,111 @@ def flip(data: bytes) -> bytes:
     out = bytearray(data)
     out[len(out) // 2] ^= 0xFF
     return bytes(out)
+
+
+class PebbleServer:
+    """Pebble, Let's Encrypt's ACME test server, on loopback, with pebble-challtestsrv as its
+    DNS server answering 127.0.0.1 for every name: HTTP-01 then really goes to
+    `http_port` on loopback (nginx's port 80 in the tests). No always-valid shortcut."""
+
+    def __init__(self, root: Path, http_port: int) -> None:
+        for tool in ("pebble", "pebble-challtestsrv"):
+            if shutil.which(tool) is None:
+                raise RuntimeError(f"{tool} is not installed: run scripts/bootstrap")
+        self.root = root
+        self.port, self.management, self.dns = free_port(), free_port(), free_port()
+        key = new_key()
+        alt = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+        certificate = self_signed(
+            key, "pebble", valid_for=datetime.timedelta(days=1), alt_names=alt
+        )
+        # what the ACME client trusts for the directory's HTTPS (acmeCaBundle)
+        self.tls_ca = root / "pebble-tls.pem"
+        self.tls_ca.write_text(certificate)
+        (root / "pebble-tls.key").write_text(key_pem(key))
+        config = {
+            "pebble": {
+                "listenAddress": f"127.0.0.1:{self.port}",
+                "managementListenAddress": f"127.0.0.1:{self.management}",
+                "certificate": str(self.tls_ca),
+                "privateKey": str(root / "pebble-tls.key"),
+                "httpPort": http_port,
+                "tlsPort": free_port(),
+                "ocspResponderURL": "",
+                "externalAccountBindingRequired": False,
+            }
+        }
+        (root / "pebble.json").write_text(json.dumps(config))
+        self.dns_server = subprocess.Popen(
+            [
+                "pebble-challtestsrv",
+                "-defaultIPv4",
+                "127.0.0.1",
+                "-defaultIPv6",
+                "",
+                "-dns01",
+                f"127.0.0.1:{self.dns}",
+                "-management",
+                f"127.0.0.1:{free_port()}",
+                "-http01",
+                "",
+                "-https01",
+                "",
+                "-tlsalpn01",
+                "",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.process: subprocess.Popen[bytes] | None = None
+        try:
+            wait_for_port(self.dns)
+            self.start()
+        except Exception:
+            self.close()
+            raise
+
+    @property
+    def directory_url(self) -> str:
+        return f"https://127.0.0.1:{self.port}/dir"
+
+    def start(self) -> None:
+        env = {
+            **os.environ,
+            "PEBBLE_VA_NOSLEEP": "1",  # validate at once instead of after 0-15 s
+            "PEBBLE_WFE_NONCEREJECT": "0",  # no random badNonce (lego retries them anyway)
+            "PEBBLE_AUTHZREUSE": "0",  # every order, renewals too, validates HTTP-01 again
+        }
+        log = (self.root / "pebble.log").open("ab")
+        self.process = subprocess.Popen(
+            [
+                "pebble",
+                "-config",
+                str(self.root / "pebble.json"),
+                "-dnsserver",
+                f"127.0.0.1:{self.dns}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        wait_for_port(self.port)
+        wait_for_port(self.management)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+    def root_pem(self) -> str:
+        """The root of the chain Pebble issues under (a new one each start)."""
+        context = ssl.create_default_context(cafile=str(self.tls_ca))
+        url = f"https://127.0.0.1:{self.management}/roots/0"
+        with urllib.request.urlopen(url, context=context, timeout=10) as response:
+            return str(response.read().decode())
+
+    def close(self) -> None:
+        self.stop()
+        self.dns_server.terminate()
+        self.dns_server.wait(10)

@@ -332,6 +332,8 @@ DIGEST = "@sha256:" + "ab" * 32
 # PostgreSQL image (the runtime's base is pinned in runtime/Dockerfile)
 # (optional images, empty by default, like migrationImage, are not pulled unless set)
 IMAGE_KEYS = tuple(s.key for s in SETTINGS if s.key.endswith("Image") and s.default)
+# The images dev and prod pull as configured: acmeImage runs only with tlsMode acme.
+PULLED_IMAGE_KEYS = tuple(key for key in IMAGE_KEYS if key != "acmeImage")
 
 
 @functools.cache

@@ -25,6 +25,7 @@ from tests.stack_harness import run_stack, stack_run, uploads
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPECTED = {
+    "AcmeRenewalFailing",
     "Watchdog", "TargetDown", "EndpointDown", "TlsCertificateExpiringSoon", "PostgresDown",
     "PostgresRestarted", "PostgresTooManyConnections", "PostgresDeadlocks", "RedisDown",
     "RedisMemoryNearLimit", "RedisRejectedConnections", "NginxDown", "HostHighCpu",
@@ -123,4 +124,11 @@ def test_thresholds_in_the_uploaded_rules_follow_the_settings() -> None:
 
 
 def test_the_default_thresholds_are_what_the_default_settings_give() -> None:
-    assert alert_thresholds(parse_config({}, "dev")) == THRESHOLDS
+    assert alert_thresholds(parse_config({}, "dev")) == replace(
+        THRESHOLDS,
+        acme_renewal_overdue_seconds=0,  # tlsMode self-signed: it cannot fire
+    )
+    acme = parse_config(
+        {"tlsMode": "acme", "acmeEmail": "ops@example.com", "domain": "a.example"}, "dev"
+    )
+    assert alert_thresholds(acme) == THRESHOLDS

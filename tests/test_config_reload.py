@@ -101,7 +101,8 @@ def test_the_reload_follows_the_apply_container_and_joins_the_service_pid_namesp
         service_container = run.containers()[service]
         # replaced with the apply container: its label carries the apply container's id
         assert apply.urn in reload.dependencies
-        assert unwrap(reload.inputs)["pidMode"] == f"container:{service_container.name}"
+        # the container's id (the mocks': its name + "-id"), which Docker keeps as given
+        assert unwrap(reload.inputs)["pidMode"] == f"container:{service_container.name}-id"
         assert unwrap(reload.inputs)["networkMode"] == "none"
         # the first deployment writes the volume before the service starts
         assert apply.urn in service_container.dependencies

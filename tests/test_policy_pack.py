@@ -29,7 +29,7 @@ from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 import rules
 from tests.policy_cases import breakage_params
 from tests.stack_harness import (
-    IMAGE_KEYS,
+    PULLED_IMAGE_KEYS,
     Registration,
     StackRun,
     policy_baseline,
@@ -142,7 +142,7 @@ def test_dev_prod_with_digests_and_k8s_pass_the_real_pack(pack: Any) -> None:
 
 def test_prod_with_tags_only_gets_advisories_that_do_not_block(pack: Any) -> None:
     found = analyze_stack(pack, stack_run("prod"))
-    assert len(found) == len(IMAGE_KEYS)  # one per pulled image
+    assert len(found) == len(PULLED_IMAGE_KEYS)  # one per pulled image
     assert {(name, level) for name, level, _ in found} == {("image-pinned-digest-prod", ADVISORY)}
 
 

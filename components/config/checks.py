@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from components.config.settings import PROJECT, snake
-from components.config.validators import size_in_bytes
+from components.config.validators import public_domain_problem, size_in_bytes
 from components.monitoring.slo import availability_probe_interval_limit
 
 
@@ -35,6 +35,8 @@ def cross_field_problems(v: Mapping[str, Any]) -> list[str]:
             "'provided' both are required (pulumi config set tlsCertificate < cert.pem; "
             "pulumi config set --secret tlsPrivateKey < key.pem)"
         )
+    if v["tls_mode"] == "acme" and v["platform"] != "kubernetes":  # kubernetes: one line below
+        problems.extend(acme_problems(v))
     if v["pitr_repo_type"] == "s3":
         missing = [
             key
@@ -74,6 +76,24 @@ def cross_field_problems(v: Mapping[str, Any]) -> list[str]:
         )
     if v["platform"] == "kubernetes":
         problems.extend(kubernetes_problems(v))
+    return problems
+
+
+def acme_problems(v: Mapping[str, Any]) -> list[str]:
+    """What an ACME CA needs: a contact for the account, and a public name it can validate."""
+    problems = []
+    if not v["acme_email"]:
+        problems.append(
+            f"{PROJECT}:acmeEmail: not set; allowed: with tlsMode 'acme' a contact e-mail for "
+            "the ACME account (pulumi config set acmeEmail ops@example.com)"
+        )
+    not_public = public_domain_problem(v["domain"])
+    if not_public:
+        problems.append(
+            f"{PROJECT}:domain: got {v['domain']!r} ({not_public}); allowed: with tlsMode "
+            "'acme' a public DNS name whose port 80 reaches this host, like "
+            "'platform.example.com'"
+        )
     return problems
 
 
@@ -124,6 +144,6 @@ def kubernetes_problems(v: Mapping[str, Any]) -> list[str]:
     if v["tls_mode"] != "self-signed":
         problems.append(
             f"{PROJECT}:tlsMode: got {v['tls_mode']!r}; allowed: 'self-signed' on kubernetes "
-            "(the public certificate comes from cert-manager: k8sClusterIssuer)"
+            "(the public certificate, ACME included, comes from cert-manager: k8sClusterIssuer)"
         )
     return problems

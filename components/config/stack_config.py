@@ -39,6 +39,11 @@ class StackConfig:
     tls_mode: str
     tls_certificate: str
     tls_private_key: pulumi.Output[str] | None
+    acme_email: str
+    acme_directory_url: str
+    acme_renew_days: int
+    acme_ca_bundle: str
+    acme_image: str
     expose_data_ports: bool
     db_name: str
     db_user: str

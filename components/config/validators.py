@@ -10,6 +10,7 @@ import datetime
 import ipaddress
 import itertools
 import re
+import urllib.parse
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -27,7 +28,7 @@ REDIS_EVICTION_POLICIES = (
     "volatile-ttl",
 )
 RESTART_POLICIES = ("unless-stopped", "always", "on-failure")
-TLS_MODES = ("self-signed", "provided")
+TLS_MODES = ("self-signed", "provided", "acme")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 PLATFORMS = ("docker", "kubernetes")
 PITR_REPO_TYPES = ("posix", "s3")
@@ -194,6 +195,35 @@ def _retention(v: str) -> str | None:
 def _s3_destination(v: str) -> str | None:
     ok = v == "" or (v.startswith("s3://") and len(v) > len("s3://"))
     return None if ok else "an s3://bucket/path URL, or empty"
+
+
+def _email(v: str) -> str | None:
+    ok = v == "" or re.fullmatch(
+        r"[^@\s]+@[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?\.[A-Za-z]{2,}", v
+    )
+    return None if ok else "an e-mail address like 'ops@example.com', or empty"
+
+
+def _acme_directory(v: str) -> str | None:
+    """RFC 8555 6.1: ACME is HTTPS only; the directory is a URL with a host."""
+    parts = urllib.parse.urlsplit(v)
+    ok = parts.scheme == "https" and bool(parts.hostname) and not re.search(r"\s", v)
+    return None if ok else "an https:// URL of an ACME directory (RFC 8555 speaks HTTPS only)"
+
+
+def public_domain_problem(domain: str) -> str | None:
+    """Why an ACME CA cannot issue for `domain` (an IP address, localhost, one label), or None."""
+    try:
+        ipaddress.ip_address(domain)
+    except ValueError:
+        pass
+    else:
+        return "an IP address"
+    if domain.lower() == "localhost" or domain.lower().endswith(".localhost"):
+        return "localhost"
+    if "." not in domain:
+        return "a name of one label"
+    return None
 
 
 def _optional_url(v: str) -> str | None:

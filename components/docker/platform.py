@@ -117,6 +117,7 @@ class DockerPlatform(pulumi.ComponentResource):
         # (service, volume name) -> volume, for services that mount another's (SharedVolume)
         self._volumes: dict[tuple[str, str], docker.Volume] = {}
         self._built: dict[str, docker.Image] = {}  # image name -> its build
+        self._containers: dict[str, docker.Container] = {}  # service -> container (PID joins)
         child = pulumi.ResourceOptions(parent=self)
         # internal=True: no route off the host; only services also on `edge` can reach out
         # or be reached (nginx, and the egress of Grafana and Alertmanager).
@@ -172,11 +173,14 @@ class DockerPlatform(pulumi.ComponentResource):
             networks.add("edge")
         config: ConfigVolume | None = None
         if spec.reload is not None and spec.files:
-            config = self._config_volume(spec, spec.reload, image_ref, sorted(networks), child)
+            config = self._config_volume(
+                spec, spec.reload, image_ref, sorted(networks), [vol for vol, _ in shared], child
+            )
         container = docker.Container(
             prefix,
             image=image_ref,
             command=list(spec.command) if spec.command is not None else None,
+            entrypoints=list(spec.entrypoint) if spec.entrypoint is not None else None,
             envs=[pulumi.Output.concat(k, "=", v) for k, v in spec.env.items()] or None,
             user=spec.user,
             networks_advanced=[
@@ -236,9 +240,19 @@ class DockerPlatform(pulumi.ComponentResource):
             healthcheck=self._healthcheck(spec),
             wait=spec.health is not None,
             wait_timeout=self.policy.startup_timeout_seconds if spec.health else None,
-            restart=self.policy.restart_policy,
+            restart="no" if spec.one_shot else self.policy.restart_policy,
             max_retry_count=(
-                self.policy.restart_attempts if self.policy.restart_policy == "on-failure" else None
+                self.policy.restart_attempts
+                if self.policy.restart_policy == "on-failure" and not spec.one_shot
+                else None
+            ),
+            # a one-shot container is waited for (attach) and may then stay exited (must_run)
+            attach=spec.one_shot or None,
+            must_run=False if spec.one_shot else None,
+            pid_mode=(
+                pulumi.Output.concat("container:", self._pid_owner(spec).id)
+                if spec.pid_namespace_of
+                else None
             ),
             memory=spec.memory_mb,
             memory_swap=spec.memory_mb,  # equal to memory: no swap, so the limit is real
@@ -256,6 +270,11 @@ class DockerPlatform(pulumi.ComponentResource):
                 docker.ContainerLabelArgs(
                     label="platform.health", value="docker" if spec.health else "prometheus-up"
                 ),
+                *(
+                    [docker.ContainerLabelArgs(label=ONE_SHOT_LABEL, value="run")]
+                    if spec.one_shot
+                    else []
+                ),
             ],
             opts=child.merge(
                 pulumi.ResourceOptions(
@@ -263,6 +282,9 @@ class DockerPlatform(pulumi.ComponentResource):
                 )
             ),
         )
+        self._containers[spec.name] = container
+        if spec.one_shot:
+            _fail_unless_zero(spec.name, "its run", container, "what depends on it is not started")
         if config is not None and spec.reload is not None:
             config.reload = self._reload(spec, spec.reload, image_ref, container, config, child)
         return DockerService(container=container, image=image, volumes=volumes, config=config)
@@ -310,6 +332,7 @@ class DockerPlatform(pulumi.ComponentResource):
         reload: ConfigReload,
         image_ref: pulumi.Input[str],
         networks: Sequence[str],
+        shared: Sequence[docker.Volume],
         child: pulumi.ResourceOptions,
     ) -> ConfigVolume:
         """The volume the service reads its files from, and the one-shot container that
@@ -351,7 +374,17 @@ class DockerPlatform(pulumi.ComponentResource):
                 )
                 for n in networks
             ],
-            volumes=[docker.ContainerVolumeArgs(volume_name=volume.name, container_path=LIVE_DIR)],
+            volumes=[
+                docker.ContainerVolumeArgs(volume_name=volume.name, container_path=LIVE_DIR),
+                # what the files refer to in other services' volumes (nginx: the ACME
+                # certificate), read-only, so the check loads it as the program will
+                *(
+                    docker.ContainerVolumeArgs(
+                        volume_name=vol.name, container_path=s.mount_path, read_only=True
+                    )
+                    for vol, s in zip(shared, spec.shared_volumes, strict=True)
+                ),
+            ],
             uploads=[_upload(f) for f in spec.files],
         )
         return ConfigVolume(volume=volume, apply=apply, directory=reload.directory)
@@ -383,7 +416,9 @@ class DockerPlatform(pulumi.ComponentResource):
             image=image_ref,
             command=[reload_script(spec.name, reload)],
             user=spec.user,  # the program's own user may signal it without CAP_KILL
-            pid_mode=container.name.apply(lambda name: f"container:{name}"),
+            # the id, not the name: Docker keeps `container:<id>` whichever it was given, and
+            # the provider reads that back (a name would show a change on every refresh)
+            pid_mode=pulumi.Output.concat("container:", container.id),
             network_mode="none",
         )
         _fail_unless_zero(spec.name, "the reload", reloader)
@@ -446,6 +481,15 @@ class DockerPlatform(pulumi.ComponentResource):
         )
         # only the identity comes out: not secret, whatever the masked values were
         return DockerTask(container=container, done=pulumi.Output.unsecret(done))
+
+    def _pid_owner(self, spec: ServiceSpec) -> docker.Container:
+        try:
+            return self._containers[str(spec.pid_namespace_of)]
+        except KeyError:
+            raise ValueError(
+                f"{spec.name} joins the PID namespace of {spec.pid_namespace_of!r}, "
+                "which is not deployed yet"
+            ) from None
 
     def _shared(self, user: str, service: str, name: str) -> docker.Volume:
         try:
@@ -543,9 +587,12 @@ def _keeps_previous(service: str) -> str:
     return f"the running {service} keeps its previous configuration"
 
 
-def _fail_unless_zero(service: str, step: str, container: docker.Container) -> None:
+def _fail_unless_zero(
+    service: str, step: str, container: docker.Container, consequence: str | None = None
+) -> None:
+    consequence = consequence or _keeps_previous(service)
     pulumi.Output.all(container.exit_code, container.container_logs).apply(
-        lambda v: require_exit_zero(f"{service}: {step}", v[0], v[1], _keeps_previous(service))
+        lambda v: require_exit_zero(f"{service}: {step}", v[0], v[1], consequence)
     )
 
 

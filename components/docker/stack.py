@@ -66,7 +66,7 @@ class DataPlatform(pulumi.ComponentResource):
             edge.nginx,
             platform,
             child,
-            verify_tls=c.tls_mode == "provided",
+            verify_tls=c.tls_mode in ("provided", "acme"),
             host_metrics=c.host_metrics,
         )
         self.endpoints = stack.endpoints(

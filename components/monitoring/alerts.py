@@ -53,6 +53,10 @@ class Thresholds:
     # a drill's measured RPO may exceed PostgreSQL's archive_timeout by this much (the heartbeat
     # interval, 5 s by default, and the time a segment takes to be pushed)
     drill_rpo_margin_seconds: int = 30
+    # tlsMode acme: the client renews below acmeRenewDays (30 by default), twice a day; still
+    # below it 2 days later (4 failed attempts) the renewal is failing. 0 outside acme: the
+    # alert cannot fire (TlsCertificateExpiringSoon still covers every mode).
+    acme_renewal_overdue_seconds: int = (30 - 2) * 86400
 
 
 THRESHOLDS = Thresholds()
@@ -66,6 +70,7 @@ THRESHOLD_SETTINGS = {
     "base_backup_max_age_seconds": "backupSchedule's longest gap + 4 h (Kubernetes)",
     "drill_max_age_seconds": "pitrDrillSchedule's longest gap + 4 h",
     "drill_rpo_margin_seconds": "fixed: the heartbeat interval + the push of one segment",
+    "acme_renewal_overdue_seconds": "acmeRenewDays - 2 days (tlsMode acme; else never)",
 }
 
 
@@ -184,6 +189,34 @@ ALERTS: tuple[Alert, ...] = (
         quiet=Case(
             series={_s("probe_ssl_earliest_cert_expiry", PROBE): "8640000x10"}, eval_time="5m"
         ),
+    ),
+    Alert(
+        name="AcmeRenewalFailing",
+        group="platform",
+        expr="probe_ssl_earliest_cert_expiry - time() < $acme_renewal_overdue_seconds",
+        severity="warning",
+        summary=(
+            "The ACME certificate should have been renewed 2 days ago: renewals are failing "
+            "(the old certificate still serves)."
+        ),
+        action=(
+            "Read the acme container's log (`docker logs` of the acme container): the ACME "
+            "directory unreachable, port 80 not reaching nginx for HTTP-01, or a rate limit. "
+            "Run one pass by hand: `docker exec ACME_CONTAINER /bin/sh /etc/acme/acme.sh once`."
+        ),
+        fires=Case(
+            # 20 days left: renewal (below 30) has failed for 8 days
+            series={_s("probe_ssl_earliest_cert_expiry", PROBE): "1728000+0x70"},
+            eval_time="70m",
+            labels=PROBE,
+        ),
+        quiet=Case(
+            # 29 days left: inside the renewal window, the client's first attempts still due
+            series={_s("probe_ssl_earliest_cert_expiry", PROBE): "2505600+0x70"},
+            eval_time="70m",
+        ),
+        for_="1h",
+        platforms=frozenset({"docker"}),
     ),
     Alert(
         name="PostgresDown",

@@ -12,8 +12,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from components.render.acme_sh import CHALLENGE_PREFIX, LIVE_CERT, LIVE_KEY
+
 TLS_CERT_PATH = "tls/tls.crt"
 TLS_KEY_PATH = "tls/tls.key"
+# tlsMode acme: the client's volume (read-only here) and the HTTP-01 webroot volume. The
+# webroot is absolute: `root` is relative to nginx's prefix, which is /etc/nginx in the
+# upstream image but /usr/share/nginx in Debian's build (seen on the engine tier: 404).
+# Outside /etc/nginx, which is the configuration volume the stack rewrites (docs/changes.md):
+# the ACME client's volumes are mounted here, read-only, in nginx and in its config check.
+ACME_DIR = "/etc/ssl/acme"
+ACME_WEBROOT = "/var/www/acme-webroot"
 STUB_STATUS_PORT = 8081
 
 MOZILLA_INTERMEDIATE_CIPHERS = ":".join(
@@ -59,9 +68,27 @@ class NginxSettings:
     # the client's address is taken from X-Forwarded-For, so the rate limit and the admin
     # allow-list see the client. Empty on Docker, where clients connect to nginx directly.
     real_ip_from: Sequence[str] = ()
+    # tlsMode acme: the certificate comes from the ACME client's volume, and port 80 serves
+    # its HTTP-01 challenge files (everything else there still redirects to HTTPS).
+    acme: bool = False
 
 
 def render_nginx_conf(s: NginxSettings) -> str:
+    cert, key = (
+        (f"{ACME_DIR}/{LIVE_CERT}", f"{ACME_DIR}/{LIVE_KEY}")
+        if s.acme
+        else (TLS_CERT_PATH, TLS_KEY_PATH)
+    )
+    challenge = (
+        f"""
+        location ^~ {CHALLENGE_PREFIX} {{
+            root {ACME_WEBROOT};
+            default_type text/plain;
+            try_files $uri =404;
+        }}"""
+        if s.acme
+        else ""
+    )
     https_suffix = "" if s.https_port == 443 else f":{s.https_port}"
     headers = "\n".join(
         f'    add_header {name} "{value}" always;' for name, value in SECURITY_HEADERS
@@ -128,7 +155,7 @@ http {{
     # Port 80: only a permanent redirect to HTTPS (308 keeps the method and body).
     server {{
         listen 80 default_server;
-        server_name {s.server_name};
+        server_name {s.server_name};{challenge}
         location / {{
             return 308 https://$host{https_suffix}$request_uri;
         }}
@@ -138,8 +165,8 @@ http {{
         listen 443 ssl http2 default_server;
         server_name {s.server_name};
 
-        ssl_certificate {TLS_CERT_PATH};
-        ssl_certificate_key {TLS_KEY_PATH};
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
         ssl_protocols TLSv1.2 TLSv1.3;
         ssl_ecdh_curve X25519:prime256v1:secp384r1;
         ssl_ciphers {MOZILLA_INTERMEDIATE_CIPHERS};

@@ -335,6 +335,14 @@ class Applier:
                 self.create(service)
         return replaced
 
+    def pid_mode(self, recorded: str | None) -> str | None:
+        """`container:<id>` names the recorded id of another container (the mocks' id is the
+        record's name + "-id"): here, the engine's name of that container."""
+        if not recorded or not recorded.startswith("container:"):
+            return recorded
+        owner = recorded.removeprefix("container:").removesuffix("-id")
+        return f"container:{self.name(owner)}"
+
     def wait_healthy(self, service: str, timeout: float) -> None:
         """The provider's `wait`: poll until healthy; fail on unhealthy, exit or timeout."""
         deadline = time.monotonic() + timeout
@@ -399,12 +407,7 @@ class Applier:
             },
             devices=[_device(d) for d in inputs.get("devices", [])] or None,
             network_mode=networks[0][0] if networks else inputs.get("networkMode"),
-            # `container:<name>`: the applier's names carry its prefix
-            pid_mode=(
-                inputs["pidMode"].replace("container:", f"container:{self.prefix}", 1)
-                if "pidMode" in inputs
-                else None
-            ),
+            pid_mode=self.pid_mode(inputs.get("pidMode")),
         )
         config: dict[str, Any] = {
             "image": self.images.get(recorded, recorded),

@@ -29,6 +29,7 @@ STANDINS = {
     "blackboxImage": "blackbox-exporter",
     "nodeExporterImage": "node-exporter",
     "grafanaImage": "grafana-stub",
+    "acmeImage": "lego",
 }
 # Records the tier does not run: no Debian package, and no stub, because nothing it runs
 # waits on them (docs/engine-tests.md).
