@@ -364,8 +364,8 @@ class DockerPlatform(pulumi.ComponentResource):
             ),
             image=image_ref,
             command=[apply_script(reload)],
-            # root writes the root-owned volume; with no capability beyond the service's, it
-            # keeps a file's group only when it is in that group (no CAP_CHOWN): the readers'
+            # root writes the root-owned volume, with no capability beyond the service's (no
+            # CAP_CHOWN): its copies are root's, in its primary group, the readers' (apply_user)
             user=apply_user(spec.files),
             networks_advanced=[
                 # the service's networks, so a checker resolves the names the program will
@@ -553,8 +553,9 @@ def apply_script(reload: ConfigReload, live: str = LIVE_DIR) -> str:
         (
             "set -eu",
             shlex.join(reload.check),
-            # -p: each file keeps the owner, group and mode its upload declared
-            f'rm -rf "{new}" && mkdir "{new}" && cp -Rp "{src}/." "{new}/"',
+            # a copy is root's, in the group root runs in here (`apply_user`), with the mode
+            # its upload declared (less the umask's 022)
+            f'rm -rf "{new}" && mkdir "{new}" && cp -R "{src}/." "{new}/"',
             f'cd "{new}"',
             f'find . -mindepth 1 -type d | while read -r d; do mkdir -p "{live}/$d"; done',
             f'find . ! -type d | while read -r f; do mv -f "$f" "{live}/$f"; done',
