@@ -298,31 +298,17 @@ class DockerPlatform(pulumi.ComponentResource):
         labels: Sequence[docker.ContainerLabelArgs] = (),
         **inputs: Any,
     ) -> docker.Container:
-        """A container of the service's image that runs once to the end and is kept: the
-        provider's `attach` waits for its exit (`must_run=False`), `logs` keeps its output
-        in `container_logs`. Same limits and hardening as the service's container."""
-        return docker.Container(
+        """A container of the service's image that runs once to the end (`one_shot_container`),
+        with the service's limits and capabilities, through `/bin/sh -c`."""
+        return one_shot_container(
             name,
-            attach=True,
-            must_run=False,
-            logs=True,
-            restart="no",
-            memory=spec.memory_mb,
-            memory_swap=spec.memory_mb,
-            log_driver="json-file",
-            log_opts=LOG_OPTIONS,
-            security_opts=["no-new-privileges:true"],
-            capabilities=docker.ContainerCapabilitiesArgs(
-                drops=["ALL"], adds=sorted(spec.capabilities) or None
-            ),
-            labels=[
-                docker.ContainerLabelArgs(label="org.opencontainers.image.title", value=spec.name),
-                docker.ContainerLabelArgs(label="platform.stack", value=pulumi.get_stack()),
-                docker.ContainerLabelArgs(label=ONE_SHOT_LABEL, value=kind),
-                *labels,
-            ],
-            entrypoints=["/bin/sh", "-c"],
+            title=spec.name,
+            kind=kind,
+            memory_mb=spec.memory_mb,
+            capabilities=spec.capabilities,
             opts=opts,
+            labels=labels,
+            entrypoints=["/bin/sh", "-c"],
             **inputs,
         )
 
@@ -437,7 +423,7 @@ class DockerPlatform(pulumi.ComponentResource):
         image = docker.RemoteImage(
             f"{prefix}-image", name=task.image, keep_locally=True, opts=child
         )
-        container = docker.Container(
+        container = one_shot_container(
             prefix,
             image=image.image_id,
             entrypoints=list(task.entrypoint),
@@ -451,23 +437,12 @@ class DockerPlatform(pulumi.ComponentResource):
                 for n in sorted(set(task.networks))
             ],
             uploads=[_upload(f) for f in task.files] or None,
-            must_run=False,  # it exits when done
-            attach=True,  # `pulumi up` waits for it to end
-            logs=True,  # and keeps its output, shown if it fails
             rm=False,  # kept (exited): gone, the next `up` would create and run it again
-            restart="no",  # a failed migration is not retried on its own
-            memory=task.memory_mb,
-            memory_swap=task.memory_mb,
-            log_driver="json-file",
-            log_opts=LOG_OPTIONS,
-            security_opts=["no-new-privileges:true"],
-            capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"]),
-            labels=[
-                docker.ContainerLabelArgs(label="org.opencontainers.image.title", value=task.name),
-                docker.ContainerLabelArgs(label="platform.stack", value=pulumi.get_stack()),
-                docker.ContainerLabelArgs(label="platform.health", value="one-shot"),
-                docker.ContainerLabelArgs(label=ONE_SHOT_LABEL, value="task"),
-            ],
+            title=task.name,
+            kind="task",
+            memory_mb=task.memory_mb,
+            capabilities=(),
+            labels=[docker.ContainerLabelArgs(label="platform.health", value="one-shot")],
             opts=child.merge(
                 pulumi.ResourceOptions(
                     depends_on=list(task.depends_on),
@@ -528,6 +503,47 @@ def _upload(file: ConfigFile) -> docker.ContainerUploadArgs:
         owner=file.owner,
         group=file.group or file.owner,
         permissions=file.mode,
+    )
+
+
+def one_shot_container(
+    name: str,
+    *,
+    title: str,
+    kind: str,
+    memory_mb: int,
+    capabilities: Sequence[str],
+    opts: pulumi.ResourceOptions,
+    labels: Sequence[docker.ContainerLabelArgs] = (),
+    **inputs: Any,
+) -> docker.Container:
+    """A container `pulumi up` runs once to its end and keeps, exited: the provider's `attach`
+    waits for the exit (`must_run=False`) and `logs` keeps the output in `container_logs`
+    (`require_exit_zero` fails the run on a non-zero exit). It is never restarted, and has
+    the services' log options and hardening: the migration step, a configuration's apply
+    and reload."""
+    return docker.Container(
+        name,
+        attach=True,
+        must_run=False,
+        logs=True,
+        restart="no",
+        memory=memory_mb,
+        memory_swap=memory_mb,
+        log_driver="json-file",
+        log_opts=LOG_OPTIONS,
+        security_opts=["no-new-privileges:true"],
+        capabilities=docker.ContainerCapabilitiesArgs(
+            drops=["ALL"], adds=sorted(capabilities) or None
+        ),
+        labels=[
+            docker.ContainerLabelArgs(label="org.opencontainers.image.title", value=title),
+            docker.ContainerLabelArgs(label="platform.stack", value=pulumi.get_stack()),
+            docker.ContainerLabelArgs(label=ONE_SHOT_LABEL, value=kind),
+            *labels,
+        ],
+        opts=opts,
+        **inputs,
     )
 
 
