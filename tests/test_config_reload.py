@@ -199,7 +199,7 @@ def test_a_refused_configuration_leaves_the_live_files_untouched(tmp_path: Path)
 
 def test_the_reload_script_refuses_when_pid_1_is_not_the_program() -> None:
     # In a fresh PID namespace the shell itself is PID 1: not nginx.
-    script = reload_script("nginx", ConfigReload("/etc/nginx", ("true",), "nginx"))
+    script = reload_script("nginx", "nginx")
     result = subprocess.run(
         ["unshare", "--pid", "--fork", "--mount-proc", "sh", "-c", script],
         capture_output=True,
