@@ -65,15 +65,17 @@ def checked_dashboards(dashboards: Mapping[str, str]) -> list[tuple[str, str]]:
                 f"grafana: dashboard file name {name!r} is not allowed; allowed: a plain "
                 "file name ending in .json (letters, digits, '.', '_', '-')"
             )
+        allowed = "allowed: one JSON object, the dashboard model"
         try:
             model = json.loads(text)
         except ValueError as error:
-            model = error
-        if not isinstance(model, dict):
-            why = model if isinstance(model, ValueError) else f"a JSON {type(model).__name__}"
             raise ValueError(
-                f"grafana: dashboard {name!r} is not a JSON object ({why}); allowed: one "
-                "JSON object, the dashboard model"
+                f"grafana: dashboard {name!r} is not valid JSON ({error}); {allowed}"
+            ) from None
+        if not isinstance(model, dict):
+            raise ValueError(
+                f"grafana: dashboard {name!r} is a JSON {type(model).__name__}, not an "
+                f"object; {allowed}"
             )
     return sorted(dashboards.items())
 

@@ -262,8 +262,8 @@ def test_a_failed_grafana_apply_fails_the_run() -> None:
 @pytest.mark.parametrize(
     ("name", "text", "expected"),
     [
-        ("broken.json", '{"title": "x",}', "dashboard 'broken.json' is not a JSON object"),
-        ("list.json", "[1, 2]", "dashboard 'list.json' is not a JSON object (a JSON list)"),
+        ("broken.json", '{"title": "x",}', "dashboard 'broken.json' is not valid JSON (Expecting"),
+        ("list.json", "[1, 2]", "dashboard 'list.json' is a JSON list, not an object"),
         ("../escape.json", "{}", "dashboard file name '../escape.json' is not allowed"),
         ("board.yaml", "{}", "dashboard file name 'board.yaml' is not allowed"),
     ],
