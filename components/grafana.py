@@ -1,7 +1,15 @@
-"""Grafana: dashboards over Prometheus, provisioned from files, behind nginx at /grafana/."""
+"""Grafana: dashboards over Prometheus, provisioned from files, behind nginx at /grafana/.
+
+The dashboards live in a configuration volume (`reload`): Grafana's file provider polls them
+(components/render/grafana_provisioning.py), so a dashboard change reaches the running
+Grafana with no new container and no signal. The data sources, the provider file and the
+admin password are read at start only and stay files of the container (docs/changes.md).
+"""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -13,13 +21,22 @@ from components.render.grafana_provisioning import (
     render_dashboard_provider,
     render_datasources,
 )
-from components.spec import ConfigFile, DataVolume, HealthProbe, Platform, ServiceSpec
+from components.spec import (
+    ConfigFile,
+    ConfigReload,
+    DataVolume,
+    HealthProbe,
+    Platform,
+    ServiceSpec,
+)
 
 PORT = 3000
 # grafana/grafana:11.3.1 runs as uid 472, gid 0 (docs/secret-files.md).
 GRAFANA_UID, GRAFANA_GID = "472", "0"
 CREDENTIAL_FILE = "/run/secrets/grafana-admin-password"
 PROVISIONING = "/etc/grafana/provisioning"
+# Grafana's file provider reads `*.json` files; one flat directory (no folders from paths).
+DASHBOARD_FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\.json")
 
 
 @dataclass(frozen=True)
@@ -36,6 +53,31 @@ class GrafanaArgs:
     # file name -> dashboard JSON; the monitoring issue generates these.
     dashboards: Mapping[str, str] = field(default_factory=dict)
     depends_on: Sequence[pulumi.Resource] = ()
+
+
+def checked_dashboards(dashboards: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(file name, JSON) sorted, each checked here: Grafana's image has no checker for a
+    dashboard, and its file provider skips a file it cannot parse (logging an error), so a
+    broken one would be applied silently."""
+    for name, text in dashboards.items():
+        if not DASHBOARD_FILE.fullmatch(name):
+            raise ValueError(
+                f"grafana: dashboard file name {name!r} is not allowed; allowed: a plain "
+                "file name ending in .json (letters, digits, '.', '_', '-')"
+            )
+        allowed = "allowed: one JSON object, the dashboard model"
+        try:
+            model = json.loads(text)
+        except ValueError as error:
+            raise ValueError(
+                f"grafana: dashboard {name!r} is not valid JSON ({error}); {allowed}"
+            ) from None
+        if not isinstance(model, dict):
+            raise ValueError(
+                f"grafana: dashboard {name!r} is a JSON {type(model).__name__}, not an "
+                f"object; {allowed}"
+            )
+    return sorted(dashboards.items())
 
 
 def grafana_spec(args: GrafanaArgs, admin_password: pulumi.Input[str]) -> ServiceSpec:
@@ -79,9 +121,12 @@ def grafana_spec(args: GrafanaArgs, admin_password: pulumi.Input[str]) -> Servic
             ConfigFile(f"{PROVISIONING}/dashboards/platform.yml", render_dashboard_provider()),
             *(
                 ConfigFile(f"{DASHBOARDS_DIR}/{n}", text)
-                for n, text in sorted(args.dashboards.items())
+                for n, text in checked_dashboards(args.dashboards)
             ),
         ],
+        # Only the dashboards (under DASHBOARDS_DIR) go to the volume. No checker in the
+        # image (checked_dashboards checks them here) and no signal: Grafana polls.
+        reload=ConfigReload(directory=DASHBOARDS_DIR, check=(), process=None),
         volumes=[DataVolume("data", "/var/lib/grafana")],
         health=HealthProbe(
             ["wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{PORT}/api/health"],

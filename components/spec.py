@@ -114,14 +114,17 @@ class ImageBuild:
 class ConfigReload:
     """How the running program takes new files without a new container.
 
-    Every generated file lives under `directory`. `check` is the program's own checker, run
-    from the service's image against the new files where the program will read them; `process`
-    is the program's name as PID 1 of its container, which re-reads its files on SIGHUP.
+    The generated files under `directory` live in a volume a one-shot container of the
+    service's image writes; the service's other files stay in its container, so a change to
+    them still replaces it. `check` is the program's own checker, run against the new files
+    where the program will read them (empty: the image has none). `process` is the program's
+    name as PID 1 of its container, which re-reads its files on SIGHUP; None: the program
+    re-reads them on its own (Grafana polls its dashboards), so nothing is signalled.
     """
 
     directory: str
     check: Sequence[str]
-    process: str
+    process: str | None
 
 
 @dataclass(frozen=True)

@@ -359,10 +359,11 @@ def policy_baseline(stack: str) -> StackRun:
 
 def uploads(run: StackRun, service: str) -> dict[str, str]:
     """The files a service's program reads: path -> content (secrets unwrapped). Uploaded
-    into its container, or, for a reloaded service, into its config-apply container, which
+    into its container, and, for a reloaded service, into its config-apply container, which
     writes them into the volume the service reads (components/docker/platform.py)."""
-    container = run.workloads().get(f"{service}-config-apply") or run.containers()[service]
-    return {u["file"]: u["content"] for u in unwrap(container.inputs)["uploads"]}
+    apply = run.one_shots().get(f"{service}-config-apply")
+    holders = [run.containers()[service], *([apply] if apply else [])]
+    return {u["file"]: u["content"] for c in holders for u in unwrap(c.inputs).get("uploads", [])}
 
 
 def secret_uploads(run: StackRun) -> list[tuple[str, dict[str, Any]]]:
@@ -371,11 +372,11 @@ def secret_uploads(run: StackRun) -> list[tuple[str, dict[str, Any]]]:
     marker: the provider marks a whole `uploads` list secret when one file in it is."""
     secrets = [s for s in (*run.generated_secrets, *run.secret_config) if len(s) >= 8]
     found = []
-    workloads = run.containers()
+    holders = list(run.containers().items())
     for name, one_shot in run.one_shots().items():  # a reloaded service's files are here
         if name.endswith("-config-apply"):
-            workloads[name.removesuffix("-config-apply")] = one_shot
-    for service, container in workloads.items():
+            holders.append((name.removesuffix("-config-apply"), one_shot))
+    for service, container in holders:
         for upload in unwrap(container.inputs).get("uploads", []):
             if any(s.strip() in str(upload["content"]) for s in secrets):
                 found.append((service, upload))

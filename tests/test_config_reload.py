@@ -1,8 +1,10 @@
-"""Configuration changes reach nginx, Prometheus and Alertmanager without a new container.
+"""Configuration changes reach nginx, Prometheus, Alertmanager and Grafana's dashboards
+without a new container.
 
 Under Pulumi's mocks: which inputs of which resources a configuration-only change touches
 (docs/changes.md). Run for real (sh, the copy into the volume): the apply script against a
-directory standing in for the volume. On the real engine: tests/engine/stack/test_reload.py.
+directory standing in for the volume. On the real engine: tests/engine/stack/test_reload.py
+and test_reload_grafana.py.
 """
 
 from __future__ import annotations
@@ -13,13 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+import components.stack
 from components.docker.platform import (
     OneShotFailed,
     apply_script,
     reload_script,
     require_exit_zero,
 )
+from components.grafana import checked_dashboards
+from components.monitoring.dashboards import dashboard_files
+from components.render.grafana_provisioning import DASHBOARD_POLL_SECONDS, DASHBOARDS_DIR
 from components.spec import ConfigReload
 from tests.stack_harness import (
     PROD_CONFIG,
@@ -157,6 +164,118 @@ def test_a_refused_configuration_fails_the_run_and_signals_nothing() -> None:
     assert "platform-docker-nginx-config-reload" not in names
 
 
+# -- Grafana: its dashboards in a volume, no signal (its file provider polls them) ----------
+
+EDITED = "platform-overview.json"
+GRAFANA_KEPT = {  # read at start only: still files of Grafana's container
+    "/run/secrets/grafana-admin-password",
+    "/etc/grafana/provisioning/datasources/prometheus.yml",
+    "/etc/grafana/provisioning/dashboards/platform.yml",
+}
+# dev's self-signed key and certificate: the mocks make a new key on every run
+MOCK_KEY_FILES = {"/etc/nginx/tls/tls.crt", "/etc/nginx/tls/tls.key"}
+
+
+def edited_dashboard_files() -> dict[str, str]:
+    """The stack's dashboards with one title changed: a dashboard-only change."""
+    files = dashboard_files()
+    board = json.loads(files[EDITED])
+    board["title"] += " (edited)"
+    return {**files, EDITED: json.dumps(board, indent=2, sort_keys=True)}
+
+
+def changed_files(before: StackRun, after: StackRun) -> dict[str, set[str]]:
+    """Container name -> the uploaded files whose content differs between two runs."""
+    old = {r.name: r for r in before.of_type(CONTAINER)}
+    found = {}
+    for reg in after.of_type(CONTAINER):
+        a = {u["file"]: u["content"] for u in unwrap(old[reg.name].inputs).get("uploads", [])}
+        b = {u["file"]: u["content"] for u in unwrap(reg.inputs).get("uploads", [])}
+        paths = {p for p in a.keys() | b.keys() if a.get(p) != b.get(p)} - MOCK_KEY_FILES
+        if paths:
+            found[reg.name] = paths
+    return found
+
+
+@pytest.fixture(scope="module", params=["dev", "prod"])
+def dashboard_runs(request: pytest.FixtureRequest) -> tuple[StackRun, StackRun]:
+    stack = str(request.param)
+    base: dict[str, Any] = PROD_CONFIG if stack == "prod" else {}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(components.stack, "dashboard_files", edited_dashboard_files)
+        after = run_stack(stack, base)
+    return stack_run(stack), after
+
+
+def test_a_dashboard_change_changes_only_grafanas_apply_container_uploads(
+    dashboard_runs: tuple[StackRun, StackRun],
+) -> None:
+    before, after = dashboard_runs
+    assert changed_files(before, after) == {
+        "platform-docker-grafana-config-apply": {f"{DASHBOARDS_DIR}/{EDITED}"}
+    }
+    changed = changed_inputs(before, after)
+    assert changed.pop("platform-docker-grafana-config-apply") == ["uploads"]
+    # dev's nginx files differ by the mocks' new key alone (changed_files above); its apply
+    # container's uploads are then its only changed input
+    assert changed in ({}, {"platform-docker-nginx-config-apply": ["uploads"]})
+
+
+def test_grafana_gets_no_reload_container_and_keeps_its_start_time_files(
+    dashboard_runs: tuple[StackRun, StackRun],
+) -> None:
+    _, run = dashboard_runs
+    shots = run.one_shots()
+    assert "grafana-config-reload" not in shots
+    grafana, apply = run.containers()["grafana"], shots["grafana-config-apply"]
+    inputs = unwrap(grafana.inputs)
+    assert {u["file"] for u in inputs["uploads"]} == GRAFANA_KEPT
+    (mount,) = [v for v in inputs["volumes"] if v["containerPath"] == DASHBOARDS_DIR]
+    assert mount["volumeName"].startswith("platform-docker-grafana-config-")
+    assert mount["readOnly"] is True
+    # what stands in for the signal: Grafana polls that very directory
+    provider = {u["file"]: u["content"] for u in inputs["uploads"]}[
+        "/etc/grafana/provisioning/dashboards/platform.yml"
+    ]
+    (polled,) = yaml.safe_load(provider)["providers"]
+    assert polled["options"]["path"] == DASHBOARDS_DIR
+    assert polled["updateIntervalSeconds"] == DASHBOARD_POLL_SECONDS
+    assert apply.urn in grafana.dependencies  # the first deployment writes them first
+    written = unwrap(apply.inputs)
+    paths = {u["file"] for u in written["uploads"]}
+    assert {f"{DASHBOARDS_DIR}/{name}" for name in edited_dashboard_files()} <= paths
+    assert all(p.startswith(f"{DASHBOARDS_DIR}/") for p in paths), paths  # only dashboards
+    # root writes them; no owner or mode declared: the provider's root 0644, which the copy
+    # keeps (less the umask), so Grafana's uid 472 reads them
+    assert written["user"] == "0"
+    assert all(u.get("permissions", "0644") == "0644" for u in written["uploads"])
+    assert "written: /etc/grafana/dashboards" in written["command"][0]
+
+
+def test_a_failed_grafana_apply_fails_the_run() -> None:
+    output = "cp: can't create '/run/platform-config/.new/x.json': No space left on device"
+    with pytest.raises(Exception, match="grafana: the configuration apply failed") as caught:
+        run_stack("dev", exits={"platform-docker-grafana-config-apply": (1, output)})
+    assert output in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        ("broken.json", '{"title": "x",}', "dashboard 'broken.json' is not valid JSON (Expecting"),
+        ("list.json", "[1, 2]", "dashboard 'list.json' is a JSON list, not an object"),
+        ("../escape.json", "{}", "dashboard file name '../escape.json' is not allowed"),
+        ("board.yaml", "{}", "dashboard file name 'board.yaml' is not allowed"),
+    ],
+)
+def test_a_dashboard_grafana_would_skip_is_refused_when_rendered(
+    name: str, text: str, expected: str
+) -> None:
+    with pytest.raises(ValueError, match="allowed: ") as caught:
+        checked_dashboards({"ok.json": "{}", name: text})
+    assert expected in str(caught.value)
+
+
 # -- the scripts, run by a real shell ---------------------------------------------------------
 
 
@@ -199,7 +318,7 @@ def test_a_refused_configuration_leaves_the_live_files_untouched(tmp_path: Path)
 
 def test_the_reload_script_refuses_when_pid_1_is_not_the_program() -> None:
     # In a fresh PID namespace the shell itself is PID 1: not nginx.
-    script = reload_script("nginx", ConfigReload("/etc/nginx", ("true",), "nginx"))
+    script = reload_script("nginx", "nginx")
     result = subprocess.run(
         ["unshare", "--pid", "--fork", "--mount-proc", "sh", "-c", script],
         capture_output=True,

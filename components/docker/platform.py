@@ -32,7 +32,8 @@ TITLE_LABEL = "org.opencontainers.image.title"
 @dataclass
 class ConfigVolume:
     """A reloaded service's files: the volume it reads them from, the one-shot container
-    that checks and writes them, and the one that makes the program reload them."""
+    that checks and writes them, and the one that makes the program reload them (None for a
+    program that re-reads them on its own)."""
 
     volume: docker.Volume
     apply: docker.Container
@@ -172,9 +173,16 @@ class DockerPlatform(pulumi.ComponentResource):
             # Docker publishes no port of a container attached only to internal networks.
             networks.add("edge")
         config: ConfigVolume | None = None
-        if spec.reload is not None and spec.files:
+        reloaded, kept = reloaded_files(spec)
+        if spec.reload is not None and reloaded:
             config = self._config_volume(
-                spec, spec.reload, image_ref, sorted(networks), [vol for vol, _ in shared], child
+                spec,
+                spec.reload,
+                reloaded,
+                image_ref,
+                sorted(networks),
+                [vol for vol, _ in shared],
+                child,
             )
         container = docker.Container(
             prefix,
@@ -234,9 +242,9 @@ class DockerPlatform(pulumi.ComponentResource):
                 for d in spec.devices
             ]
             or None,
-            # With a config volume the files reach it through the apply container, so a
-            # changed file is no input of this container and never replaces it.
-            uploads=None if config else [_upload(f) for f in spec.files] or None,
+            # With a config volume its files reach it through the apply container, so a
+            # change to one of them is no input of this container and never replaces it.
+            uploads=[_upload(f) for f in (kept if config else spec.files)] or None,
             healthcheck=self._healthcheck(spec),
             wait=spec.health is not None,
             wait_timeout=self.policy.startup_timeout_seconds if spec.health else None,
@@ -286,7 +294,13 @@ class DockerPlatform(pulumi.ComponentResource):
         if spec.one_shot:
             _fail_unless_zero(spec.name, "its run", container, "what depends on it is not started")
         if config is not None and spec.reload is not None:
-            config.reload = self._reload(spec, spec.reload, image_ref, container, config, child)
+            if spec.reload.process is not None:
+                config.reload = self._reload(
+                    spec, spec.reload.process, image_ref, container, config, child
+                )
+            else:
+                # the program re-reads the files on its own: only the apply's exit is checked
+                _fail_unless_zero(spec.name, "the configuration apply", config.apply)
         return DockerService(container=container, image=image, volumes=volumes, config=config)
 
     def _one_shot(
@@ -316,13 +330,15 @@ class DockerPlatform(pulumi.ComponentResource):
         self,
         spec: ServiceSpec,
         reload: ConfigReload,
+        files: Sequence[ConfigFile],
         image_ref: pulumi.Input[str],
         networks: Sequence[str],
         shared: Sequence[docker.Volume],
         child: pulumi.ResourceOptions,
     ) -> ConfigVolume:
-        """The volume the service reads its files from, and the one-shot container that
-        checks new files with the program's own checker and writes them into it.
+        """The volume the service reads `files` (those under `reload.directory`) from, and
+        the one-shot container that checks new files with the program's own checker (if its
+        image has one) and writes them into it.
 
         The apply container runs the service's own image with the files uploaded where the
         program reads them, so the check sees exactly what the program will; it is replaced
@@ -330,14 +346,8 @@ class DockerPlatform(pulumi.ComponentResource):
         on the first deployment, so the service starts with its files in place.
         """
         prefix = f"{self.name}-{spec.name}"
-        outside = [f.path for f in spec.files if not f.path.startswith(f"{reload.directory}/")]
-        if outside:
-            raise ValueError(
-                f"{spec.name}: files {outside} are outside its config directory "
-                f"{reload.directory!r}; a reloaded service keeps every file there"
-            )
         volume = docker.Volume(f"{prefix}-config", opts=child)
-        secret = any(f.secret for f in spec.files)
+        secret = any(f.secret for f in files)
         apply = self._one_shot(
             f"{prefix}-config-apply",
             spec,
@@ -352,7 +362,7 @@ class DockerPlatform(pulumi.ComponentResource):
             command=[apply_script(reload)],
             # root writes the root-owned volume, with no capability beyond the service's (no
             # CAP_CHOWN): its copies are root's, in its primary group, the readers' (apply_user)
-            user=apply_user(spec.files),
+            user=apply_user(files),
             networks_advanced=[
                 # the service's networks, so a checker resolves the names the program will
                 docker.ContainerNetworksAdvancedArgs(
@@ -371,14 +381,14 @@ class DockerPlatform(pulumi.ComponentResource):
                     for vol, s in zip(shared, spec.shared_volumes, strict=True)
                 ),
             ],
-            uploads=[_upload(f) for f in spec.files],
+            uploads=[_upload(f) for f in files],
         )
         return ConfigVolume(volume=volume, apply=apply, directory=reload.directory)
 
     def _reload(
         self,
         spec: ServiceSpec,
-        reload: ConfigReload,
+        process: str,
         image_ref: pulumi.Input[str],
         container: docker.Container,
         config: ConfigVolume,
@@ -400,7 +410,7 @@ class DockerPlatform(pulumi.ComponentResource):
                 )
             ],
             image=image_ref,
-            command=[reload_script(spec.name, reload)],
+            command=[reload_script(spec.name, process)],
             user=spec.user,  # the program's own user may signal it without CAP_KILL
             # the id, not the name: Docker keeps `container:<id>` whichever it was given, and
             # the provider reads that back (a name would show a change on every refresh)
@@ -547,6 +557,16 @@ def one_shot_container(
     )
 
 
+def reloaded_files(spec: ServiceSpec) -> tuple[list[ConfigFile], list[ConfigFile]]:
+    """The files the config volume holds (under `reload.directory`) and those that stay
+    uploads of the container (all of them without `reload`)."""
+    if spec.reload is None:
+        return [], list(spec.files)
+    inside = f"{spec.reload.directory.rstrip('/')}/"
+    reloaded = [f for f in spec.files if f.path.startswith(inside)]
+    return reloaded, [f for f in spec.files if not f.path.startswith(inside)]
+
+
 def apply_user(files: Sequence[ConfigFile]) -> str:
     """root, in the group its files declare for their reader (see `apply_script`)."""
     groups = {f.group for f in files if f.group and f.group != "0"}
@@ -557,18 +577,19 @@ def apply_user(files: Sequence[ConfigFile]) -> str:
 
 def apply_script(reload: ConfigReload, live: str = LIVE_DIR) -> str:
     """Check the files where the program reads them, then move each into the volume with a
-    rename (atomic per file; the program reads them only on the SIGHUP that follows).
+    rename (atomic per file; the program reads them only on the SIGHUP that follows, or, with
+    no `process`, each whole file on its next poll).
 
     The whole directory is copied (the image's own files, such as nginx's mime.types, and
     ours), and files no longer generated are removed. A failed check exits non-zero before
-    anything is written: the live files stay as they were.
+    anything is written: the live files stay as they were. No `check`: nothing is run first.
     """
     src = reload.directory
     new = f"{live}/.new"
     return "\n".join(
         (
             "set -eu",
-            shlex.join(reload.check),
+            *([shlex.join(reload.check)] if reload.check else []),
             # a copy is root's, in the group root runs in here (`apply_user`), with the mode
             # its upload declared (less the umask's 022)
             f'rm -rf "{new}" && mkdir "{new}" && cp -R "{src}/." "{new}/"',
@@ -578,24 +599,24 @@ def apply_script(reload: ConfigReload, live: str = LIVE_DIR) -> str:
             f'cd "{live}" && rm -rf "{new}"',
             f"find . ! -type d | while read -r f; do"
             f' [ -e "{src}/$f" ] || [ -L "{src}/$f" ] || rm -f "$f"; done',
-            f"echo 'checked and written: {src}'",
+            f"echo '{'checked and written' if reload.check else 'written'}: {src}'",
         )
     )
 
 
-def reload_script(service: str, reload: ConfigReload) -> str:
+def reload_script(service: str, process: str) -> str:
     """SIGHUP to the program, after making sure PID 1 is the program (an entry point that
     does not `exec` it would take the signal instead)."""
     return "\n".join(
         (
             "set -eu",
             "comm=$(cat /proc/1/comm)",
-            f'if [ "$comm" != {shlex.quote(reload.process)} ]; then',
-            f'  echo "PID 1 of {service} is $comm, not {reload.process}: nothing reloaded" >&2',
+            f'if [ "$comm" != {shlex.quote(process)} ]; then',
+            f'  echo "PID 1 of {service} is $comm, not {process}: nothing reloaded" >&2',
             "  exit 1",
             "fi",
             "kill -HUP 1",
-            f"echo 'sent SIGHUP to {reload.process} (PID 1)'",
+            f"echo 'sent SIGHUP to {process} (PID 1)'",
         )
     )
 

@@ -19,6 +19,9 @@ TEMPO_DATASOURCE_UID = "tempo"
 TRACE_ID_IN_LOG = r'"trace_id":\s*"([0-9a-f]{32})"'
 
 DASHBOARDS_DIR = "/etc/grafana/dashboards"
+# How often Grafana's file provider re-reads DASHBOARDS_DIR (its default when unset, too):
+# a dashboard the stack writes into its volume is live within this time, with no restart.
+DASHBOARD_POLL_SECONDS = 10
 
 
 def render_datasources(
@@ -103,6 +106,7 @@ def render_dashboard_provider() -> str:
                 "type": "file",
                 "disableDeletion": True,
                 "allowUiUpdates": False,
+                "updateIntervalSeconds": DASHBOARD_POLL_SECONDS,
                 "options": {"path": DASHBOARDS_DIR},
             }
         ],
