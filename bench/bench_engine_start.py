@@ -1,6 +1,6 @@
 """Start-up of the dev stack's recorded containers on a real engine (UT-INFRA-01.1).
 
-    .venv/bin/python -m bench.bench_engine_start [--rounds 3]
+    .venv/bin/python -m bench.bench_engine_start [--rounds 3] [--redeploy] [--against REV]
 
 Starts a dockerd of its own (tests/engine/daemon.py; scripts/bootstrap-engine prepares it),
 builds the stand-ins and the project's images, then applies the dev records (the tier's
@@ -21,8 +21,13 @@ from __future__ import annotations
 import argparse
 import copy
 import datetime
+import json
+import os
 import re
 import statistics
+import subprocess
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from tests.engine.applier import Applier
@@ -93,8 +98,12 @@ def postgres_first_start(applier: Applier, started: float) -> list[tuple[float, 
     return moments
 
 
-def one_round(engine: Engine, applier: Applier) -> tuple[dict[str, float], float]:
-    applier.down(grace=5)
+def one_round(
+    engine: Engine, applier: Applier, *, redeploy: bool = False
+) -> tuple[dict[str, float], float]:
+    """One deployment from nothing (volumes removed: PostgreSQL's initdb), or with `redeploy`
+    a deployment of new containers onto the volumes the previous one left."""
+    applier.down(volumes=not redeploy, grace=5 if not redeploy else None)
     applier.up()
     life = lifecycles(engine.client(), applier.applied_at)
     LAST.clear()
@@ -120,6 +129,45 @@ def with_start_interval(run: StackRun, interval: str) -> StackRun:
     return changed
 
 
+def workload_deps_at(rev: str) -> dict[str, list[str]]:
+    """Each workload's dependencies (by service name) in the dev records at git revision
+    `rev`: that revision's tree, run under the mocks in a process of its own."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "tree"
+        tree.mkdir()
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", rev], check=True, capture_output=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+        (tree / ".venv").symlink_to(ROOT / ".venv")
+        script = (
+            "import json; from tests.stack_harness import run_stack; "
+            f"r = run_stack('dev', {ENGINE_OVERRIDES!r}); "
+            "print(json.dumps({s: sorted(r.container_dependencies(s)) for s in r.workloads()}))"
+        )
+        out = subprocess.run(
+            [str(ROOT / ".venv/bin/python"), "-c", script],
+            cwd=tree,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    deps: dict[str, list[str]] = json.loads(out.splitlines()[-1])
+    return deps
+
+
+def with_order_of(run: StackRun, deps: dict[str, list[str]]) -> StackRun:
+    """A copy of the records whose workloads wait for what `deps` says (another revision's
+    start order), every input unchanged: the two differ in the start order alone."""
+    changed = copy.deepcopy(run)
+    workloads = changed.workloads()
+    urns = {s: r.urn for s, r in workloads.items()}
+    for service, record in workloads.items():
+        others = [d for d in record.dependencies if d not in urns.values()]
+        record.dependencies = others + [urns[d] for d in deps.get(service, []) if d in urns]
+    return changed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
@@ -130,7 +178,21 @@ def main() -> None:
         "(e.g. 500ms,250ms); the variants alternate within each round, so they share the "
         "machine's load",
     )
+    parser.add_argument(
+        "--against",
+        default="",
+        metavar="REV",
+        help="also apply the same records with the start order (the containers' dependencies) "
+        "of git revision REV, alternating with the current one in each round",
+    )
+    parser.add_argument(
+        "--redeploy",
+        action="store_true",
+        help="after each deployment from nothing, also measure a redeployment: every "
+        "container removed and created again onto the volumes kept (PostgreSQL initialised)",
+    )
     args = parser.parse_args()
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
     engine = start_engine()
     results: dict[str, list[tuple[dict[str, float], float]]] = {}
     try:
@@ -150,18 +212,45 @@ def main() -> None:
         variants = {"as recorded": run} | {
             v: with_start_interval(run, v) for v in args.start_intervals.split(",") if v
         }
+        if args.against:
+            variants[f"start order of {args.against}"] = with_order_of(
+                run, workload_deps_at(args.against)
+            )
         appliers = {v: Applier(engine.client(), r, omit=NOT_RUN) for v, r in variants.items()}
         for n in range(args.rounds):
             for variant, applier in appliers.items():
-                results.setdefault(variant, []).append(one_round(engine, applier))
-                if n == args.rounds - 1:
-                    print(f"## {variant}: where the last round's time went\n")
-                    explain(applier)
+                kinds = [("first deployment", False)]
+                if args.redeploy:
+                    kinds.append(("redeployment", True))
+                for kind, redeploy in kinds:
+                    key = f"{variant}, {kind}"
+                    results.setdefault(key, []).append(
+                        one_round(engine, applier, redeploy=redeploy)
+                    )
+                    if n == args.rounds - 1:
+                        print(f"## {key}: where the last round's time went\n")
+                        explain(applier)
         applier.down(grace=5)
+        print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
     finally:
         engine.stop()
-    for variant, rounds in results.items():
-        table(variant, appliers[variant], rounds)
+    for key, rounds in results.items():
+        table(key, appliers[key.rpartition(", ")[0]], rounds)
+    if args.against:
+        ratios(results)
+
+
+def ratios(results: dict[str, list[tuple[dict[str, float], float]]]) -> None:
+    """The whole deployment's median, each variant against the first (same run, same load)."""
+    print("| variant | whole deployment, median (s) | ratio to the first of its kind |")
+    print("|---|---|---|")
+    base: dict[str, float] = {}
+    for key, rounds in results.items():
+        kind = key.rpartition(", ")[2]
+        median = statistics.median(r[1] for r in rounds)
+        base.setdefault(kind, median)
+        print(f"| {key} | {median:.2f} | {median / base[kind]:.2f} |")
+    print()
 
 
 def table(variant: str, applier: Applier, rounds: list[tuple[dict[str, float], float]]) -> None:
@@ -178,6 +267,7 @@ def table(variant: str, applier: Applier, rounds: list[tuple[dict[str, float], f
         f"| **whole deployment** (first create -> last healthy) | "
         f"{statistics.median(totals):.2f} | {max(totals):.2f} | < 10 s: {ok} |\n"
     )
+    print("each round's whole deployment (s):", ", ".join(f"{t:.2f}" for t in totals), "\n")
 
 
 def explain(applier: Applier) -> None:

@@ -1,9 +1,10 @@
 """The logs-and-traces tier: Loki and Tempo store, Alloy collects, Grafana (elsewhere) looks.
 
-Edges: Loki, Tempo -> Alloy (Alloy ships to both) and Loki, Tempo -> Grafana (its
-datasources). Loki has a Docker health check (`loki -health`), so Alloy and Grafana are
-created once it answers /ready; Tempo has none (distroless, no self-probe), so they are
-created once its container exists; Alloy retries its pushes, so nothing is lost meanwhile.
+Edges: Loki, Tempo -> Alloy (Alloy ships to both). Loki has a Docker health check
+(`loki -health`), so Alloy is created once it answers /ready; Tempo has none (distroless, no
+self-probe), so Alloy is created once its container exists; Alloy retries its pushes, so
+nothing is lost meanwhile. Grafana waits for neither: its data sources connect on the first
+query (docs/start-order.md).
 """
 
 from __future__ import annotations
@@ -27,10 +28,6 @@ class LogsTraces:
 
     def scrape_targets(self) -> list[ScrapeTarget]:
         return [*self.loki.scrape_targets, *self.tempo.scrape_targets, *self.alloy.scrape_targets]
-
-    @property
-    def stores(self) -> list[pulumi.Resource]:
-        return [self.loki, self.tempo]
 
 
 def logs_traces_tier(

@@ -213,12 +213,12 @@ def observability_tier(
     name: str,
     c: StackConfig,
     public: str,
-    data: DataTier,
     logs: LogsTraces | None,
     platform: Platform,
     opts: pulumi.ResourceOptions,
 ) -> Observability:
-    """Alertmanager, then Prometheus (after the data it watches), then Grafana over it."""
+    """Alertmanager, Prometheus and Grafana, none waiting for another: each reaches the
+    others per request, and nothing they do at start needs the others up."""
     alertmanager = Alertmanager(
         f"{name}-alertmanager",
         AlertmanagerArgs(
@@ -251,7 +251,9 @@ def observability_tier(
                 *(logs.scrape_targets() if logs else []),
             ],
             rule_files=rule_files(c, "docker"),
-            depends_on=[data.postgres, data.redis, alertmanager],
+            # No start dependency: a target or Alertmanager still starting is an `up 0`
+            # series or a retried notification, and every alert on those waits out its
+            # `for:` (docs/start-order.md).
         ),
         platform,
         opts=opts,
@@ -268,7 +270,7 @@ def observability_tier(
             dashboards={**dashboard_files(), **(log_dashboard_files() if logs else {})},
             loki_url=logs.loki.url if logs else None,
             tempo_url=logs.tempo.url if logs else None,
-            depends_on=[prometheus, *(logs.stores if logs else [])],
+            # No start dependency: its data sources connect on the first query.
         ),
         platform,
         opts=opts,
@@ -297,11 +299,9 @@ def edge_tier(
         prometheus=observability.prometheus.address,
         alertmanager=observability.alertmanager.address,
     )
-    ui: list[pulumi.Resource] = [
-        observability.grafana,
-        observability.prometheus,
-        observability.alertmanager,
-    ]
+    # nginx resolves each upstream per request (a 502 while one is down), so it waits for
+    # none of the admin UIs; only for the ACME seed's volumes (docs/start-order.md).
+    before_nginx: list[pulumi.Resource] = []
     acme = None
     if c.tls_mode == "acme":
         # tls above is then only the placeholder nginx starts with (components/acme.py)
@@ -315,14 +315,14 @@ def edge_tier(
             placeholder_cert=tls.certificate_pem,
             placeholder_key=tls.private_key_pem,
         )
-        ui.append(AcmeSeed(f"{name}-acme-seed", acme, platform, opts=opts))
+        before_nginx.append(AcmeSeed(f"{name}-acme-seed", acme, platform, opts=opts))
     server = nginx(
         name,
         c,
         upstreams,
         tls,
         (c.nginx_http_port, c.nginx_https_port),
-        ui,
+        before_nginx,
         platform,
         opts,
     )

@@ -54,7 +54,7 @@ class DataPlatform(pulumi.ComponentResource):
         )
         self.data = stack.data_tier(name, c, platform, child)
         logs = stack.logs_traces_tier(name, c, platform, child)
-        observability = stack.observability_tier(name, c, public, self.data, logs, platform, child)
+        observability = stack.observability_tier(name, c, public, logs, platform, child)
         edge = stack.edge_tier(name, c, observability, platform, child)
         postgres, redis = self.data.postgres, self.data.redis
         stack.exporters(

@@ -129,7 +129,7 @@ class KubernetesDataPlatform(pulumi.ComponentResource):
             ),
             tls,
             (80, 443),
-            [monitoring.chart],
+            [],  # upstreams resolved per request: a 502 until the chart's services exist
             platform,
             child,
         )
