@@ -579,9 +579,18 @@ class NginxServer:
 
     `upstreams` maps a `set $<name>_upstream` variable's name (backend, grafana, alertmanager,
     ...) to a local port; every other upstream points at 127.0.0.1:9, where nothing listens.
+    With `resolver` (host:port of a DNS server), the upstreams keep the name `upstream_host`,
+    which nginx resolves through that server per request, as it does through Docker's.
     """
 
-    def __init__(self, files: dict[str, str], root: Path, upstreams: dict[str, int]) -> None:
+    def __init__(
+        self,
+        files: dict[str, str],
+        root: Path,
+        upstreams: dict[str, int],
+        resolver: str = "127.0.0.1",
+        upstream_host: str = "127.0.0.1",
+    ) -> None:
         nginx = shutil.which("nginx")
         if nginx is None:
             raise RuntimeError("nginx is not installed: run scripts/bootstrap")
@@ -594,10 +603,11 @@ class NginxServer:
         conf = conf.replace("listen 8081;", f"listen 127.0.0.1:{self.status};")
         conf = conf.replace("pid /var/run/nginx.pid;", f"pid {root}/nginx.pid;")
         # Docker's resolver, or the cluster's by name (nginx resolves that name at start-up)
-        conf = re.sub(r"resolver \S+ ", "resolver 127.0.0.1 ", conf)
+        conf = re.sub(r"resolver \S+ ", f"resolver {resolver} ", conf)
 
         def local(match: re.Match[str]) -> str:
-            return f"set ${match[1]}_upstream http://127.0.0.1:{upstreams.get(match[1], 9)};"
+            port = upstreams.get(match[1], 9)
+            return f"set ${match[1]}_upstream http://{upstream_host}:{port};"
 
         conf = re.sub(r"set \$(\w+)_upstream http://[^;]+;", local, conf)
         for path, content in {**files, "/etc/nginx/nginx.conf": conf}.items():
