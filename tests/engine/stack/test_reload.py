@@ -189,7 +189,7 @@ def change_nginx_under_load(engine: Engine, stack: Applier, mode: str, to: str) 
     failed_between = result.get("failed_between") or [CHANGE_AT, CHANGE_AT]
     if result["failed"]:
         print(f"failures before the change: {result['failures']} at {failed_between} s")
-        print_nginx_errors(engine, stack, since)
+    print_nginx_errors(engine, stack, since)  # also what nginx retried, answered in the end
     # (a second of margin: the load's clock starts a little after the test's)
     assert result["failed"] == 0 or failed_between[1] < CHANGE_AT - 1, result["failures"]
     # the old upstream answered before the change, the new one after it, to the end
