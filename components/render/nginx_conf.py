@@ -52,7 +52,7 @@ SECURITY_HEADERS = (
 # Docker's embedded DNS server, present in every container on a user-defined network.
 DOCKER_RESOLVER = "127.0.0.11"
 # The proxied upstreams, each `set $<name>_upstream` and retried by `@<name>_retry`.
-UPSTREAMS = ("backend", "grafana", "prometheus", "alertmanager", "frontend")
+UPSTREAMS = ("backend", "frontend", "grafana", "prometheus", "alertmanager")
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,10 @@ def render_nginx_conf(s: NginxSettings) -> str:
             f"from these.\n{trusted}\n    real_ip_header X-Forwarded-For;\n"
             "    real_ip_recursive on;\n"
         )
+    upstream_vars = "\n".join(
+        f"        set ${name}_upstream http://{getattr(s, f'{name}_upstream')};"
+        for name in UPSTREAMS
+    )
     retries = "".join(
         f"""
         location @{name}_retry {{
@@ -194,11 +198,7 @@ http {{
 
         limit_req zone=per_client{burst};
 
-        set $backend_upstream http://{s.backend_upstream};
-        set $frontend_upstream http://{s.frontend_upstream};
-        set $grafana_upstream http://{s.grafana_upstream};
-        set $prometheus_upstream http://{s.prometheus_upstream};
-        set $alertmanager_upstream http://{s.alertmanager_upstream};
+{upstream_vars}
 
         location /api/ {{
             proxy_pass $backend_upstream;
